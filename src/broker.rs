@@ -1,0 +1,164 @@
+//! The `Broker` seam: what the transport asks of a broker, in domain types only.
+//!
+//! The in-memory broker ([`crate::memory::MemoryBroker`]) implements it today; a durable store or a
+//! NATS JetStream backend can implement it later without the gRPC edge changing.
+
+use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use futures_core::Stream;
+
+use crate::{
+    error::BrokerError,
+    message::{Message, MessageId, NewMessage},
+    topic::{GroupName, Pattern, Topic},
+};
+
+/// A stream of broker events that ends when the subscription or consumer is over. Dropping it
+/// unsubscribes, or returns what the consumer held to its group.
+pub type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, BrokerError>> + Send>>;
+
+/// What a broker does. Every method is safe to call concurrently.
+pub trait Broker: Clone + Send + Sync + 'static {
+    /// Routes a batch, all or nothing, and returns one [`Published`] per message in order.
+    fn publish(
+        &self,
+        batch: Vec<NewMessage>,
+    ) -> impl Future<Output = Result<Vec<Published>, BrokerError>> + Send;
+
+    /// Subscribes to a pattern. The subscription is active when this returns.
+    fn subscribe(
+        &self,
+        pattern: Pattern,
+    ) -> impl Future<Output = Result<EventStream<SubscriptionEvent>, BrokerError>> + Send;
+
+    /// Joins (creating if needed) a queue group and streams this consumer's deliveries.
+    fn consume(
+        &self,
+        spec: ConsumeSpec,
+    ) -> impl Future<Output = Result<EventStream<Delivery>, BrokerError>> + Send;
+
+    /// Settles deliveries by id and returns the ids that were not outstanding.
+    fn settle(
+        &self,
+        settlement: Settlement,
+    ) -> impl Future<Output = Result<Vec<String>, BrokerError>> + Send;
+
+    /// Publishes a request with a fresh reply inbox and waits up to `timeout` for its reply.
+    fn request(
+        &self,
+        request: NewMessage,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Arc<Message>, BrokerError>> + Send;
+
+    /// Creates a group ahead of traffic; succeeds unchanged if an identical one exists.
+    fn declare_group(&self, spec: GroupSpec)
+    -> impl Future<Output = Result<(), BrokerError>> + Send;
+
+    /// Deletes a group and its messages; its consumers' streams end with [`BrokerError::GroupDeleted`].
+    fn delete_group(
+        &self,
+        pattern: Pattern,
+        group: GroupName,
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
+
+    fn list_groups(&self) -> impl Future<Output = Result<Vec<GroupInfo>, BrokerError>> + Send;
+
+    /// Ends every stream with [`BrokerError::ShuttingDown`] and refuses new ones.
+    fn shutdown(&self);
+}
+
+/// The outcome of publishing one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub id: MessageId,
+    /// Subscriptions, and waiting requesters, the message was offered to.
+    pub subscribers: u32,
+    /// Groups that stored a copy.
+    pub groups: u32,
+}
+
+/// What a subscription yields.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SubscriptionEvent {
+    Message(Arc<Message>),
+    /// The subscriber's buffer overflowed: this many messages were dropped for it, right here.
+    Gap { missed: u64 },
+}
+
+/// How a group hands out messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ConsumeMode {
+    /// Competing consumers: each message to one of them.
+    #[default]
+    Shared,
+    /// One active consumer at a time, in order; others are refused or stand by.
+    Exclusive,
+}
+
+impl fmt::Display for ConsumeMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Shared => "shared",
+            Self::Exclusive => "exclusive",
+        })
+    }
+}
+
+/// A consumer joining a group. `None` means "the default" for each option.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsumeSpec {
+    pub pattern: Pattern,
+    pub group: GroupName,
+    pub mode: ConsumeMode,
+    pub prefetch: Option<u32>,
+    pub ack_deadline: Option<Duration>,
+    /// Exclusive groups only: wait to take over instead of being refused.
+    pub standby: bool,
+}
+
+/// A group declared ahead of traffic. `None` means "the server default" for each option.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupSpec {
+    pub pattern: Pattern,
+    pub group: GroupName,
+    pub mode: ConsumeMode,
+    pub max_length: Option<u32>,
+    pub ack_deadline: Option<Duration>,
+    /// `None`: redeliver forever.
+    pub max_deliveries: Option<u32>,
+    pub dead_letter_topic: Option<Topic>,
+}
+
+/// One message handed to one consumer, to be settled by `delivery_id`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub message: Arc<Message>,
+    pub delivery_id: String,
+    /// 1 on the first delivery.
+    pub attempt: u32,
+}
+
+/// A batch of settlements. Ids are kept as given so unknown ones come back verbatim.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Settlement {
+    pub ack: Vec<String>,
+    pub nack: Vec<String>,
+    pub nack_delay: Duration,
+    pub reject: Vec<String>,
+    pub extend: Vec<String>,
+}
+
+/// A group's settings and counters, for listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfo {
+    pub pattern: Pattern,
+    pub group: GroupName,
+    pub mode: ConsumeMode,
+    pub ready: u64,
+    pub in_flight: u64,
+    pub consumers: u32,
+    pub delivered: u64,
+    pub acked: u64,
+    pub redelivered: u64,
+    pub dead_lettered: u64,
+}

@@ -1,0 +1,167 @@
+//! The broker's configuration: every limit and default in one plain struct, passed in, never global.
+
+use std::{net::SocketAddr, time::Duration};
+
+/// Everything the server and the in-memory broker need to know, with the defaults documented in the
+/// README. The command line fills it from flags and `SWITCHYARD_*` variables; tests build it directly.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where `switchyard serve` listens. Loopback by default: nothing is exposed until asked.
+    pub listen: SocketAddr,
+    /// Largest payload of one message. Bigger ones are INVALID_ARGUMENT naming the message.
+    pub max_payload_bytes: usize,
+    /// Largest encoded gRPC message either way; bounds a whole Publish batch. Must leave room for one
+    /// maximal payload plus its envelope, so a too-large payload is reported as such, not as a frame error.
+    pub max_request_bytes: usize,
+    /// Most messages in one Publish call.
+    pub max_batch_messages: usize,
+    /// Longest topic, pattern or dead-letter topic, in bytes.
+    pub max_topic_bytes: usize,
+    /// Most dot-separated tokens in a topic or pattern.
+    pub max_topic_tokens: usize,
+    /// Longest group name, in bytes.
+    pub max_group_name_bytes: usize,
+    /// Most headers on one message.
+    pub max_headers: usize,
+    /// Largest sum of header name and value lengths on one message.
+    pub max_header_bytes: usize,
+    /// Longest `key`, `correlation_id` or `reply_to`, in bytes.
+    pub max_id_bytes: usize,
+    /// Messages a subscriber may have buffered before newer ones are dropped for it and reported as a
+    /// `Gap`. This is what keeps a slow subscriber from slowing anyone else.
+    pub subscriber_buffer: usize,
+    /// Unacked deliveries per consumer when the consumer asks for 0.
+    pub default_prefetch: u32,
+    /// Largest prefetch a consumer may ask for.
+    pub max_prefetch: u32,
+    /// Ack deadline of a group created without one.
+    pub default_ack_deadline: Duration,
+    /// Longest ack deadline a group or consumer may ask for.
+    pub max_ack_deadline: Duration,
+    /// Messages a group holds (waiting, delayed and in flight) when created without `max_length`.
+    pub default_max_length: u32,
+    /// Longest delay a nack may ask for.
+    pub max_nack_delay: Duration,
+    /// Most delivery ids in one Ack call, all lists together.
+    pub max_ack_ids: usize,
+    /// A group created by Consume alone (not declared) is removed after it has had neither consumers
+    /// nor messages for this long.
+    pub group_idle_timeout: Duration,
+    /// Request timeout when the request gives none.
+    pub default_request_timeout: Duration,
+    /// Longest request timeout a request may ask for.
+    pub max_request_timeout: Duration,
+    /// How long shutdown waits for connections to close after ending every stream.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            max_payload_bytes: 1024 * 1024,
+            max_request_bytes: 4 * 1024 * 1024,
+            max_batch_messages: 1000,
+            max_topic_bytes: 256,
+            max_topic_tokens: 32,
+            max_group_name_bytes: 128,
+            max_headers: 64,
+            max_header_bytes: 16 * 1024,
+            max_id_bytes: 256,
+            subscriber_buffer: 4096,
+            default_prefetch: 64,
+            max_prefetch: 10_000,
+            default_ack_deadline: Duration::from_secs(30),
+            max_ack_deadline: Duration::from_secs(3600),
+            default_max_length: 100_000,
+            max_nack_delay: Duration::from_secs(3600),
+            max_ack_ids: 10_000,
+            group_idle_timeout: Duration::from_secs(300),
+            default_request_timeout: Duration::from_secs(5),
+            max_request_timeout: Duration::from_secs(300),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A configuration that cannot work, named by its setting.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {setting}: {reason}")]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub reason: String,
+}
+
+impl Config {
+    /// The limits that topic and pattern parsing apply.
+    pub fn topic_limits(&self) -> crate::topic::TopicLimits {
+        crate::topic::TopicLimits {
+            max_bytes: self.max_topic_bytes,
+            max_tokens: self.max_topic_tokens,
+        }
+    }
+
+    /// Rejects settings that would make the broker misbehave rather than merely be strict.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |setting, reason: String| Err(ConfigError { setting, reason });
+        let positive: [(&'static str, u64); 10] = [
+            ("max_payload_bytes", self.max_payload_bytes as u64),
+            ("max_batch_messages", self.max_batch_messages as u64),
+            ("max_topic_bytes", self.max_topic_bytes as u64),
+            ("max_topic_tokens", self.max_topic_tokens as u64),
+            ("max_group_name_bytes", self.max_group_name_bytes as u64),
+            ("subscriber_buffer", self.subscriber_buffer as u64),
+            ("default_prefetch", u64::from(self.default_prefetch)),
+            ("default_max_length", u64::from(self.default_max_length)),
+            ("max_ack_ids", self.max_ack_ids as u64),
+            ("default_ack_deadline", self.default_ack_deadline.as_millis() as u64),
+        ];
+        for (setting, value) in positive {
+            if value == 0 {
+                return fail(setting, "must be greater than 0".into());
+            }
+        }
+        let envelope = self.max_payload_bytes.saturating_add(64 * 1024);
+        if self.max_request_bytes < envelope {
+            return fail(
+                "max_request_bytes",
+                format!("must be at least max_payload_bytes + 64 KiB ({envelope})"),
+            );
+        }
+        if self.default_prefetch > self.max_prefetch {
+            return fail("default_prefetch", "must not exceed max_prefetch".into());
+        }
+        if self.default_ack_deadline > self.max_ack_deadline {
+            return fail("default_ack_deadline", "must not exceed max_ack_deadline".into());
+        }
+        if self.default_request_timeout.is_zero()
+            || self.default_request_timeout > self.max_request_timeout
+        {
+            return fail(
+                "default_request_timeout",
+                "must be greater than 0 and not exceed max_request_timeout".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn request_limit_must_fit_a_maximal_payload() {
+        let config = Config {
+            max_request_bytes: 1024 * 1024,
+            ..Config::default()
+        };
+        let error = config.validate().unwrap_err();
+        assert_eq!(error.setting, "max_request_bytes");
+    }
+}

@@ -1,0 +1,53 @@
+//! The errors a broker reports to its callers. They name what was wrong; the transport maps each kind
+//! to a status code in one table (`transport::status`).
+
+use std::time::Duration;
+
+/// Why a broker operation failed. Nothing here names a transport.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// The caller sent something malformed; `field` is the path of the offending input.
+    #[error("{field}: {reason}")]
+    InvalidArgument { field: String, reason: String },
+    /// Publishing the batch would push a group past its `max_length`; nothing was routed.
+    #[error("messages[{index}]: group {group} is full ({max_length} messages); nothing in the batch was published")]
+    GroupFull {
+        index: usize,
+        group: String,
+        max_length: u32,
+    },
+    /// An exclusive group already has its one active consumer.
+    #[error("group {group} is exclusive and already has an active consumer (consume with standby to wait)")]
+    ExclusiveTaken { group: String },
+    /// The group exists with other settings than the ones asked for.
+    #[error("group {group} exists with {setting} {existing}, not {requested}")]
+    GroupConflict {
+        group: String,
+        setting: &'static str,
+        existing: String,
+        requested: String,
+    },
+    #[error("group {group} not found")]
+    GroupNotFound { group: String },
+    /// The group was deleted while this consumer was attached.
+    #[error("group {group} was deleted")]
+    GroupDeleted { group: String },
+    /// A request found no subscription and no group on its topic.
+    #[error("no responders for topic {topic}")]
+    NoResponders { topic: String },
+    #[error("no reply within {} ms", .0.as_millis())]
+    RequestTimedOut(Duration),
+    #[error("the broker is shutting down")]
+    ShuttingDown,
+}
+
+impl BrokerError {
+    /// Shorthand for an [`BrokerError::InvalidArgument`] about `field`.
+    pub fn invalid(field: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        Self::InvalidArgument {
+            field: field.into(),
+            reason: reason.to_string(),
+        }
+    }
+}

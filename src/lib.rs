@@ -1,0 +1,23 @@
+//! Switchyard: a message broker that speaks gRPC.
+//!
+//! The layout follows the architecture: [`broker`] is the seam (the `Broker` trait and the domain types
+//! it speaks), [`memory`] is the in-memory implementation of it (plain Rust routers, no gRPC),
+//! [`transport`] is the gRPC edge that converts between `pb` and the domain, and [`server`] wires the
+//! edge to a listener.
+
+pub mod broker;
+pub mod config;
+pub mod error;
+pub mod memory;
+pub mod message;
+pub mod server;
+pub mod topic;
+pub mod transport;
+
+/// The code generated from `proto/switchyard/v1`.
+pub mod pb {
+    tonic::include_proto!("switchyard.v1");
+
+    /// The encoded descriptors of the schema, served by reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("switchyard_descriptor");
+}

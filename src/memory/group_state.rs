@@ -1,0 +1,432 @@
+//! The state machine of one queue group, as plain data: what waits, what is in flight with whom and
+//! until when, and who may take the next message. Time is passed in, so every rule here is tested
+//! without a clock, a runtime or a network; `group.rs` wraps it with a lock, wakeups and a timer.
+//!
+//! Ordering: new messages wait in publish order in `ready`. A message coming back (deadline passed,
+//! nack, consumer gone) goes to `redeliver`, ordered by its original position, and is handed out before
+//! anything in `ready`. So an exclusive consumer, and a standby taking over, see publish order.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
+    sync::Arc,
+    time::Duration,
+};
+
+use tokio::{sync::Notify, time::Instant};
+
+use crate::{broker::ConsumeMode, message::Message, topic::Topic};
+
+/// What a group was created with. Fixed for its lifetime.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupSettings {
+    pub mode: ConsumeMode,
+    /// Messages held at most: waiting, delayed and in flight together.
+    pub max_length: u32,
+    pub ack_deadline: Duration,
+    /// `None`: redeliver forever.
+    pub max_deliveries: Option<u32>,
+    pub dead_letter_topic: Option<Topic>,
+}
+
+pub type ConsumerId = u64;
+/// Identifies one delivery within its group; a redelivery gets a new one.
+pub type DeliverySeq = u64;
+
+/// One consumer's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumerTerms {
+    pub prefetch: u32,
+    pub ack_deadline: Duration,
+    pub standby: bool,
+}
+
+/// Why a consumer could not attach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachRefusal {
+    ExclusiveTaken,
+}
+
+/// How a delivery is settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    Ack,
+    Nack { delay: Duration },
+    Reject,
+    Extend,
+}
+
+/// Why a message left its group without being acked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadLetterReason {
+    Rejected,
+    MaxDeliveries,
+}
+
+impl DeadLetterReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rejected => "rejected",
+            Self::MaxDeliveries => "max-deliveries",
+        }
+    }
+}
+
+/// A message to forward to the dead-letter topic (or discard, if the group has none).
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub message: Arc<Message>,
+    pub reason: DeadLetterReason,
+    pub attempts: u32,
+}
+
+/// A message handed to a consumer.
+#[derive(Debug, Clone)]
+pub struct Handout {
+    pub delivery: DeliverySeq,
+    pub message: Arc<Message>,
+    pub attempt: u32,
+}
+
+/// Counters kept for listing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupStats {
+    pub delivered: u64,
+    pub acked: u64,
+    pub redelivered: u64,
+    pub dead_lettered: u64,
+}
+
+#[derive(Debug)]
+struct Pending {
+    /// Position in publish order within this group.
+    seq: u64,
+    message: Arc<Message>,
+    /// Deliveries made so far.
+    attempts: u32,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    pending: Pending,
+    consumer: ConsumerId,
+    deadline: Instant,
+    ack_deadline: Duration,
+}
+
+#[derive(Debug)]
+struct ConsumerSlot {
+    id: ConsumerId,
+    terms: ConsumerTerms,
+    in_flight: u32,
+    notify: Arc<Notify>,
+}
+
+#[derive(Debug)]
+pub struct GroupState {
+    settings: GroupSettings,
+    next_seq: u64,
+    next_delivery: DeliverySeq,
+    next_consumer: ConsumerId,
+    ready: VecDeque<Pending>,
+    redeliver: BTreeMap<u64, Pending>,
+    /// Nacked with a delay: due time, then publish order.
+    delayed: BTreeMap<(Instant, u64), Pending>,
+    in_flight: HashMap<DeliverySeq, InFlight>,
+    deadlines: BTreeSet<(Instant, DeliverySeq)>,
+    /// In attach order. In exclusive mode the first is the active consumer and the rest stand by.
+    consumers: Vec<ConsumerSlot>,
+    stats: GroupStats,
+    /// Since when the group has had neither consumers nor messages.
+    idle_since: Option<Instant>,
+}
+
+impl GroupState {
+    pub fn new(settings: GroupSettings, now: Instant) -> Self {
+        Self {
+            settings,
+            next_seq: 0,
+            next_delivery: 0,
+            next_consumer: 0,
+            ready: VecDeque::new(),
+            redeliver: BTreeMap::new(),
+            delayed: BTreeMap::new(),
+            in_flight: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            consumers: Vec::new(),
+            stats: GroupStats::default(),
+            idle_since: Some(now),
+        }
+    }
+
+    pub fn settings(&self) -> &GroupSettings {
+        &self.settings
+    }
+
+    pub fn stats(&self) -> GroupStats {
+        self.stats
+    }
+
+    /// Messages held: waiting, delayed and in flight.
+    pub fn len(&self) -> usize {
+        self.waiting() + self.in_flight.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Messages not in flight: ready, to be redelivered, or delayed.
+    pub fn waiting(&self) -> usize {
+        self.ready.len() + self.redeliver.len() + self.delayed.len()
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    pub fn consumers(&self) -> usize {
+        self.consumers.len()
+    }
+
+    /// Whether `extra` more messages fit under `max_length`.
+    pub fn has_room_for(&self, extra: usize) -> bool {
+        self.len().saturating_add(extra) <= self.settings.max_length as usize
+    }
+
+    /// Since when the group has been without consumers and messages, if it is.
+    pub fn idle_since(&self) -> Option<Instant> {
+        self.idle_since
+    }
+
+    pub fn enqueue(&mut self, message: Arc<Message>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.ready.push_back(Pending {
+            seq,
+            message,
+            attempts: 0,
+        });
+        self.idle_since = None;
+    }
+
+    /// Adds a consumer, or refuses it when an exclusive group already has an active one and it does
+    /// not ask to stand by.
+    pub fn attach(
+        &mut self,
+        terms: ConsumerTerms,
+        notify: Arc<Notify>,
+    ) -> Result<ConsumerId, AttachRefusal> {
+        let exclusive = self.settings.mode == ConsumeMode::Exclusive;
+        if exclusive && !self.consumers.is_empty() && !terms.standby {
+            return Err(AttachRefusal::ExclusiveTaken);
+        }
+        let id = self.next_consumer;
+        self.next_consumer += 1;
+        self.consumers.push(ConsumerSlot {
+            id,
+            terms,
+            in_flight: 0,
+            notify,
+        });
+        self.idle_since = None;
+        Ok(id)
+    }
+
+    /// Removes a consumer and returns what it held to the group, ahead of newer messages. In an
+    /// exclusive group the longest-waiting standby becomes active.
+    pub fn detach(&mut self, consumer: ConsumerId, now: Instant) -> Vec<DeadLetter> {
+        let Some(index) = self.consumers.iter().position(|slot| slot.id == consumer) else {
+            return Vec::new();
+        };
+        self.consumers.remove(index);
+        let held: Vec<DeliverySeq> = self
+            .in_flight
+            .iter()
+            .filter(|(_, flight)| flight.consumer == consumer)
+            .map(|(delivery, _)| *delivery)
+            .collect();
+        let mut dead = Vec::new();
+        for delivery in held {
+            if let Some(flight) = self.remove_in_flight(delivery) {
+                dead.extend(self.requeue(flight.pending, now, Duration::ZERO));
+            }
+        }
+        self.refresh_idle(now);
+        dead
+    }
+
+    /// Hands the next message to `consumer` if it may take one: it is active, under its prefetch, and
+    /// something is ready. Redeliveries come first, in publish order.
+    pub fn take(&mut self, consumer: ConsumerId, now: Instant) -> Option<Handout> {
+        let index = self.consumers.iter().position(|slot| slot.id == consumer)?;
+        if !self.may_take(index) {
+            return None;
+        }
+        let mut pending = match self.redeliver.pop_first() {
+            Some((_, pending)) => pending,
+            None => self.ready.pop_front()?,
+        };
+        pending.attempts += 1;
+        self.stats.delivered += 1;
+        if pending.attempts > 1 {
+            self.stats.redelivered += 1;
+        }
+        let slot = &mut self.consumers[index];
+        slot.in_flight += 1;
+        let ack_deadline = slot.terms.ack_deadline;
+        let delivery = self.next_delivery;
+        self.next_delivery += 1;
+        let deadline = now + ack_deadline;
+        self.deadlines.insert((deadline, delivery));
+        let handout = Handout {
+            delivery,
+            message: Arc::clone(&pending.message),
+            attempt: pending.attempts,
+        };
+        self.in_flight.insert(
+            delivery,
+            InFlight {
+                pending,
+                consumer,
+                deadline,
+                ack_deadline,
+            },
+        );
+        Some(handout)
+    }
+
+    fn may_take(&self, index: usize) -> bool {
+        let slot = &self.consumers[index];
+        let active = self.settings.mode == ConsumeMode::Shared || index == 0;
+        active && slot.in_flight < slot.terms.prefetch
+    }
+
+    /// Settles one delivery. `Err(())` means the delivery is not outstanding (settled, expired,
+    /// returned, or never made); nothing changes then.
+    #[allow(clippy::result_unit_err)]
+    pub fn settle(
+        &mut self,
+        delivery: DeliverySeq,
+        action: Settle,
+        now: Instant,
+    ) -> Result<Option<DeadLetter>, ()> {
+        if let Settle::Extend = action {
+            let flight = self.in_flight.get_mut(&delivery).ok_or(())?;
+            self.deadlines.remove(&(flight.deadline, delivery));
+            flight.deadline = now + flight.ack_deadline;
+            self.deadlines.insert((flight.deadline, delivery));
+            return Ok(None);
+        }
+        let flight = self.remove_in_flight(delivery).ok_or(())?;
+        let dead = match action {
+            Settle::Ack => {
+                self.stats.acked += 1;
+                None
+            }
+            Settle::Nack { delay } => self.requeue(flight.pending, now, delay),
+            Settle::Reject => Some(self.dead_letter(flight.pending, DeadLetterReason::Rejected)),
+            Settle::Extend => unreachable!("handled above"),
+        };
+        self.refresh_idle(now);
+        Ok(dead)
+    }
+
+    /// Returns to the group every delivery whose deadline has passed and releases delayed messages
+    /// that are due.
+    pub fn expire(&mut self, now: Instant) -> Vec<DeadLetter> {
+        while let Some(entry) = self.delayed.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let pending = entry.remove();
+            self.redeliver.insert(pending.seq, pending);
+        }
+        let mut dead = Vec::new();
+        while let Some(&(deadline, delivery)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            if let Some(flight) = self.remove_in_flight(delivery) {
+                dead.extend(self.requeue(flight.pending, now, Duration::ZERO));
+            }
+        }
+        self.refresh_idle(now);
+        dead
+    }
+
+    /// The next time [`GroupState::expire`] has work: a deadline or a delayed message coming due.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let deadline = self.deadlines.first().map(|(at, _)| *at);
+        let due = self.delayed.first_key_value().map(|((at, _), _)| *at);
+        deadline.into_iter().chain(due).min()
+    }
+
+    /// The consumers worth waking: active, with room, no more of them than there are messages to take.
+    pub fn consumers_to_wake(&self) -> Vec<Arc<Notify>> {
+        let available = self.ready.len() + self.redeliver.len();
+        (0..self.consumers.len())
+            .filter(|&index| self.may_take(index))
+            .take(available)
+            .map(|index| Arc::clone(&self.consumers[index].notify))
+            .collect()
+    }
+
+    /// Empties the group, for deletion. Returns how many messages were dropped.
+    pub fn clear(&mut self) -> usize {
+        let dropped = self.len();
+        self.ready.clear();
+        self.redeliver.clear();
+        self.delayed.clear();
+        self.in_flight.clear();
+        self.deadlines.clear();
+        dropped
+    }
+
+    fn remove_in_flight(&mut self, delivery: DeliverySeq) -> Option<InFlight> {
+        let flight = self.in_flight.remove(&delivery)?;
+        self.deadlines.remove(&(flight.deadline, delivery));
+        if let Some(slot) = self.consumers.iter_mut().find(|s| s.id == flight.consumer) {
+            slot.in_flight -= 1;
+        }
+        Some(flight)
+    }
+
+    /// Puts a message back for another try, unless it has used up its deliveries.
+    fn requeue(&mut self, pending: Pending, now: Instant, delay: Duration) -> Option<DeadLetter> {
+        if self
+            .settings
+            .max_deliveries
+            .is_some_and(|max| pending.attempts >= max)
+        {
+            return Some(self.dead_letter(pending, DeadLetterReason::MaxDeliveries));
+        }
+        if delay.is_zero() {
+            self.redeliver.insert(pending.seq, pending);
+        } else {
+            self.delayed.insert((now + delay, pending.seq), pending);
+        }
+        None
+    }
+
+    fn dead_letter(&mut self, pending: Pending, reason: DeadLetterReason) -> DeadLetter {
+        self.stats.dead_lettered += 1;
+        DeadLetter {
+            message: pending.message,
+            reason,
+            attempts: pending.attempts,
+        }
+    }
+
+    fn refresh_idle(&mut self, now: Instant) {
+        let idle = self.consumers.is_empty() && self.is_empty();
+        self.idle_since = match (idle, self.idle_since) {
+            (true, Some(since)) => Some(since),
+            (true, None) => Some(now),
+            (false, _) => None,
+        };
+    }
+}
+
+#[cfg(test)]
+#[path = "group_state_tests.rs"]
+mod tests;

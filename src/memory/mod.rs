@@ -1,0 +1,295 @@
+//! The in-memory broker: routers as plain Rust behind the [`Broker`] seam.
+//!
+//! One index (a [`sublist::Sublist`]) maps patterns to subscriptions and queue groups. Publishing
+//! takes the index's read lock only to collect targets, so publishers never exclude each other; each
+//! group and each subscriber has its own small lock. A housekeeping task forwards dead letters and
+//! removes idle groups, so groups never hold a handle to the broker.
+
+mod group;
+mod group_state;
+mod registry;
+mod replies;
+mod route;
+mod sublist;
+mod subscriber;
+
+use std::{
+    sync::{Arc, Weak},
+    time::Duration,
+};
+
+use parking_lot::RwLock;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use self::{
+    group::{Housekeeping, QueueGroup},
+    group_state::{ConsumerTerms, Settle},
+    registry::Registry,
+    replies::ReplyRouter,
+    route::{Admission, Target},
+    sublist::{EntryId, Sublist},
+    subscriber::{SubscriberQueue, subscription_stream},
+};
+use crate::{
+    broker::{
+        Broker, ConsumeMode, ConsumeSpec, Delivery, EventStream, GroupInfo, GroupSpec, Published,
+        Settlement, SubscriptionEvent,
+    },
+    config::Config,
+    error::BrokerError,
+    message::{Message, NewMessage},
+    topic::{GroupName, Pattern, Topic},
+};
+
+/// A cheap `Clone` handle to one in-memory broker.
+#[derive(Debug, Clone)]
+pub struct MemoryBroker {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: Config,
+    /// Patterns to subscriptions and groups. A `parking_lot` read-write lock: publishers share it for
+    /// a trie walk; only subscribing and group changes take it exclusively.
+    index: RwLock<Sublist<Target>>,
+    registry: Registry,
+    replies: Arc<ReplyRouter>,
+    housekeeping: mpsc::UnboundedSender<Housekeeping>,
+    /// Cancelled once, at shutdown: ends every stream and refuses new work.
+    shutdown: CancellationToken,
+}
+
+impl MemoryBroker {
+    /// Creates a broker and starts its housekeeping task. Needs a Tokio runtime.
+    pub fn new(config: Config) -> Self {
+        let (housekeeping, events) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            config,
+            index: RwLock::new(Sublist::default()),
+            registry: Registry::default(),
+            replies: Arc::default(),
+            housekeeping,
+            shutdown: CancellationToken::new(),
+        });
+        tokio::spawn(run_housekeeping(Arc::downgrade(&shared), events));
+        Self { shared }
+    }
+
+    /// Replies that arrived when no request was waiting for them.
+    pub fn unmatched_replies(&self) -> u64 {
+        self.shared.replies.unmatched()
+    }
+
+    fn check_running(&self) -> Result<(), BrokerError> {
+        if self.shared.shutdown.is_cancelled() {
+            return Err(BrokerError::ShuttingDown);
+        }
+        Ok(())
+    }
+
+    fn check_ack_deadline(&self, field: &str, deadline: Option<Duration>) -> Result<(), BrokerError> {
+        let max = self.shared.config.max_ack_deadline;
+        match deadline {
+            Some(deadline) if deadline > max => Err(BrokerError::invalid(
+                field,
+                format!("must be at most {} ms", max.as_millis()),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A subscription's place in the index; dropping it (with the stream) unsubscribes.
+struct Registration {
+    shared: Arc<Shared>,
+    pattern: Pattern,
+    entry: EntryId,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.shared.index.write().remove(&self.pattern, self.entry);
+    }
+}
+
+impl Broker for MemoryBroker {
+    async fn publish(&self, batch: Vec<NewMessage>) -> Result<Vec<Published>, BrokerError> {
+        self.check_running()?;
+        let messages = batch
+            .into_iter()
+            .map(|new| Arc::new(Message::stamp(new)))
+            .collect();
+        self.shared.route(messages, Admission::Checked)
+    }
+
+    async fn subscribe(
+        &self,
+        pattern: Pattern,
+    ) -> Result<EventStream<SubscriptionEvent>, BrokerError> {
+        self.check_running()?;
+        let queue = Arc::new(SubscriberQueue::new(self.shared.config.subscriber_buffer));
+        let entry = self
+            .shared
+            .index
+            .write()
+            .insert(&pattern, Target::Subscriber(Arc::clone(&queue)));
+        let registration = Registration {
+            shared: Arc::clone(&self.shared),
+            pattern,
+            entry,
+        };
+        Ok(subscription_stream(
+            queue,
+            registration,
+            self.shared.shutdown.clone(),
+        ))
+    }
+
+    async fn consume(&self, spec: ConsumeSpec) -> Result<EventStream<Delivery>, BrokerError> {
+        self.check_running()?;
+        let config = &self.shared.config;
+        if spec.prefetch.is_some_and(|p| p > config.max_prefetch) {
+            let reason = format!("must be at most {}", config.max_prefetch);
+            return Err(BrokerError::invalid("prefetch", reason));
+        }
+        self.check_ack_deadline("ack_deadline_ms", spec.ack_deadline)?;
+        if spec.standby && spec.mode != ConsumeMode::Exclusive {
+            let reason = "only exclusive groups have standby consumers";
+            return Err(BrokerError::invalid("standby", reason));
+        }
+        let group = self.shared.registry.for_consumer(&self.shared, &spec, |group| {
+            let terms = ConsumerTerms {
+                prefetch: spec.prefetch.unwrap_or(config.default_prefetch),
+                ack_deadline: spec.ack_deadline.unwrap_or(group.settings().ack_deadline),
+                standby: spec.standby,
+            };
+            group.attach(terms, self.shared.shutdown.clone())
+        })?;
+        Ok(group)
+    }
+
+    async fn settle(&self, settlement: Settlement) -> Result<Vec<String>, BrokerError> {
+        let config = &self.shared.config;
+        let Settlement {
+            ack,
+            nack,
+            nack_delay,
+            reject,
+            extend,
+        } = settlement;
+        let count = ack.len() + nack.len() + reject.len() + extend.len();
+        if count > config.max_ack_ids {
+            let reason = format!("{count} ids in one call; the limit is {}", config.max_ack_ids);
+            return Err(BrokerError::invalid("ack_ids", reason));
+        }
+        if nack_delay > config.max_nack_delay {
+            let reason = format!("must be at most {} ms", config.max_nack_delay.as_millis());
+            return Err(BrokerError::invalid("nack_delay_ms", reason));
+        }
+        let mut unknown = Vec::new();
+        let batches = [
+            (ack, Settle::Ack),
+            (nack, Settle::Nack { delay: nack_delay }),
+            (reject, Settle::Reject),
+            (extend, Settle::Extend),
+        ];
+        for (ids, action) in batches {
+            for id in ids {
+                let settled = QueueGroup::parse_delivery_id(&id)
+                    .and_then(|(group, delivery)| {
+                        let group = self.shared.registry.by_id(group)?;
+                        Some(group.settle(delivery, action))
+                    })
+                    .unwrap_or(false);
+                if !settled {
+                    unknown.push(id);
+                }
+            }
+        }
+        Ok(unknown)
+    }
+
+    async fn request(
+        &self,
+        mut request: NewMessage,
+        timeout: Duration,
+    ) -> Result<Arc<Message>, BrokerError> {
+        self.check_running()?;
+        let inbox = Topic::new_inbox();
+        if request.correlation_id.is_empty() {
+            request.correlation_id = uuid::Uuid::now_v7().to_string();
+        }
+        request.reply_to = Some(inbox.clone());
+        let topic = request.topic.to_string();
+        // Wait before publishing: a fast responder may answer before `publish` returns.
+        let mut pending = self
+            .shared
+            .replies
+            .wait_for(inbox, request.correlation_id.clone());
+        let published = self.publish(vec![request]).await?;
+        if published
+            .first()
+            .is_none_or(|p| p.subscribers == 0 && p.groups == 0)
+        {
+            return Err(BrokerError::NoResponders { topic });
+        }
+        tokio::select! {
+            reply = pending.reply() => reply.ok_or(BrokerError::ShuttingDown),
+            () = tokio::time::sleep(timeout) => Err(BrokerError::RequestTimedOut(timeout)),
+            () = self.shared.shutdown.cancelled() => Err(BrokerError::ShuttingDown),
+        }
+    }
+
+    async fn declare_group(&self, spec: GroupSpec) -> Result<(), BrokerError> {
+        self.check_running()?;
+        if spec.max_deliveries == Some(0) {
+            return Err(BrokerError::invalid("max_deliveries", "0 means unlimited; pass None"));
+        }
+        self.check_ack_deadline("ack_deadline_ms", spec.ack_deadline)?;
+        if let Some(topic) = &spec.dead_letter_topic
+            && spec.pattern.matches(topic)
+        {
+            let reason = format!("{topic} matches the group's own pattern {}", spec.pattern);
+            return Err(BrokerError::invalid("dead_letter_topic", reason));
+        }
+        self.shared.registry.declare(&self.shared, spec)
+    }
+
+    async fn delete_group(&self, pattern: Pattern, group: GroupName) -> Result<(), BrokerError> {
+        self.shared.registry.delete(&self.shared, &pattern, &group)
+    }
+
+    async fn list_groups(&self) -> Result<Vec<GroupInfo>, BrokerError> {
+        Ok(self.shared.registry.list())
+    }
+
+    fn shutdown(&self) {
+        self.shared.shutdown.cancel();
+    }
+}
+
+/// Forwards dead letters and removes idle groups until the broker is dropped.
+async fn run_housekeeping(
+    shared: Weak<Shared>,
+    mut events: mpsc::UnboundedReceiver<Housekeeping>,
+) {
+    while let Some(event) = events.recv().await {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        match event {
+            Housekeeping::DeadLetter(message) => {
+                let id = message.id;
+                if let Err(error) = shared.route(vec![Arc::new(message)], Admission::Forced) {
+                    tracing::warn!(%id, %error, "dead letter could not be routed");
+                }
+            }
+            Housekeeping::Idle(group) => shared.registry.remove_if_idle(&shared, group),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,223 @@
+//! The queue groups that exist: created by Consume or DeclareGroup, found by (pattern, name) or by
+//! the id in a delivery id, removed by DeleteGroup or when an undeclared group has been idle.
+//!
+//! Lock order, everywhere: registry, then index, then a group. The registry lock is taken only to
+//! create, attach to or remove a group, never on the publish path.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+use super::{
+    Shared,
+    group::{GroupId, QueueGroup},
+    group_state::GroupSettings,
+    route::Target,
+    sublist::EntryId,
+};
+use crate::{
+    broker::{ConsumeMode, ConsumeSpec, GroupInfo, GroupSpec},
+    error::BrokerError,
+    topic::{GroupName, Pattern},
+};
+
+type GroupKey = (Pattern, GroupName);
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    /// By (pattern, name), with each group's place in the index.
+    by_key: Mutex<HashMap<GroupKey, (Arc<QueueGroup>, EntryId)>>,
+    /// By id, for acks: sharded so settling never waits on group creation.
+    by_id: DashMap<GroupId, Arc<QueueGroup>>,
+    next_id: AtomicU64,
+}
+
+impl Registry {
+    pub fn by_id(&self, id: GroupId) -> Option<Arc<QueueGroup>> {
+        self.by_id.get(&id).map(|entry| Arc::clone(entry.value()))
+    }
+
+    /// Finds or creates the group a consumer names and runs `attach` on it while the group cannot be
+    /// removed, so an idle group is never expired under a consumer that is joining it.
+    pub fn for_consumer<T>(
+        &self,
+        shared: &Shared,
+        spec: &ConsumeSpec,
+        attach: impl FnOnce(&Arc<QueueGroup>) -> Result<T, BrokerError>,
+    ) -> Result<T, BrokerError> {
+        let mut by_key = self.by_key.lock();
+        let key = (spec.pattern.clone(), spec.group.clone());
+        if let Some((group, _)) = by_key.get(&key) {
+            let mode = group.settings().mode;
+            if mode != spec.mode {
+                return Err(conflict(&spec.group, "mode", mode, spec.mode));
+            }
+            return attach(group);
+        }
+        let settings = GroupSettings {
+            mode: spec.mode,
+            max_length: shared.config.default_max_length,
+            ack_deadline: shared.config.default_ack_deadline,
+            max_deliveries: None,
+            dead_letter_topic: None,
+        };
+        let group = self.create(shared, &mut by_key, key, settings, false);
+        attach(&group)
+    }
+
+    /// Creates a declared group, or accepts an identical existing one. A group made earlier by
+    /// Consume with default settings becomes declared when declared with those same settings.
+    pub fn declare(&self, shared: &Shared, spec: GroupSpec) -> Result<(), BrokerError> {
+        let config = &shared.config;
+        let settings = GroupSettings {
+            mode: spec.mode,
+            max_length: spec.max_length.unwrap_or(config.default_max_length),
+            ack_deadline: spec.ack_deadline.unwrap_or(config.default_ack_deadline),
+            max_deliveries: spec.max_deliveries,
+            dead_letter_topic: spec.dead_letter_topic,
+        };
+        let mut by_key = self.by_key.lock();
+        let key = (spec.pattern, spec.group);
+        if let Some((group, _)) = by_key.get(&key) {
+            let existing = group.settings();
+            return match first_difference(&existing, &settings) {
+                Some((setting, was, asked)) => Err(BrokerError::GroupConflict {
+                    group: key.1.to_string(),
+                    setting,
+                    existing: was,
+                    requested: asked,
+                }),
+                None => {
+                    group.mark_declared();
+                    Ok(())
+                }
+            };
+        }
+        self.create(shared, &mut by_key, key, settings, true);
+        Ok(())
+    }
+
+    pub fn delete(
+        &self,
+        shared: &Shared,
+        pattern: &Pattern,
+        name: &GroupName,
+    ) -> Result<(), BrokerError> {
+        let mut by_key = self.by_key.lock();
+        let key = (pattern.clone(), name.clone());
+        let Some((group, entry)) = by_key.remove(&key) else {
+            return Err(BrokerError::GroupNotFound {
+                group: format!("{name} on {pattern}"),
+            });
+        };
+        self.unlink(shared, &group, entry);
+        Ok(())
+    }
+
+    /// Removes an undeclared group that is still idle past its timeout.
+    pub fn remove_if_idle(&self, shared: &Shared, id: GroupId) {
+        let mut by_key = self.by_key.lock();
+        let Some(group) = self.by_id(id) else {
+            return;
+        };
+        if !group.is_expired(Instant::now()) {
+            return;
+        }
+        let key = (group.pattern.clone(), group.name.clone());
+        if let Some((_, entry)) = by_key.remove(&key) {
+            tracing::debug!(group = %group.name, pattern = %group.pattern, "idle group removed");
+            self.unlink(shared, &group, entry);
+        }
+    }
+
+    pub fn list(&self) -> Vec<GroupInfo> {
+        let groups: Vec<Arc<QueueGroup>> = self
+            .by_key
+            .lock()
+            .values()
+            .map(|(group, _)| Arc::clone(group))
+            .collect();
+        let mut infos: Vec<GroupInfo> = groups.iter().map(|group| group.info()).collect();
+        infos.sort_by(|a, b| (&a.pattern, &a.group).cmp(&(&b.pattern, &b.group)));
+        infos
+    }
+
+    fn create(
+        &self,
+        shared: &Shared,
+        by_key: &mut HashMap<GroupKey, (Arc<QueueGroup>, EntryId)>,
+        key: GroupKey,
+        settings: GroupSettings,
+        declared: bool,
+    ) -> Arc<QueueGroup> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let group = QueueGroup::start(
+            id,
+            key.0.clone(),
+            key.1.clone(),
+            settings,
+            declared,
+            shared.config.group_idle_timeout,
+            shared.housekeeping.clone(),
+        );
+        let entry = shared
+            .index
+            .write()
+            .insert(&key.0, Target::Group(Arc::clone(&group)));
+        self.by_id.insert(id, Arc::clone(&group));
+        tracing::debug!(group = %key.1, pattern = %key.0, declared, "group created");
+        by_key.insert(key, (Arc::clone(&group), entry));
+        group
+    }
+
+    fn unlink(&self, shared: &Shared, group: &Arc<QueueGroup>, entry: EntryId) {
+        shared.index.write().remove(&group.pattern, entry);
+        self.by_id.remove(&group.id);
+        let dropped = group.close();
+        tracing::debug!(group = %group.name, pattern = %group.pattern, dropped, "group removed");
+    }
+}
+
+fn conflict(group: &GroupName, setting: &'static str, was: ConsumeMode, asked: ConsumeMode) -> BrokerError {
+    BrokerError::GroupConflict {
+        group: group.to_string(),
+        setting,
+        existing: was.to_string(),
+        requested: asked.to_string(),
+    }
+}
+
+/// The first setting that differs, as (name, existing, requested).
+fn first_difference(
+    existing: &GroupSettings,
+    requested: &GroupSettings,
+) -> Option<(&'static str, String, String)> {
+    let show_topic = |topic: &Option<crate::topic::Topic>| {
+        topic.as_ref().map_or_else(|| "none".to_string(), ToString::to_string)
+    };
+    let show_max = |max: Option<u32>| max.map_or_else(|| "unlimited".to_string(), |m| m.to_string());
+    let pairs = [
+        ("mode", existing.mode.to_string(), requested.mode.to_string()),
+        ("max_length", existing.max_length.to_string(), requested.max_length.to_string()),
+        (
+            "ack_deadline_ms",
+            existing.ack_deadline.as_millis().to_string(),
+            requested.ack_deadline.as_millis().to_string(),
+        ),
+        ("max_deliveries", show_max(existing.max_deliveries), show_max(requested.max_deliveries)),
+        (
+            "dead_letter_topic",
+            show_topic(&existing.dead_letter_topic),
+            show_topic(&requested.dead_letter_topic),
+        ),
+    ];
+    pairs.into_iter().find(|(_, was, asked)| was != asked)
+}

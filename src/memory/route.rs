@@ -1,0 +1,121 @@
+//! Routing a batch of messages to subscriptions, groups and waiting requests, all or nothing.
+//!
+//! The order of the steps is what makes a batch atomic without a global lock: targets are collected
+//! under the index's shared lock, then every group involved is locked (in group-id order, so two
+//! batches can never deadlock), checked for room and filled, and only then are subscribers offered
+//! their copies. Offering to a subscriber cannot fail, so nothing after the check can refuse.
+
+use std::sync::Arc;
+
+use super::{Shared, group, group::QueueGroup, subscriber::SubscriberQueue};
+use crate::{broker::Published, error::BrokerError, message::Message};
+
+/// An entry of the index.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Subscriber(Arc<SubscriberQueue>),
+    Group(Arc<QueueGroup>),
+}
+
+/// Whether a group's `max_length` applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Publishing: a full group refuses the whole batch.
+    Checked,
+    /// Dead letters: already accepted once, so they are stored even past `max_length`.
+    Forced,
+}
+
+/// Where one message goes.
+#[derive(Default)]
+struct Route {
+    subscribers: Vec<Arc<SubscriberQueue>>,
+    /// Indexes into the batch's sorted list of distinct groups.
+    groups: Vec<usize>,
+}
+
+impl Shared {
+    pub(super) fn route(
+        &self,
+        messages: Vec<Arc<Message>>,
+        admission: Admission,
+    ) -> Result<Vec<Published>, BrokerError> {
+        let mut routes: Vec<Route> = Vec::with_capacity(messages.len());
+        let mut groups: Vec<Arc<QueueGroup>> = Vec::new();
+        {
+            let index = self.index.read();
+            for message in &messages {
+                let mut route = Route::default();
+                index.for_each_match(&message.topic, |target| match target {
+                    Target::Subscriber(queue) => route.subscribers.push(Arc::clone(queue)),
+                    Target::Group(group) => {
+                        groups.push(Arc::clone(group));
+                        route.groups.push(group.id as usize);
+                    }
+                });
+                routes.push(route);
+            }
+        }
+        groups.sort_by_key(|group| group.id);
+        groups.dedup_by_key(|group| group.id);
+        for route in &mut routes {
+            for slot in &mut route.groups {
+                // Every id in a route was pushed to `groups`, so the search finds it.
+                *slot = groups
+                    .binary_search_by_key(&(*slot as u64), |group| group.id)
+                    .unwrap_or_default();
+            }
+        }
+
+        let mut stored = vec![0u32; messages.len()];
+        let wakes = {
+            let mut locks: Vec<_> = groups.iter().map(|group| group.lock()).collect();
+            if admission == Admission::Checked {
+                let mut wanted = vec![0usize; groups.len()];
+                for (index, route) in routes.iter().enumerate() {
+                    for &slot in &route.groups {
+                        wanted[slot] += 1;
+                        if !locks[slot].has_room_for(wanted[slot]) {
+                            return Err(BrokerError::GroupFull {
+                                index,
+                                group: groups[slot].name.to_string(),
+                                max_length: locks[slot].max_length(),
+                            });
+                        }
+                    }
+                }
+            }
+            for (index, route) in routes.iter().enumerate() {
+                for &slot in &route.groups {
+                    if locks[slot].enqueue(Arc::clone(&messages[index])) {
+                        stored[index] += 1;
+                    }
+                }
+            }
+            locks
+                .iter()
+                .flat_map(|locked| locked.consumers_to_wake())
+                .collect::<Vec<_>>()
+        };
+        group::wake(wakes);
+
+        let published = messages
+            .iter()
+            .zip(routes)
+            .zip(stored)
+            .map(|((message, route), groups)| {
+                route
+                    .subscribers
+                    .iter()
+                    .for_each(|queue| queue.offer(message));
+                let replied = message.topic.is_inbox() && self.replies.deliver(message);
+                Published {
+                    id: message.id,
+                    subscribers: route.subscribers.len() as u32 + u32::from(replied),
+                    groups,
+                }
+            })
+            .collect();
+        Ok(published)
+    }
+}

@@ -1,0 +1,172 @@
+//! One subscriber's bounded buffer, and the stream that drains it.
+//!
+//! Slow-consumer policy: a publisher never waits for a subscriber. When a subscriber's buffer holds
+//! `capacity` messages, newer messages are dropped for it alone and counted; the count is delivered as
+//! a `Gap` at the place where the messages went missing, as soon as there is room again or the buffer
+//! has drained. So a subscriber always learns exactly how much it lost, and where.
+
+use std::{collections::VecDeque, sync::Arc};
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    broker::{EventStream, SubscriptionEvent},
+    error::BrokerError,
+    message::Message,
+};
+
+/// The buffer between publishers (many) and one subscription stream.
+#[derive(Debug)]
+pub struct SubscriberQueue {
+    /// A `parking_lot` mutex, not a Tokio one: it is held only to push or pop, never across `.await`.
+    state: Mutex<QueueState>,
+    /// Wakes the stream. `notify_one` keeps a permit when the stream is busy, so no push is missed.
+    notify: Notify,
+    capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    events: VecDeque<SubscriptionEvent>,
+    /// Messages in `events`: gaps do not count against the capacity.
+    messages: usize,
+    /// Messages dropped since the last event that was queued.
+    missed: u64,
+}
+
+impl SubscriberQueue {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            state: Mutex::new(QueueState::default()),
+            notify: Notify::new(),
+            capacity,
+        }
+    }
+
+    /// Offers a message; drops it and counts the loss when the buffer is full. Never blocks.
+    pub fn offer(&self, message: &Arc<Message>) {
+        {
+            let mut state = self.state.lock();
+            if state.messages >= self.capacity {
+                state.missed += 1;
+                return;
+            }
+            if state.missed > 0 {
+                let missed = std::mem::take(&mut state.missed);
+                state.events.push_back(SubscriptionEvent::Gap { missed });
+            }
+            state.events.push_back(SubscriptionEvent::Message(Arc::clone(message)));
+            state.messages += 1;
+        }
+        self.notify.notify_one();
+    }
+
+    /// Takes the next event: a queued one, or a gap for losses after the last queued message.
+    fn take(&self) -> Option<SubscriptionEvent> {
+        let mut state = self.state.lock();
+        match state.events.pop_front() {
+            Some(event) => {
+                if matches!(event, SubscriptionEvent::Message(_)) {
+                    state.messages -= 1;
+                }
+                Some(event)
+            }
+            None if state.missed > 0 => Some(SubscriptionEvent::Gap {
+                missed: std::mem::take(&mut state.missed),
+            }),
+            None => None,
+        }
+    }
+
+    /// Waits for the next event, or for shutdown.
+    async fn next(&self, shutdown: &CancellationToken) -> Result<SubscriptionEvent, BrokerError> {
+        loop {
+            if let Some(event) = self.take() {
+                return Ok(event);
+            }
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return Err(BrokerError::ShuttingDown),
+                () = self.notify.notified() => {}
+            }
+        }
+    }
+}
+
+/// Turns a queue into the subscription's stream. `registration` is dropped with the stream, and its
+/// `Drop` removes the subscription from the index. After a shutdown error the stream ends.
+pub fn subscription_stream<R: Send + 'static>(
+    queue: Arc<SubscriberQueue>,
+    registration: R,
+    shutdown: CancellationToken,
+) -> EventStream<SubscriptionEvent> {
+    let state = Some((queue, registration, shutdown));
+    Box::pin(futures_util::stream::unfold(state, |state| async move {
+        let (queue, registration, shutdown) = state?;
+        match queue.next(&shutdown).await {
+            Ok(event) => Some((Ok(event), Some((queue, registration, shutdown)))),
+            Err(error) => Some((Err(error), None)),
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::{
+        message::NewMessage,
+        topic::{Topic, TopicLimits},
+    };
+
+    fn message(n: u8) -> Arc<Message> {
+        let limits = TopicLimits {
+            max_bytes: 64,
+            max_tokens: 4,
+        };
+        let topic = Topic::parse("t", limits).unwrap();
+        Arc::new(Message::stamp(NewMessage::new(topic, Bytes::from(vec![n]))))
+    }
+
+    fn drain(queue: &SubscriberQueue) -> Vec<String> {
+        std::iter::from_fn(|| queue.take())
+            .map(|event| match event {
+                SubscriptionEvent::Message(m) => format!("m{}", m.payload[0]),
+                SubscriptionEvent::Gap { missed } => format!("gap{missed}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn overflow_becomes_a_gap_where_the_loss_happened() {
+        let queue = SubscriberQueue::new(2);
+        (1..=5).for_each(|n| queue.offer(&message(n)));
+        assert_eq!(queue.take().map(|_| ()), Some(()));
+        queue.offer(&message(6));
+        assert_eq!(drain(&queue), ["m2", "gap3", "m6"]);
+    }
+
+    #[test]
+    fn a_trailing_loss_is_reported_once_drained() {
+        let queue = SubscriberQueue::new(1);
+        (1..=4).for_each(|n| queue.offer(&message(n)));
+        assert_eq!(drain(&queue), ["m1", "gap3"]);
+        assert!(queue.take().is_none());
+    }
+
+    #[tokio::test]
+    async fn the_stream_ends_with_shutdown() {
+        use futures_util::StreamExt;
+        let queue = Arc::new(SubscriberQueue::new(4));
+        queue.offer(&message(1));
+        let shutdown = CancellationToken::new();
+        let mut stream = subscription_stream(Arc::clone(&queue), (), shutdown.clone());
+        assert!(matches!(stream.next().await, Some(Ok(SubscriptionEvent::Message(_)))));
+        shutdown.cancel();
+        assert_eq!(stream.next().await, Some(Err(BrokerError::ShuttingDown)));
+        assert_eq!(stream.next().await, None);
+    }
+}

@@ -1,0 +1,139 @@
+//! The `switchyard.v1.Broker` gRPC service: converts, calls the broker, converts back.
+
+use std::{pin::Pin, sync::Arc, time::Duration};
+
+use futures_core::Stream;
+use futures_util::StreamExt;
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use crate::{broker::Broker, config::Config, pb};
+
+type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// The Broker service over any [`Broker`].
+#[derive(Debug, Clone)]
+pub struct BrokerService<B> {
+    broker: B,
+    config: Arc<Config>,
+}
+
+impl<B: Broker> BrokerService<B> {
+    pub fn new(broker: B, config: Arc<Config>) -> Self {
+        Self { broker, config }
+    }
+}
+
+/// Reads the `grpc-timeout` header: up to eight digits and a unit (H, M, S, m, u, n).
+fn call_deadline<T>(request: &Request<T>) -> Option<Duration> {
+    let value = request.metadata().get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+#[tonic::async_trait]
+impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
+    type SubscribeStream = ResponseStream<pb::SubscribeResponse>;
+    type ConsumeStream = ResponseStream<pb::Delivery>;
+
+    async fn publish(
+        &self,
+        request: Request<pb::PublishRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        let batch = convert::publish_request(request.into_inner(), &self.config)
+            .map_err(convert::status)?;
+        let published = self.broker.publish(batch).await.map_err(convert::status)?;
+        Ok(Response::new(pb::PublishResponse {
+            published: published.into_iter().map(convert::published).collect(),
+        }))
+    }
+
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let pattern = convert::pattern(&request.get_ref().topic, "topic", &self.config)
+            .map_err(convert::status)?;
+        let events = self
+            .broker
+            .subscribe(pattern)
+            .await
+            .map_err(convert::status)?;
+        let stream = events.map(|event| {
+            event
+                .map(convert::subscription_event)
+                .map_err(convert::status)
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn consume(
+        &self,
+        request: Request<pb::ConsumeRequest>,
+    ) -> Result<Response<Self::ConsumeStream>, Status> {
+        let spec =
+            convert::consume_spec(request.into_inner(), &self.config).map_err(convert::status)?;
+        let deliveries = self.broker.consume(spec).await.map_err(convert::status)?;
+        let stream = deliveries.map(|delivery| delivery.map(convert::delivery).map_err(convert::status));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn ack(
+        &self,
+        request: Request<pb::AckRequest>,
+    ) -> Result<Response<pb::AckResponse>, Status> {
+        let settlement = convert::settlement(request.into_inner());
+        let unknown_ids = self
+            .broker
+            .settle(settlement)
+            .await
+            .map_err(convert::status)?;
+        Ok(Response::new(pb::AckResponse { unknown_ids }))
+    }
+
+    async fn request(
+        &self,
+        request: Request<pb::RequestRequest>,
+    ) -> Result<Response<pb::RequestResponse>, Status> {
+        let deadline = call_deadline(&request);
+        let (message, timeout) = convert::request(request.into_inner(), deadline, &self.config)
+            .map_err(convert::status)?;
+        let reply = self
+            .broker
+            .request(message, timeout)
+            .await
+            .map_err(convert::status)?;
+        Ok(Response::new(convert::reply(reply)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_grpc_timeout_units() {
+        let with = |value: &str| {
+            let mut request = Request::new(());
+            request
+                .metadata_mut()
+                .insert("grpc-timeout", value.parse().unwrap());
+            call_deadline(&request)
+        };
+        assert_eq!(with("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(with("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(with("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(with("5x"), None);
+        assert_eq!(with("m"), None);
+        assert_eq!(call_deadline(&Request::new(())), None);
+    }
+}

@@ -1,0 +1,269 @@
+//! Every conversion between `pb` and the domain, and the one table from [`BrokerError`] to a gRPC
+//! status. Input is validated here against the configured limits, with the offending field named by
+//! its path in the request (`messages[2].topic`), so a client knows exactly what to fix.
+
+use std::{sync::Arc, time::Duration};
+
+use tonic::Status;
+
+use crate::{
+    broker::{
+        ConsumeMode, ConsumeSpec, Delivery, GroupInfo, GroupSpec, Published, Settlement,
+        SubscriptionEvent,
+    },
+    config::Config,
+    error::BrokerError,
+    message::{Message, NewMessage},
+    pb,
+    topic::{GroupName, Pattern, Topic},
+};
+
+/// Maps each broker error to its status code; the message is the error's own text.
+pub fn status(error: BrokerError) -> Status {
+    let message = error.to_string();
+    match error {
+        BrokerError::InvalidArgument { .. } => Status::invalid_argument(message),
+        BrokerError::GroupFull { .. } => Status::resource_exhausted(message),
+        BrokerError::ExclusiveTaken { .. } | BrokerError::GroupConflict { .. } => {
+            Status::failed_precondition(message)
+        }
+        BrokerError::GroupNotFound { .. } | BrokerError::GroupDeleted { .. } => {
+            Status::not_found(message)
+        }
+        BrokerError::NoResponders { .. } | BrokerError::ShuttingDown => {
+            Status::unavailable(message)
+        }
+        BrokerError::RequestTimedOut(_) => Status::deadline_exceeded(message),
+    }
+}
+
+fn invalid(field: impl Into<String>, reason: impl std::fmt::Display) -> BrokerError {
+    BrokerError::invalid(field, reason)
+}
+
+pub fn topic(text: &str, field: &str, config: &Config) -> Result<Topic, BrokerError> {
+    Topic::parse(text, config.topic_limits()).map_err(|error| invalid(field, error))
+}
+
+pub fn pattern(text: &str, field: &str, config: &Config) -> Result<Pattern, BrokerError> {
+    Pattern::parse(text, config.topic_limits()).map_err(|error| invalid(field, error))
+}
+
+pub fn group_name(text: &str, field: &str, config: &Config) -> Result<GroupName, BrokerError> {
+    GroupName::parse(text, config.max_group_name_bytes).map_err(|error| invalid(field, error))
+}
+
+fn mode(value: i32, field: &str) -> Result<ConsumeMode, BrokerError> {
+    match pb::ConsumeMode::try_from(value) {
+        Ok(pb::ConsumeMode::Unspecified | pb::ConsumeMode::Shared) => Ok(ConsumeMode::Shared),
+        Ok(pb::ConsumeMode::Exclusive) => Ok(ConsumeMode::Exclusive),
+        Err(_) => Err(invalid(field, format!("unknown mode {value}"))),
+    }
+}
+
+/// A zero means "the default".
+fn millis(value: u32) -> Option<Duration> {
+    (value > 0).then(|| Duration::from_millis(u64::from(value)))
+}
+
+fn check_len(field: String, value: &str, max: usize) -> Result<(), BrokerError> {
+    if value.len() > max {
+        let reason = format!("is {} bytes, more than the limit of {max}", value.len());
+        return Err(invalid(field, reason));
+    }
+    Ok(())
+}
+
+/// Validates one message of a request; `at` is its path (`messages[3]`, `message`).
+pub fn new_message(message: pb::Message, at: &str, config: &Config) -> Result<NewMessage, BrokerError> {
+    let pb::Message {
+        topic: topic_text,
+        payload,
+        headers,
+        key,
+        reply_to,
+        correlation_id,
+        id: _,
+        published_at: _,
+    } = message;
+    let topic = topic(&topic_text, &format!("{at}.topic"), config)?;
+    if payload.len() > config.max_payload_bytes {
+        let reason = format!(
+            "is {} bytes, more than the limit of {}",
+            payload.len(),
+            config.max_payload_bytes
+        );
+        return Err(invalid(format!("{at}.payload"), reason));
+    }
+    if headers.len() > config.max_headers {
+        let reason = format!("{} headers, more than the limit of {}", headers.len(), config.max_headers);
+        return Err(invalid(format!("{at}.headers"), reason));
+    }
+    let header_bytes: usize = headers.iter().map(|(name, value)| name.len() + value.len()).sum();
+    if header_bytes > config.max_header_bytes {
+        let reason = format!("{header_bytes} bytes, more than the limit of {}", config.max_header_bytes);
+        return Err(invalid(format!("{at}.headers"), reason));
+    }
+    if headers.keys().any(String::is_empty) {
+        return Err(invalid(format!("{at}.headers"), "a header name is empty"));
+    }
+    check_len(format!("{at}.key"), &key, config.max_id_bytes)?;
+    check_len(format!("{at}.correlation_id"), &correlation_id, config.max_id_bytes)?;
+    check_len(format!("{at}.reply_to"), &reply_to, config.max_id_bytes)?;
+    let reply_to = match reply_to.as_str() {
+        "" => None,
+        text => Some(self::topic(text, &format!("{at}.reply_to"), config)?),
+    };
+    Ok(NewMessage {
+        topic,
+        payload,
+        headers,
+        key,
+        reply_to,
+        correlation_id,
+    })
+}
+
+pub fn publish_request(request: pb::PublishRequest, config: &Config) -> Result<Vec<NewMessage>, BrokerError> {
+    let count = request.messages.len();
+    if count == 0 {
+        return Err(invalid("messages", "must hold at least one message"));
+    }
+    if count > config.max_batch_messages {
+        let reason = format!("{count} messages, more than the limit of {}", config.max_batch_messages);
+        return Err(invalid("messages", reason));
+    }
+    request
+        .messages
+        .into_iter()
+        .enumerate()
+        .map(|(index, message)| new_message(message, &format!("messages[{index}]"), config))
+        .collect()
+}
+
+pub fn consume_spec(request: pb::ConsumeRequest, config: &Config) -> Result<ConsumeSpec, BrokerError> {
+    Ok(ConsumeSpec {
+        pattern: pattern(&request.topic, "topic", config)?,
+        group: group_name(&request.group, "group", config)?,
+        mode: mode(request.mode, "mode")?,
+        prefetch: (request.prefetch > 0).then_some(request.prefetch),
+        ack_deadline: millis(request.ack_deadline_ms),
+        standby: request.standby,
+    })
+}
+
+pub fn group_spec(request: pb::DeclareGroupRequest, config: &Config) -> Result<GroupSpec, BrokerError> {
+    let dead_letter_topic = match request.dead_letter_topic.as_str() {
+        "" => None,
+        text => Some(topic(text, "dead_letter_topic", config)?),
+    };
+    Ok(GroupSpec {
+        pattern: pattern(&request.topic, "topic", config)?,
+        group: group_name(&request.group, "group", config)?,
+        mode: mode(request.mode, "mode")?,
+        max_length: (request.max_length > 0).then_some(request.max_length),
+        ack_deadline: millis(request.ack_deadline_ms),
+        max_deliveries: (request.max_deliveries > 0).then_some(request.max_deliveries),
+        dead_letter_topic,
+    })
+}
+
+pub fn settlement(request: pb::AckRequest) -> Settlement {
+    Settlement {
+        ack: request.ack_ids,
+        nack: request.nack_ids,
+        nack_delay: Duration::from_millis(u64::from(request.nack_delay_ms)),
+        reject: request.reject_ids,
+        extend: request.extend_ids,
+    }
+}
+
+/// The request message and how long to wait: the request's timeout (or the default), cut short by the
+/// call's own gRPC deadline when that comes first.
+pub fn request(
+    request: pb::RequestRequest,
+    call_deadline: Option<Duration>,
+    config: &Config,
+) -> Result<(NewMessage, Duration), BrokerError> {
+    let message = request
+        .message
+        .ok_or_else(|| invalid("message", "is required"))?;
+    let message = new_message(message, "message", config)?;
+    let asked = millis(request.timeout_ms).unwrap_or(config.default_request_timeout);
+    if asked > config.max_request_timeout {
+        let reason = format!("must be at most {} ms", config.max_request_timeout.as_millis());
+        return Err(invalid("timeout_ms", reason));
+    }
+    let timeout = call_deadline.map_or(asked, |deadline| deadline.min(asked));
+    Ok((message, timeout))
+}
+
+pub fn message(message: &Message) -> pb::Message {
+    pb::Message {
+        id: message.id.to_string(),
+        topic: message.topic.to_string(),
+        payload: message.payload.clone(),
+        headers: message.headers.clone(),
+        key: message.key.clone(),
+        reply_to: message
+            .reply_to
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        correlation_id: message.correlation_id.clone(),
+        published_at: Some(message.published_at.into()),
+    }
+}
+
+pub fn published(published: Published) -> pb::Published {
+    pb::Published {
+        id: published.id.to_string(),
+        subscribers: published.subscribers,
+        groups: published.groups,
+    }
+}
+
+pub fn subscription_event(event: SubscriptionEvent) -> pb::SubscribeResponse {
+    use pb::subscribe_response::Event;
+    let event = match event {
+        SubscriptionEvent::Message(m) => Event::Message(message(&m)),
+        SubscriptionEvent::Gap { missed } => Event::Gap(pb::Gap { missed }),
+    };
+    pb::SubscribeResponse { event: Some(event) }
+}
+
+pub fn delivery(delivery: Delivery) -> pb::Delivery {
+    pb::Delivery {
+        message: Some(message(&delivery.message)),
+        delivery_id: delivery.delivery_id,
+        attempt: delivery.attempt,
+    }
+}
+
+pub fn reply(reply: Arc<Message>) -> pb::RequestResponse {
+    pb::RequestResponse {
+        reply: Some(message(&reply)),
+    }
+}
+
+fn mode_to_pb(mode: ConsumeMode) -> pb::ConsumeMode {
+    match mode {
+        ConsumeMode::Shared => pb::ConsumeMode::Shared,
+        ConsumeMode::Exclusive => pb::ConsumeMode::Exclusive,
+    }
+}
+
+pub fn group_info(info: GroupInfo) -> pb::GroupInfo {
+    pb::GroupInfo {
+        topic: info.pattern.to_string(),
+        group: info.group.to_string(),
+        mode: mode_to_pb(info.mode).into(),
+        ready: info.ready,
+        in_flight: info.in_flight,
+        consumers: info.consumers,
+        delivered: info.delivered,
+        acked: info.acked,
+        redelivered: info.redelivered,
+        dead_lettered: info.dead_lettered,
+    }
+}

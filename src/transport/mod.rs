@@ -1,0 +1,5 @@
+//! The gRPC edge: proto in, domain types to the [`crate::broker::Broker`], proto out.
+
+pub mod admin_service;
+pub mod broker_service;
+pub mod convert;

@@ -1,0 +1,426 @@
+//! Shared pieces of the integration tests: a real Switchyard on `127.0.0.1:0`, connected clients, and
+//! the steps most scenarios repeat (publish, subscribe, consume, settle, read a stream with a timeout).
+//!
+//! Every wait in here is bounded: a helper that reads from a stream gives up after [`WAIT`] and panics
+//! with what it was waiting for, so a broken server fails a test instead of hanging the suite.
+
+// Each test file is its own crate and uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::{fmt::Debug, future::Future, net::SocketAddr, time::Duration};
+
+use bytes::Bytes;
+use switchyard::{config::Config, pb, server};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle, time::Instant};
+use tonic::{
+    Code, Status, Streaming,
+    transport::{Channel, Endpoint},
+};
+
+pub use pb::subscribe_response::Event;
+
+pub type Broker = pb::broker_client::BrokerClient<Channel>;
+pub type Admin = pb::admin_client::AdminClient<Channel>;
+pub type Health = tonic_health::pb::health_client::HealthClient<Channel>;
+
+/// The longest any single expected step (a call, the next event on a stream) may take.
+pub const WAIT: Duration = Duration::from_secs(5);
+/// How long a test watches a stream before concluding that nothing (more) arrives.
+pub const QUIET: Duration = Duration::from_millis(300);
+/// Slack allowed on top of a deadline or delay before its effect counts as late.
+pub const SLACK: Duration = Duration::from_secs(2);
+
+/// A Switchyard serving on an ephemeral loopback port for the length of one test.
+///
+/// Dropping it (or calling [`TestServer::shutdown`]) resolves the shutdown future given to
+/// `server::run`.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), server::ServerError>>>,
+}
+
+/// The configuration the tests start from: the defaults, with a short shutdown grace so a test that
+/// stops its server does not wait long for connections it still holds.
+pub fn test_config() -> Config {
+    Config {
+        shutdown_grace: Duration::from_millis(500),
+        ..Config::default()
+    }
+}
+
+impl TestServer {
+    /// Starts a server with [`test_config`].
+    pub async fn start() -> Self {
+        Self::with_config(test_config()).await
+    }
+
+    /// Starts a server with `config` on `127.0.0.1:0`.
+    pub async fn with_config(config: Config) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a test listener on 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local address of the test listener");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async move {
+            // A dropped sender means the `TestServer` is gone: stop as well.
+            let _ = stopped.await;
+        };
+        let task = tokio::spawn(server::run(listener, config, shutdown));
+        Self {
+            addr,
+            shutdown: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// A new HTTP/2 connection to the server, with the endpoint tuned by `tune`.
+    pub async fn channel_with(&self, tune: impl FnOnce(Endpoint) -> Endpoint) -> Channel {
+        let endpoint = Endpoint::from_shared(format!("http://{}", self.addr))
+            .expect("a valid endpoint URI")
+            .connect_timeout(Duration::from_secs(1));
+        let endpoint = tune(endpoint);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout(WAIT, endpoint.connect()).await {
+                Ok(Ok(channel)) => return channel,
+                Ok(Err(_)) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                outcome => {
+                    let finished = self.task.as_ref().is_none_or(JoinHandle::is_finished);
+                    panic!(
+                        "could not connect to the test server at {} ({outcome:?}); server task finished: {finished}",
+                        self.addr
+                    )
+                }
+            }
+        }
+    }
+
+    /// A new HTTP/2 connection with tonic's defaults.
+    pub async fn channel(&self) -> Channel {
+        self.channel_with(|endpoint| endpoint).await
+    }
+
+    pub async fn broker(&self) -> Broker {
+        Broker::new(self.channel().await)
+    }
+
+    pub async fn admin(&self) -> Admin {
+        Admin::new(self.channel().await)
+    }
+
+    pub async fn health(&self) -> Health {
+        Health::new(self.channel().await)
+    }
+
+    /// Resolves the shutdown future and returns what `server::run` returned, waiting at most [`WAIT`].
+    pub async fn shutdown(mut self) -> Result<(), server::ServerError> {
+        if let Some(stop) = self.shutdown.take() {
+            let _ = stop.send(());
+        }
+        let task = self.task.take().expect("the server task is only taken here");
+        within("server::run to return after shutdown", task)
+            .await
+            .expect("the server task did not panic")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.shutdown.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Awaits `future` for at most [`WAIT`], panicking with `what` if it takes longer.
+pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
+    within_for(WAIT, what, future).await
+}
+
+/// Awaits `future` for at most `limit`, panicking with `what` if it takes longer.
+pub async fn within_for<F: Future>(limit: Duration, what: &str, future: F) -> F::Output {
+    match tokio::time::timeout(limit, future).await {
+        Ok(output) => output,
+        Err(_) => panic!("timed out after {limit:?} waiting for {what}"),
+    }
+}
+
+/// A topic no other test uses: `prefix` followed by a fresh token.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}.{}", uuid::Uuid::now_v7().simple())
+}
+
+/// A message as a client writes it: only topic and payload.
+pub fn message(topic: &str, payload: impl Into<Bytes>) -> pb::Message {
+    pb::Message {
+        topic: topic.to_owned(),
+        payload: payload.into(),
+        ..Default::default()
+    }
+}
+
+/// Message number `n` on `topic`: a payload of at least `size` bytes that starts with `n` in ten digits.
+pub fn numbered(topic: &str, n: usize, size: usize) -> pb::Message {
+    let mut payload = format!("{n:010}").into_bytes();
+    payload.resize(size.max(payload.len()), b'.');
+    message(topic, payload)
+}
+
+/// Messages `range` on `topic`, as [`numbered`] with ten-byte payloads.
+pub fn numbered_batch(topic: &str, range: std::ops::Range<usize>) -> Vec<pb::Message> {
+    range.map(|n| numbered(topic, n, 0)).collect()
+}
+
+/// The number a [`numbered`] payload starts with.
+pub fn number_of(message: &pb::Message) -> usize {
+    let digits = message.payload.get(..10).unwrap_or_else(|| {
+        panic!("payload {:?} is not a numbered payload", message.payload)
+    });
+    std::str::from_utf8(digits)
+        .ok()
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or_else(|| panic!("payload {:?} is not a numbered payload", message.payload))
+}
+
+/// The number carried by the message of a delivery.
+pub fn delivery_number(delivery: &pb::Delivery) -> usize {
+    number_of(delivery.message.as_ref().expect("a delivery carries a message"))
+}
+
+/// Publishes `messages` as one batch, bounded by [`WAIT`].
+pub async fn publish(
+    broker: &mut Broker,
+    messages: Vec<pb::Message>,
+) -> Result<Vec<pb::Published>, Status> {
+    let request = pb::PublishRequest { messages };
+    within("Publish", broker.publish(request))
+        .await
+        .map(|response| response.into_inner().published)
+}
+
+/// Publishes `messages` as one batch that must succeed with one `Published` per message.
+pub async fn publish_ok(broker: &mut Broker, messages: Vec<pb::Message>) -> Vec<pb::Published> {
+    let count = messages.len();
+    let published = publish(broker, messages)
+        .await
+        .unwrap_or_else(|status| panic!("Publish of {count} messages failed: {status:?}"));
+    assert_eq!(published.len(), count, "one Published per message");
+    published
+}
+
+/// Publishes one message that must succeed.
+pub async fn publish_one(broker: &mut Broker, topic: &str, payload: impl Into<Bytes>) -> pb::Published {
+    publish_ok(broker, vec![message(topic, payload)])
+        .await
+        .remove(0)
+}
+
+/// Subscribes to `pattern`; the subscription is active when this returns.
+pub async fn subscribe(
+    broker: &mut Broker,
+    pattern: &str,
+) -> Result<Streaming<pb::SubscribeResponse>, Status> {
+    let request = pb::SubscribeRequest {
+        topic: pattern.to_owned(),
+    };
+    within("Subscribe", broker.subscribe(request))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Subscribes to `pattern`, which must succeed.
+pub async fn subscribe_ok(broker: &mut Broker, pattern: &str) -> Streaming<pb::SubscribeResponse> {
+    subscribe(broker, pattern)
+        .await
+        .unwrap_or_else(|status| panic!("Subscribe to {pattern:?} failed: {status:?}"))
+}
+
+/// The next item of a server stream, which must arrive within [`WAIT`] and not end the stream.
+pub async fn next_item<T>(stream: &mut Streaming<T>, what: &str) -> T {
+    match within(what, stream.message()).await {
+        Ok(Some(item)) => item,
+        Ok(None) => panic!("the stream ended while waiting for {what}"),
+        Err(status) => panic!("the stream failed while waiting for {what}: {status:?}"),
+    }
+}
+
+/// The next event of a subscription.
+pub async fn next_event(stream: &mut Streaming<pb::SubscribeResponse>) -> Event {
+    next_item(stream, "a subscription event")
+        .await
+        .event
+        .expect("a SubscribeResponse carries an event")
+}
+
+/// The next event of a subscription, which must be a message (not a gap).
+pub async fn next_message(stream: &mut Streaming<pb::SubscribeResponse>) -> pb::Message {
+    match next_event(stream).await {
+        Event::Message(message) => message,
+        Event::Gap(gap) => panic!("expected a message, got {gap:?}"),
+    }
+}
+
+/// The next `n` events of a subscription, which must all be messages.
+pub async fn next_messages(stream: &mut Streaming<pb::SubscribeResponse>, n: usize) -> Vec<pb::Message> {
+    let mut messages = Vec::with_capacity(n);
+    while messages.len() < n {
+        messages.push(next_message(stream).await);
+    }
+    messages
+}
+
+/// Asserts that nothing arrives on `stream` for `quiet`.
+pub async fn assert_quiet<T: Debug>(stream: &mut Streaming<T>, quiet: Duration, what: &str) {
+    if let Ok(outcome) = tokio::time::timeout(quiet, stream.message()).await {
+        panic!("expected nothing on {what} for {quiet:?}, got {outcome:?}");
+    }
+}
+
+/// The status a stream ends with: the next read must fail within [`WAIT`].
+pub async fn end_status<T: Debug>(stream: &mut Streaming<T>, what: &str) -> Status {
+    loop {
+        match within(what, stream.message()).await {
+            Err(status) => return status,
+            Ok(None) => panic!("{what}: the stream ended without an error status"),
+            // Items already on their way may still arrive before the status.
+            Ok(Some(_)) => continue,
+        }
+    }
+}
+
+/// A Consume request for a shared group with the server's default prefetch and ack deadline.
+pub fn consume_request(topic: &str, group: &str) -> pb::ConsumeRequest {
+    pb::ConsumeRequest {
+        topic: topic.to_owned(),
+        group: group.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// Joins a group; Consume's errors come back from this call itself.
+pub async fn consume(
+    broker: &mut Broker,
+    request: pb::ConsumeRequest,
+) -> Result<Streaming<pb::Delivery>, Status> {
+    within("Consume", broker.consume(request))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Joins a group, which must succeed.
+pub async fn consume_ok(broker: &mut Broker, request: pb::ConsumeRequest) -> Streaming<pb::Delivery> {
+    let described = format!("{request:?}");
+    consume(broker, request)
+        .await
+        .unwrap_or_else(|status| panic!("Consume {described} failed: {status:?}"))
+}
+
+/// The next delivery of a consumer stream.
+pub async fn next_delivery(stream: &mut Streaming<pb::Delivery>) -> pb::Delivery {
+    next_item(stream, "a delivery").await
+}
+
+/// The next `n` deliveries of a consumer stream.
+pub async fn next_deliveries(stream: &mut Streaming<pb::Delivery>, n: usize) -> Vec<pb::Delivery> {
+    let mut deliveries = Vec::with_capacity(n);
+    while deliveries.len() < n {
+        deliveries.push(next_delivery(stream).await);
+    }
+    deliveries
+}
+
+/// Sends one Ack call.
+pub async fn settle(broker: &mut Broker, request: pb::AckRequest) -> Result<Vec<String>, Status> {
+    within("Ack", broker.ack(request))
+        .await
+        .map(|response| response.into_inner().unknown_ids)
+}
+
+/// Acks `deliveries`, all of which must still be outstanding.
+pub async fn ack_all(broker: &mut Broker, deliveries: &[pb::Delivery]) {
+    let request = pb::AckRequest {
+        ack_ids: deliveries.iter().map(|d| d.delivery_id.clone()).collect(),
+        ..Default::default()
+    };
+    let unknown = settle(broker, request).await.expect("Ack succeeds");
+    assert!(unknown.is_empty(), "acked outstanding deliveries, but these were unknown: {unknown:?}");
+}
+
+/// Acks the delivery ids `ids` and returns the ones the broker did not know.
+pub async fn ack_ids(broker: &mut Broker, ids: &[&str]) -> Vec<String> {
+    let request = pb::AckRequest {
+        ack_ids: ids.iter().map(|id| (*id).to_owned()).collect(),
+        ..Default::default()
+    };
+    settle(broker, request).await.expect("Ack succeeds")
+}
+
+/// Nacks one delivery with `delay_ms`.
+pub async fn nack(broker: &mut Broker, delivery: &pb::Delivery, delay_ms: u32) {
+    let request = pb::AckRequest {
+        nack_ids: vec![delivery.delivery_id.clone()],
+        nack_delay_ms: delay_ms,
+        ..Default::default()
+    };
+    let unknown = settle(broker, request).await.expect("Ack with a nack succeeds");
+    assert!(unknown.is_empty(), "nacked an outstanding delivery, but it was unknown: {unknown:?}");
+}
+
+/// Declares a group, which must succeed.
+pub async fn declare_ok(admin: &mut Admin, request: pb::DeclareGroupRequest) {
+    let described = format!("{request:?}");
+    within("DeclareGroup", admin.declare_group(request))
+        .await
+        .unwrap_or_else(|status| panic!("DeclareGroup {described} failed: {status:?}"));
+}
+
+/// The listed state of one group, if it is listed.
+pub async fn group_info(admin: &mut Admin, topic: &str, group: &str) -> Option<pb::GroupInfo> {
+    within("ListGroups", admin.list_groups(pb::ListGroupsRequest {}))
+        .await
+        .expect("ListGroups succeeds")
+        .into_inner()
+        .groups
+        .into_iter()
+        .find(|info| info.topic == topic && info.group == group)
+}
+
+/// Polls ListGroups until the group's state satisfies `expected`, for at most [`WAIT`].
+pub async fn wait_for_group(
+    admin: &mut Admin,
+    topic: &str,
+    group: &str,
+    what: &str,
+    expected: impl Fn(&pb::GroupInfo) -> bool,
+) -> pb::GroupInfo {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let info = group_info(admin, topic, group).await;
+        match info {
+            Some(info) if expected(&info) => return info,
+            _ if Instant::now() >= deadline => {
+                panic!("group {group} on {topic} never reached {what}; last listed as {info:?}")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// Asserts that `result` failed with `code` and a message containing every one of `needles`.
+pub fn assert_status<T: Debug>(result: Result<T, Status>, code: Code, needles: &[&str]) -> Status {
+    let status = match result {
+        Ok(value) => panic!("expected {code:?} mentioning {needles:?}, got Ok({value:?})"),
+        Err(status) => status,
+    };
+    assert_eq!(status.code(), code, "unexpected code in {status:?}");
+    for needle in needles {
+        assert!(
+            status.message().contains(needle),
+            "expected the message of {status:?} to contain {needle:?}"
+        );
+    }
+    status
+}

@@ -1,0 +1,277 @@
+//! Publish and Subscribe: the Publish response, fan-out to every matching subscription in publish
+//! order, topic patterns, and the slow-subscriber policy (a bounded buffer reported as gaps).
+
+mod common;
+
+use std::{
+    collections::HashMap,
+    time::{Duration, SystemTime},
+};
+
+use common::*;
+use switchyard::{config::Config, pb};
+
+/// Publish answers one `Published` per message, in order, with a broker-set UUID v7 id and the
+/// subscriber count, and every subscriber receives the message with that id, a `published_at` and
+/// every field the publisher set.
+#[tokio::test]
+async fn publish_reports_ids_and_counts_and_delivers_every_field() {
+    let server = TestServer::start().await;
+    let topic = unique("fanout.fields");
+    let mut broker = server.broker().await;
+    let mut first = subscribe_ok(&mut broker, &topic).await;
+    let mut second = subscribe_ok(&mut broker, &topic).await;
+
+    let sent: Vec<pb::Message> = (0..3)
+        .map(|n| pb::Message {
+            id: format!("client-chosen-{n}"),
+            headers: HashMap::from([("trace".to_owned(), format!("t{n}"))]),
+            key: format!("key-{n}"),
+            reply_to: format!("replies.{n}"),
+            correlation_id: format!("corr-{n}"),
+            ..numbered(&topic, n, 32)
+        })
+        .collect();
+    let published = publish_ok(&mut broker, sent.clone()).await;
+
+    let mut ids = Vec::new();
+    for (n, entry) in published.iter().enumerate() {
+        let id = uuid::Uuid::parse_str(&entry.id)
+            .unwrap_or_else(|e| panic!("Published[{n}].id {:?} is not a UUID: {e}", entry.id));
+        assert_eq!(id.get_version_num(), 7, "Published[{n}].id {id} is a UUID v7");
+        assert_eq!(entry.subscribers, 2, "Published[{n}] was offered to both subscribers");
+        assert_eq!(entry.groups, 0, "Published[{n}] matched no group");
+        ids.push(entry.id.clone());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "every message gets its own id: {published:?}");
+
+    for stream in [&mut first, &mut second] {
+        let received = next_messages(stream, 3).await;
+        for ((got, want), entry) in received.iter().zip(&sent).zip(&published) {
+            assert_eq!(got.id, entry.id, "the delivered id is the published id");
+            assert_eq!(got.topic, want.topic);
+            assert_eq!(got.payload, want.payload);
+            assert_eq!(got.headers, want.headers);
+            assert_eq!(got.key, want.key);
+            assert_eq!(got.reply_to, want.reply_to);
+            assert_eq!(got.correlation_id, want.correlation_id);
+            let at = got.published_at.as_ref().expect("published_at is set by the broker");
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .expect("the clock is after 1970")
+                .as_secs() as i64;
+            assert!((at.seconds - now).abs() < 60, "published_at {at:?} is about now ({now})");
+        }
+    }
+}
+
+/// Publishing to a topic nobody listens on succeeds with zero subscribers and zero groups.
+#[tokio::test]
+async fn publish_without_listeners_succeeds_with_zero_counts() {
+    let server = TestServer::start().await;
+    let mut broker = server.broker().await;
+    let published = publish_ok(&mut broker, numbered_batch(&unique("fanout.nobody"), 0..2)).await;
+    for entry in &published {
+        assert_eq!((entry.subscribers, entry.groups), (0, 0), "{entry:?}");
+        assert!(!entry.id.is_empty(), "an id is set even when nobody listens");
+    }
+}
+
+/// Every subscriber receives every message published after it subscribed, in publish order, whether
+/// the messages came in batches or one by one, and nothing published before it subscribed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_subscriber_gets_every_message_in_publish_order() {
+    let server = TestServer::start().await;
+    let topic = unique("fanout.order");
+    let mut broker = server.broker().await;
+    publish_one(&mut broker, &topic, "before anyone subscribed").await;
+
+    let mut streams = Vec::new();
+    let mut subscribers = Vec::new();
+    for _ in 0..3 {
+        // Each subscriber on its own connection, so ordering cannot come from sharing one.
+        let mut client = server.broker().await;
+        streams.push(subscribe_ok(&mut client, &topic).await);
+        subscribers.push(client);
+    }
+    let mut publishers = Vec::new();
+    for _ in 0..2 {
+        publishers.push(server.broker().await);
+    }
+    for start in (0..200).step_by(20) {
+        // Alternate connections and batch shapes: order is the order the broker accepted them in.
+        let publisher = &mut publishers[start / 20 % 2];
+        if start % 40 == 0 {
+            publish_ok(publisher, numbered_batch(&topic, start..start + 20)).await;
+        } else {
+            for n in start..start + 20 {
+                publish_ok(publisher, vec![numbered(&topic, n, 10)]).await;
+            }
+        }
+    }
+    for (index, stream) in streams.iter_mut().enumerate() {
+        let received: Vec<usize> = next_messages(stream, 200).await.iter().map(number_of).collect();
+        assert_eq!(received, (0..200).collect::<Vec<_>>(), "subscriber {index}");
+        assert_quiet(stream, QUIET, "a subscriber that has had every message").await;
+    }
+}
+
+/// Subscribes to `pattern`, publishes each case in order and checks that exactly the matching ones
+/// arrive (in order) and are counted. The last case must match, so that an unmatched message wrongly
+/// delivered shows up before it.
+async fn assert_pattern(server: &TestServer, pattern: &str, cases: &[(String, bool)]) {
+    assert!(cases.last().is_some_and(|(_, matches)| *matches), "the last case must match");
+    let mut broker = server.broker().await;
+    let mut stream = subscribe_ok(&mut broker, pattern).await;
+    for (topic, matches) in cases {
+        let published = publish_one(&mut broker, topic, topic.clone()).await;
+        assert_eq!(
+            published.subscribers,
+            u32::from(*matches),
+            "{topic} against {pattern}: subscriber count"
+        );
+    }
+    let expected: Vec<&str> = cases.iter().filter(|(_, m)| *m).map(|(t, _)| t.as_str()).collect();
+    let received = next_messages(&mut stream, expected.len()).await;
+    let received: Vec<&str> = received.iter().map(|m| m.topic.as_str()).collect();
+    assert_eq!(received, expected, "topics delivered to {pattern}");
+}
+
+/// `*` matches exactly one token, wherever it stands.
+#[tokio::test]
+async fn single_token_wildcard_matches_exactly_one_token() {
+    let server = TestServer::start().await;
+    let base = unique("fanout.star");
+    let case = |suffix: &str, matches| (format!("{base}.{suffix}"), matches);
+    let cases = [
+        (base.clone(), false),
+        case("created", false),
+        case("eu.created", true),
+        case("eu.north.created", false),
+        case("eu.updated", false),
+        case("eu", false),
+        case("us.created", true),
+    ];
+    assert_pattern(&server, &format!("{base}.*.created"), &cases).await;
+
+    let cases = [(base.clone(), false), case("a.b", false), case("a", true)];
+    assert_pattern(&server, &format!("{base}.*"), &cases).await;
+}
+
+/// `>` matches one or more trailing tokens, so `a.>` does not match `a`.
+#[tokio::test]
+async fn tail_wildcard_matches_one_or_more_trailing_tokens() {
+    let server = TestServer::start().await;
+    let base = unique("fanout.tail");
+    let case = |suffix: &str, matches| (format!("{base}.{suffix}"), matches);
+    let cases = [
+        (base.clone(), false),
+        (format!("x.{base}.a"), false),
+        case("a", true),
+        case("a.b.c", true),
+        case("b", true),
+    ];
+    assert_pattern(&server, &format!("{base}.>"), &cases).await;
+
+    let cases = [case("a", false), case("a.b", true), case("a.b.c", true)];
+    assert_pattern(&server, &format!("{base}.*.>"), &cases).await;
+}
+
+/// A pattern without wildcards matches only the identical topic.
+#[tokio::test]
+async fn literal_pattern_matches_only_the_same_topic() {
+    let server = TestServer::start().await;
+    let base = unique("fanout.literal");
+    let cases = [
+        (base.clone(), false),
+        (format!("{base}.a.b"), false),
+        (format!("{base}.b"), false),
+        (format!("{base}.a"), true),
+    ];
+    assert_pattern(&server, &format!("{base}.a"), &cases).await;
+}
+
+/// Dropping a subscription's stream unsubscribes it: publishes stop counting it.
+#[tokio::test]
+async fn dropping_the_stream_unsubscribes() {
+    let server = TestServer::start().await;
+    let topic = unique("fanout.drop");
+    let mut broker = server.broker().await;
+    let stream = subscribe_ok(&mut broker, &topic).await;
+    assert_eq!(publish_one(&mut broker, &topic, "seen").await.subscribers, 1);
+    drop(stream);
+    within("the dropped subscription to stop counting", async {
+        while publish_one(&mut broker, &topic, "unseen").await.subscribers != 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+/// A subscriber that stops reading loses messages beyond its buffer and is told so with gaps: what it
+/// receives plus the sum of `missed` is exactly what was published, in order. A subscriber that keeps
+/// reading meanwhile gets every message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_subscriber_gets_gaps_and_others_get_everything() {
+    const BUFFER: usize = 16;
+    const TOTAL: usize = 4096;
+    const PAYLOAD: usize = 1024;
+    let config = Config {
+        subscriber_buffer: BUFFER,
+        ..test_config()
+    };
+    let server = TestServer::with_config(config).await;
+    let topic = unique("fanout.slow");
+    let mut broker = server.broker().await;
+    let mut fast = subscribe_ok(&mut broker, &topic).await;
+    // Small HTTP/2 windows keep the transport from absorbing the backlog that must overflow the
+    // subscriber's buffer: TOTAL * PAYLOAD (4 MiB) is far more than the remaining transport buffers.
+    let slow_channel = server
+        .channel_with(|endpoint| {
+            endpoint
+                .initial_stream_window_size(65_535)
+                .initial_connection_window_size(65_535)
+        })
+        .await;
+    let mut slow_client = Broker::new(slow_channel);
+    let mut slow = subscribe_ok(&mut slow_client, &topic).await;
+
+    for start in (0..TOTAL).step_by(BUFFER) {
+        let batch = (start..start + BUFFER).map(|n| numbered(&topic, n, PAYLOAD)).collect();
+        publish_ok(&mut broker, batch).await;
+        // Reading each batch before publishing the next keeps the fast subscriber's buffer from
+        // ever holding more than BUFFER messages.
+        let received: Vec<usize> = next_messages(&mut fast, BUFFER).await.iter().map(number_of).collect();
+        assert_eq!(received, (start..start + BUFFER).collect::<Vec<_>>(), "the fast subscriber");
+    }
+
+    let mut received = Vec::new();
+    let mut missed = 0_u64;
+    let mut gaps = 0;
+    within_for(Duration::from_secs(20), "the slow subscriber to account for every message", async {
+        while received.len() as u64 + missed < TOTAL as u64 {
+            match next_event(&mut slow).await {
+                Event::Message(message) => received.push(number_of(&message)),
+                Event::Gap(gap) => {
+                    missed += gap.missed;
+                    gaps += 1;
+                }
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        received.len() as u64 + missed,
+        TOTAL as u64,
+        "received {} plus missed {missed} is the number published",
+        received.len()
+    );
+    assert!(gaps > 0 && missed > 0, "a subscriber that did not read for {TOTAL} messages saw a gap");
+    assert!(
+        received.windows(2).all(|pair| pair[0] < pair[1]),
+        "what the slow subscriber received is in publish order"
+    );
+    assert_quiet(&mut slow, QUIET, "a slow subscriber that has accounted for everything").await;
+}
