@@ -51,8 +51,10 @@ pub trait Broker: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Arc<Message>, BrokerError>> + Send;
 
     /// Creates a group ahead of traffic; succeeds unchanged if an identical one exists.
-    fn declare_group(&self, spec: GroupSpec)
-    -> impl Future<Output = Result<(), BrokerError>> + Send;
+    fn declare_group(
+        &self,
+        spec: GroupSpec,
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
 
     /// Deletes a group and its messages; its consumers' streams end with [`BrokerError::GroupDeleted`].
     fn delete_group(
@@ -82,7 +84,9 @@ pub struct Published {
 pub enum SubscriptionEvent {
     Message(Arc<Message>),
     /// The subscriber's buffer overflowed: this many messages were dropped for it, right here.
-    Gap { missed: u64 },
+    Gap {
+        missed: u64,
+    },
 }
 
 /// How a group hands out messages.

@@ -6,22 +6,24 @@ use clap::{Parser, Subcommand};
 use switchyard::config::Config;
 
 #[derive(Debug, Parser)]
-#[command(name = "switchyard", version, about = "A message broker that speaks gRPC")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "A message broker that speaks gRPC",
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// With no subcommand, `switchyard` serves with these flags.
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the broker (the default).
     Serve(ServeArgs),
-}
-
-impl Default for Command {
-    fn default() -> Self {
-        Self::Serve(ServeArgs::parse_from(["serve"]))
-    }
 }
 
 /// Every setting of [`Config`]; the defaults here are `Config::default()`'s.
@@ -67,28 +69,52 @@ pub struct ServeArgs {
     #[arg(long, env = "SWITCHYARD_MAX_PREFETCH", default_value_t = 10_000)]
     pub max_prefetch: u32,
     /// Ack deadline of groups created without one, in milliseconds.
-    #[arg(long, env = "SWITCHYARD_DEFAULT_ACK_DEADLINE_MS", default_value_t = 30_000)]
+    #[arg(
+        long,
+        env = "SWITCHYARD_DEFAULT_ACK_DEADLINE_MS",
+        default_value_t = 30_000
+    )]
     pub default_ack_deadline_ms: u64,
     /// Longest ack deadline, in milliseconds.
-    #[arg(long, env = "SWITCHYARD_MAX_ACK_DEADLINE_MS", default_value_t = 3_600_000)]
+    #[arg(
+        long,
+        env = "SWITCHYARD_MAX_ACK_DEADLINE_MS",
+        default_value_t = 3_600_000
+    )]
     pub max_ack_deadline_ms: u64,
     /// Messages a group holds when created without max_length.
     #[arg(long, env = "SWITCHYARD_DEFAULT_MAX_LENGTH", default_value_t = 100_000)]
     pub default_max_length: u32,
     /// Longest nack delay, in milliseconds.
-    #[arg(long, env = "SWITCHYARD_MAX_NACK_DELAY_MS", default_value_t = 3_600_000)]
+    #[arg(
+        long,
+        env = "SWITCHYARD_MAX_NACK_DELAY_MS",
+        default_value_t = 3_600_000
+    )]
     pub max_nack_delay_ms: u64,
     /// Most delivery ids in one Ack call.
     #[arg(long, env = "SWITCHYARD_MAX_ACK_IDS", default_value_t = 10_000)]
     pub max_ack_ids: usize,
     /// Seconds an undeclared group may sit without consumers and messages before it is removed.
-    #[arg(long, env = "SWITCHYARD_GROUP_IDLE_TIMEOUT_SECS", default_value_t = 300)]
+    #[arg(
+        long,
+        env = "SWITCHYARD_GROUP_IDLE_TIMEOUT_SECS",
+        default_value_t = 300
+    )]
     pub group_idle_timeout_secs: u64,
     /// Request timeout when a request gives none, in milliseconds.
-    #[arg(long, env = "SWITCHYARD_DEFAULT_REQUEST_TIMEOUT_MS", default_value_t = 5_000)]
+    #[arg(
+        long,
+        env = "SWITCHYARD_DEFAULT_REQUEST_TIMEOUT_MS",
+        default_value_t = 5_000
+    )]
     pub default_request_timeout_ms: u64,
     /// Longest request timeout, in milliseconds.
-    #[arg(long, env = "SWITCHYARD_MAX_REQUEST_TIMEOUT_MS", default_value_t = 300_000)]
+    #[arg(
+        long,
+        env = "SWITCHYARD_MAX_REQUEST_TIMEOUT_MS",
+        default_value_t = 300_000
+    )]
     pub max_request_timeout_ms: u64,
     /// Seconds shutdown waits for connections after ending every stream.
     #[arg(long, env = "SWITCHYARD_SHUTDOWN_GRACE_SECS", default_value_t = 5)]
@@ -137,7 +163,13 @@ mod tests {
 
     #[test]
     fn flags_reach_the_config() {
-        let args = ServeArgs::parse_from(["serve", "--listen", "127.0.0.1:7000", "--default-prefetch", "5"]);
+        let args = ServeArgs::parse_from([
+            "serve",
+            "--listen",
+            "127.0.0.1:7000",
+            "--default-prefetch",
+            "5",
+        ]);
         let config = args.into_config();
         assert_eq!(config.listen.port(), 7000);
         assert_eq!(config.default_prefetch, 5);

@@ -114,7 +114,10 @@ impl Config {
             ("default_prefetch", u64::from(self.default_prefetch)),
             ("default_max_length", u64::from(self.default_max_length)),
             ("max_ack_ids", self.max_ack_ids as u64),
-            ("default_ack_deadline", self.default_ack_deadline.as_millis() as u64),
+            (
+                "default_ack_deadline",
+                self.default_ack_deadline.as_millis() as u64,
+            ),
         ];
         for (setting, value) in positive {
             if value == 0 {
@@ -132,7 +135,10 @@ impl Config {
             return fail("default_prefetch", "must not exceed max_prefetch".into());
         }
         if self.default_ack_deadline > self.max_ack_deadline {
-            return fail("default_ack_deadline", "must not exceed max_ack_deadline".into());
+            return fail(
+                "default_ack_deadline",
+                "must not exceed max_ack_deadline".into(),
+            );
         }
         if self.default_request_timeout.is_zero()
             || self.default_request_timeout > self.max_request_timeout

@@ -11,14 +11,18 @@ pub enum BrokerError {
     #[error("{field}: {reason}")]
     InvalidArgument { field: String, reason: String },
     /// Publishing the batch would push a group past its `max_length`; nothing was routed.
-    #[error("messages[{index}]: group {group} is full ({max_length} messages); nothing in the batch was published")]
+    #[error(
+        "messages[{index}]: group {group} is full ({max_length} messages); nothing in the batch was published"
+    )]
     GroupFull {
         index: usize,
         group: String,
         max_length: u32,
     },
     /// An exclusive group already has its one active consumer.
-    #[error("group {group} is exclusive and already has an active consumer (consume with standby to wait)")]
+    #[error(
+        "group {group} is exclusive and already has an active consumer (consume with standby to wait)"
+    )]
     ExclusiveTaken { group: String },
     /// The group exists with other settings than the ones asked for.
     #[error("group {group} exists with {setting} {existing}, not {requested}")]

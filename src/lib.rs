@@ -14,10 +14,13 @@ pub mod server;
 pub mod topic;
 pub mod transport;
 
-/// The code generated from `proto/switchyard/v1`.
+/// The code generated from `proto/switchyard/v1`. Lints are relaxed for generated code only: prost
+/// keeps a `oneof` inline, so `SubscribeResponse` has one large variant by design.
+#[allow(clippy::large_enum_variant)]
 pub mod pb {
     tonic::include_proto!("switchyard.v1");
 
     /// The encoded descriptors of the schema, served by reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("switchyard_descriptor");
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("switchyard_descriptor");
 }

@@ -11,10 +11,13 @@ use crate::cli::{Cli, Command};
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
-    let result = match cli.command.unwrap_or_default() {
-        Command::Serve(args) => serve(args.into_config()).await,
+    let result = match cli.command {
+        Some(Command::Serve(args)) => serve(args.into_config()).await,
+        None => serve(cli.serve.into_config()).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

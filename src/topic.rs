@@ -254,9 +254,18 @@ mod tests {
         assert!(Pattern::parse("a.*.c", LIMITS).is_ok());
         assert!(Pattern::parse("a.>", LIMITS).is_ok());
         assert!(Pattern::parse(">", LIMITS).is_ok());
-        assert_eq!(Pattern::parse("a.>.c", LIMITS), Err(NameError::MisplacedTail));
-        assert_eq!(Pattern::parse("a*.c", LIMITS), Err(NameError::PartialWildcard('*')));
-        assert_eq!(Pattern::parse("a.b>", LIMITS), Err(NameError::PartialWildcard('>')));
+        assert_eq!(
+            Pattern::parse("a.>.c", LIMITS),
+            Err(NameError::MisplacedTail)
+        );
+        assert_eq!(
+            Pattern::parse("a*.c", LIMITS),
+            Err(NameError::PartialWildcard('*'))
+        );
+        assert_eq!(
+            Pattern::parse("a.b>", LIMITS),
+            Err(NameError::PartialWildcard('>'))
+        );
     }
 
     #[test]
@@ -283,15 +292,33 @@ mod tests {
     fn group_names_are_single_printable_words() {
         assert!(GroupName::parse("workers-1", 16).is_ok());
         assert_eq!(GroupName::parse("", 16), Err(NameError::Empty));
-        assert_eq!(GroupName::parse("a.b", 16), Err(NameError::ForbiddenInGroup('.')));
-        assert_eq!(GroupName::parse("a b", 16), Err(NameError::BadCharacter(' ')));
-        assert!(matches!(GroupName::parse(&"g".repeat(17), 16), Err(NameError::TooLong { .. })));
+        assert_eq!(
+            GroupName::parse("a.b", 16),
+            Err(NameError::ForbiddenInGroup('.'))
+        );
+        assert_eq!(
+            GroupName::parse("a b", 16),
+            Err(NameError::BadCharacter(' '))
+        );
+        assert!(matches!(
+            GroupName::parse(&"g".repeat(17), 16),
+            Err(NameError::TooLong { .. })
+        ));
     }
 
     #[test]
     fn inboxes_are_topics_with_the_inbox_prefix() {
         let inbox = Topic::new_inbox();
         assert!(inbox.is_inbox());
-        assert!(Topic::parse(inbox.as_str(), TopicLimits { max_bytes: 256, max_tokens: 8 }).is_ok());
+        assert!(
+            Topic::parse(
+                inbox.as_str(),
+                TopicLimits {
+                    max_bytes: 256,
+                    max_tokens: 8
+                }
+            )
+            .is_ok()
+        );
     }
 }

@@ -18,7 +18,8 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use super::group_state::{
-    AttachRefusal, ConsumerId, ConsumerTerms, DeadLetter, GroupSettings, GroupState, Settle,
+    AttachRefusal, ConsumerId, ConsumerTerms, DeadLetter, GroupSettings, GroupState,
+    NotOutstanding, Settle,
 };
 use crate::{
     broker::{Delivery, EventStream, GroupInfo},
@@ -161,12 +162,11 @@ impl QueueGroup {
                     group: self.name.to_string(),
                 });
             }
-            locked
-                .state
-                .attach(terms, Arc::clone(&notify))
-                .map_err(|AttachRefusal::ExclusiveTaken| BrokerError::ExclusiveTaken {
+            locked.state.attach(terms, Arc::clone(&notify)).map_err(
+                |AttachRefusal::ExclusiveTaken| BrokerError::ExclusiveTaken {
                     group: self.name.to_string(),
-                })?
+                },
+            )?
         };
         // Anything already waiting is there for the new consumer to take.
         notify.notify_one();
@@ -202,7 +202,7 @@ impl QueueGroup {
                 self.forward_dead_letters(dead.into_iter().collect());
                 true
             }
-            Err(()) => false,
+            Err(NotOutstanding) => false,
         }
     }
 

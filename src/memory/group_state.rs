@@ -46,6 +46,10 @@ pub enum AttachRefusal {
     ExclusiveTaken,
 }
 
+/// A settlement named a delivery that is not outstanding: settled, expired, returned, or never made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotOutstanding;
+
 /// How a delivery is settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settle {
@@ -72,7 +76,7 @@ impl DeadLetterReason {
 }
 
 /// A message to forward to the dead-letter topic (or discard, if the group has none).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {
     pub message: Arc<Message>,
     pub reason: DeadLetterReason,
@@ -301,23 +305,21 @@ impl GroupState {
         active && slot.in_flight < slot.terms.prefetch
     }
 
-    /// Settles one delivery. `Err(())` means the delivery is not outstanding (settled, expired,
-    /// returned, or never made); nothing changes then.
-    #[allow(clippy::result_unit_err)]
+    /// Settles one delivery; nothing changes when it is not outstanding.
     pub fn settle(
         &mut self,
         delivery: DeliverySeq,
         action: Settle,
         now: Instant,
-    ) -> Result<Option<DeadLetter>, ()> {
+    ) -> Result<Option<DeadLetter>, NotOutstanding> {
         if let Settle::Extend = action {
-            let flight = self.in_flight.get_mut(&delivery).ok_or(())?;
+            let flight = self.in_flight.get_mut(&delivery).ok_or(NotOutstanding)?;
             self.deadlines.remove(&(flight.deadline, delivery));
             flight.deadline = now + flight.ack_deadline;
             self.deadlines.insert((flight.deadline, delivery));
             return Ok(None);
         }
-        let flight = self.remove_in_flight(delivery).ok_or(())?;
+        let flight = self.remove_in_flight(delivery).ok_or(NotOutstanding)?;
         let dead = match action {
             Settle::Ack => {
                 self.stats.acked += 1;

@@ -89,7 +89,11 @@ impl MemoryBroker {
         Ok(())
     }
 
-    fn check_ack_deadline(&self, field: &str, deadline: Option<Duration>) -> Result<(), BrokerError> {
+    fn check_ack_deadline(
+        &self,
+        field: &str,
+        deadline: Option<Duration>,
+    ) -> Result<(), BrokerError> {
         let max = self.shared.config.max_ack_deadline;
         match deadline {
             Some(deadline) if deadline > max => Err(BrokerError::invalid(
@@ -159,14 +163,17 @@ impl Broker for MemoryBroker {
             let reason = "only exclusive groups have standby consumers";
             return Err(BrokerError::invalid("standby", reason));
         }
-        let group = self.shared.registry.for_consumer(&self.shared, &spec, |group| {
-            let terms = ConsumerTerms {
-                prefetch: spec.prefetch.unwrap_or(config.default_prefetch),
-                ack_deadline: spec.ack_deadline.unwrap_or(group.settings().ack_deadline),
-                standby: spec.standby,
-            };
-            group.attach(terms, self.shared.shutdown.clone())
-        })?;
+        let group = self
+            .shared
+            .registry
+            .for_consumer(&self.shared, &spec, |group| {
+                let terms = ConsumerTerms {
+                    prefetch: spec.prefetch.unwrap_or(config.default_prefetch),
+                    ack_deadline: spec.ack_deadline.unwrap_or(group.settings().ack_deadline),
+                    standby: spec.standby,
+                };
+                group.attach(terms, self.shared.shutdown.clone())
+            })?;
         Ok(group)
     }
 
@@ -181,7 +188,10 @@ impl Broker for MemoryBroker {
         } = settlement;
         let count = ack.len() + nack.len() + reject.len() + extend.len();
         if count > config.max_ack_ids {
-            let reason = format!("{count} ids in one call; the limit is {}", config.max_ack_ids);
+            let reason = format!(
+                "{count} ids in one call; the limit is {}",
+                config.max_ack_ids
+            );
             return Err(BrokerError::invalid("ack_ids", reason));
         }
         if nack_delay > config.max_nack_delay {
@@ -245,7 +255,10 @@ impl Broker for MemoryBroker {
     async fn declare_group(&self, spec: GroupSpec) -> Result<(), BrokerError> {
         self.check_running()?;
         if spec.max_deliveries == Some(0) {
-            return Err(BrokerError::invalid("max_deliveries", "0 means unlimited; pass None"));
+            return Err(BrokerError::invalid(
+                "max_deliveries",
+                "0 means unlimited; pass None",
+            ));
         }
         self.check_ack_deadline("ack_deadline_ms", spec.ack_deadline)?;
         if let Some(topic) = &spec.dead_letter_topic
@@ -271,10 +284,7 @@ impl Broker for MemoryBroker {
 }
 
 /// Forwards dead letters and removes idle groups until the broker is dropped.
-async fn run_housekeeping(
-    shared: Weak<Shared>,
-    mut events: mpsc::UnboundedReceiver<Housekeeping>,
-) {
+async fn run_housekeeping(shared: Weak<Shared>, mut events: mpsc::UnboundedReceiver<Housekeeping>) {
     while let Some(event) = events.recv().await {
         let Some(shared) = shared.upgrade() else {
             return;

@@ -186,7 +186,12 @@ impl Registry {
     }
 }
 
-fn conflict(group: &GroupName, setting: &'static str, was: ConsumeMode, asked: ConsumeMode) -> BrokerError {
+fn conflict(
+    group: &GroupName,
+    setting: &'static str,
+    was: ConsumeMode,
+    asked: ConsumeMode,
+) -> BrokerError {
     BrokerError::GroupConflict {
         group: group.to_string(),
         setting,
@@ -201,18 +206,33 @@ fn first_difference(
     requested: &GroupSettings,
 ) -> Option<(&'static str, String, String)> {
     let show_topic = |topic: &Option<crate::topic::Topic>| {
-        topic.as_ref().map_or_else(|| "none".to_string(), ToString::to_string)
+        topic
+            .as_ref()
+            .map_or_else(|| "none".to_string(), ToString::to_string)
     };
-    let show_max = |max: Option<u32>| max.map_or_else(|| "unlimited".to_string(), |m| m.to_string());
+    let show_max =
+        |max: Option<u32>| max.map_or_else(|| "unlimited".to_string(), |m| m.to_string());
     let pairs = [
-        ("mode", existing.mode.to_string(), requested.mode.to_string()),
-        ("max_length", existing.max_length.to_string(), requested.max_length.to_string()),
+        (
+            "mode",
+            existing.mode.to_string(),
+            requested.mode.to_string(),
+        ),
+        (
+            "max_length",
+            existing.max_length.to_string(),
+            requested.max_length.to_string(),
+        ),
         (
             "ack_deadline_ms",
             existing.ack_deadline.as_millis().to_string(),
             requested.ack_deadline.as_millis().to_string(),
         ),
-        ("max_deliveries", show_max(existing.max_deliveries), show_max(requested.max_deliveries)),
+        (
+            "max_deliveries",
+            show_max(existing.max_deliveries),
+            show_max(requested.max_deliveries),
+        ),
         (
             "dead_letter_topic",
             show_topic(&existing.dead_letter_topic),

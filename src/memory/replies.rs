@@ -59,7 +59,8 @@ impl ReplyRouter {
             waiting.correlation_id == message.correlation_id
         });
         // The receiver may have just given up; then this reply is as late as any other.
-        let accepted = taken.is_some_and(|(_, waiting)| waiting.reply.send(Arc::clone(message)).is_ok());
+        let accepted =
+            taken.is_some_and(|(_, waiting)| waiting.reply.send(Arc::clone(message)).is_ok());
         match accepted {
             true => true,
             false => {

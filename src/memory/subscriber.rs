@@ -57,7 +57,9 @@ impl SubscriberQueue {
                 let missed = std::mem::take(&mut state.missed);
                 state.events.push_back(SubscriptionEvent::Gap { missed });
             }
-            state.events.push_back(SubscriptionEvent::Message(Arc::clone(message)));
+            state
+                .events
+                .push_back(SubscriptionEvent::Message(Arc::clone(message)));
             state.messages += 1;
         }
         self.notify.notify_one();
@@ -164,7 +166,10 @@ mod tests {
         queue.offer(&message(1));
         let shutdown = CancellationToken::new();
         let mut stream = subscription_stream(Arc::clone(&queue), (), shutdown.clone());
-        assert!(matches!(stream.next().await, Some(Ok(SubscriptionEvent::Message(_)))));
+        assert!(matches!(
+            stream.next().await,
+            Some(Ok(SubscriptionEvent::Message(_)))
+        ));
         shutdown.cancel();
         assert_eq!(stream.next().await, Some(Err(BrokerError::ShuttingDown)));
         assert_eq!(stream.next().await, None);

@@ -83,7 +83,8 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
         let spec =
             convert::consume_spec(request.into_inner(), &self.config).map_err(convert::status)?;
         let deliveries = self.broker.consume(spec).await.map_err(convert::status)?;
-        let stream = deliveries.map(|delivery| delivery.map(convert::delivery).map_err(convert::status));
+        let stream =
+            deliveries.map(|delivery| delivery.map(convert::delivery).map_err(convert::status));
         Ok(Response::new(Box::pin(stream)))
     }
 

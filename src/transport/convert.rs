@@ -75,7 +75,11 @@ fn check_len(field: String, value: &str, max: usize) -> Result<(), BrokerError> 
 }
 
 /// Validates one message of a request; `at` is its path (`messages[3]`, `message`).
-pub fn new_message(message: pb::Message, at: &str, config: &Config) -> Result<NewMessage, BrokerError> {
+pub fn new_message(
+    message: pb::Message,
+    at: &str,
+    config: &Config,
+) -> Result<NewMessage, BrokerError> {
     let pb::Message {
         topic: topic_text,
         payload,
@@ -96,19 +100,33 @@ pub fn new_message(message: pb::Message, at: &str, config: &Config) -> Result<Ne
         return Err(invalid(format!("{at}.payload"), reason));
     }
     if headers.len() > config.max_headers {
-        let reason = format!("{} headers, more than the limit of {}", headers.len(), config.max_headers);
+        let reason = format!(
+            "{} headers, more than the limit of {}",
+            headers.len(),
+            config.max_headers
+        );
         return Err(invalid(format!("{at}.headers"), reason));
     }
-    let header_bytes: usize = headers.iter().map(|(name, value)| name.len() + value.len()).sum();
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.len() + value.len())
+        .sum();
     if header_bytes > config.max_header_bytes {
-        let reason = format!("{header_bytes} bytes, more than the limit of {}", config.max_header_bytes);
+        let reason = format!(
+            "{header_bytes} bytes, more than the limit of {}",
+            config.max_header_bytes
+        );
         return Err(invalid(format!("{at}.headers"), reason));
     }
     if headers.keys().any(String::is_empty) {
         return Err(invalid(format!("{at}.headers"), "a header name is empty"));
     }
     check_len(format!("{at}.key"), &key, config.max_id_bytes)?;
-    check_len(format!("{at}.correlation_id"), &correlation_id, config.max_id_bytes)?;
+    check_len(
+        format!("{at}.correlation_id"),
+        &correlation_id,
+        config.max_id_bytes,
+    )?;
     check_len(format!("{at}.reply_to"), &reply_to, config.max_id_bytes)?;
     let reply_to = match reply_to.as_str() {
         "" => None,
@@ -124,13 +142,19 @@ pub fn new_message(message: pb::Message, at: &str, config: &Config) -> Result<Ne
     })
 }
 
-pub fn publish_request(request: pb::PublishRequest, config: &Config) -> Result<Vec<NewMessage>, BrokerError> {
+pub fn publish_request(
+    request: pb::PublishRequest,
+    config: &Config,
+) -> Result<Vec<NewMessage>, BrokerError> {
     let count = request.messages.len();
     if count == 0 {
         return Err(invalid("messages", "must hold at least one message"));
     }
     if count > config.max_batch_messages {
-        let reason = format!("{count} messages, more than the limit of {}", config.max_batch_messages);
+        let reason = format!(
+            "{count} messages, more than the limit of {}",
+            config.max_batch_messages
+        );
         return Err(invalid("messages", reason));
     }
     request
@@ -141,7 +165,10 @@ pub fn publish_request(request: pb::PublishRequest, config: &Config) -> Result<V
         .collect()
 }
 
-pub fn consume_spec(request: pb::ConsumeRequest, config: &Config) -> Result<ConsumeSpec, BrokerError> {
+pub fn consume_spec(
+    request: pb::ConsumeRequest,
+    config: &Config,
+) -> Result<ConsumeSpec, BrokerError> {
     Ok(ConsumeSpec {
         pattern: pattern(&request.topic, "topic", config)?,
         group: group_name(&request.group, "group", config)?,
@@ -152,7 +179,10 @@ pub fn consume_spec(request: pb::ConsumeRequest, config: &Config) -> Result<Cons
     })
 }
 
-pub fn group_spec(request: pb::DeclareGroupRequest, config: &Config) -> Result<GroupSpec, BrokerError> {
+pub fn group_spec(
+    request: pb::DeclareGroupRequest,
+    config: &Config,
+) -> Result<GroupSpec, BrokerError> {
     let dead_letter_topic = match request.dead_letter_topic.as_str() {
         "" => None,
         text => Some(topic(text, "dead_letter_topic", config)?),
@@ -191,7 +221,10 @@ pub fn request(
     let message = new_message(message, "message", config)?;
     let asked = millis(request.timeout_ms).unwrap_or(config.default_request_timeout);
     if asked > config.max_request_timeout {
-        let reason = format!("must be at most {} ms", config.max_request_timeout.as_millis());
+        let reason = format!(
+            "must be at most {} ms",
+            config.max_request_timeout.as_millis()
+        );
         return Err(invalid("timeout_ms", reason));
     }
     let timeout = call_deadline.map_or(asked, |deadline| deadline.min(asked));
