@@ -84,7 +84,7 @@ impl Locked {
         !self.closed
     }
 
-    pub fn consumers_to_wake(&self) -> Vec<Arc<Notify>> {
+    pub fn consumers_to_wake(&mut self) -> Vec<Arc<Notify>> {
         self.state.consumers_to_wake()
     }
 }

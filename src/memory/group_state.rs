@@ -139,6 +139,9 @@ pub struct GroupState {
     deadlines: BTreeSet<(Instant, DeliverySeq)>,
     /// In attach order. In exclusive mode the first is the active consumer and the rest stand by.
     consumers: Vec<ConsumerSlot>,
+    /// Where the next wake-up round starts, so that single messages go round the consumers in turn
+    /// instead of always to the first one with room.
+    wake_cursor: usize,
     stats: GroupStats,
     /// Since when the group has had neither consumers nor messages.
     idle_since: Option<Instant>,
@@ -157,6 +160,7 @@ impl GroupState {
             in_flight: HashMap::new(),
             deadlines: BTreeSet::new(),
             consumers: Vec::new(),
+            wake_cursor: 0,
             stats: GroupStats::default(),
             idle_since: Some(now),
         }
@@ -363,12 +367,25 @@ impl GroupState {
         deadline.into_iter().chain(due).min()
     }
 
-    /// The consumers worth waking: active, with room, no more of them than there are messages to take.
-    pub fn consumers_to_wake(&self) -> Vec<Arc<Notify>> {
+    /// The consumers worth waking: active, with room, no more of them than there are messages to take,
+    /// starting where the last round stopped.
+    pub fn consumers_to_wake(&mut self) -> Vec<Arc<Notify>> {
         let available = self.ready.len() + self.redeliver.len();
-        (0..self.consumers.len())
+        let count = self.consumers.len();
+        if available == 0 || count == 0 {
+            return Vec::new();
+        }
+        let start = self.wake_cursor % count;
+        let chosen: Vec<usize> = (start..count)
+            .chain(0..start)
             .filter(|&index| self.may_take(index))
             .take(available)
+            .collect();
+        if let Some(last) = chosen.last() {
+            self.wake_cursor = last + 1;
+        }
+        chosen
+            .into_iter()
             .map(|index| Arc::clone(&self.consumers[index].notify))
             .collect()
     }

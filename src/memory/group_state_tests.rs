@@ -207,6 +207,31 @@ fn exclusive_has_one_active_consumer_and_standbys_take_over_in_order() {
 }
 
 #[test]
+fn wake_ups_go_round_the_consumers() {
+    let now = Instant::now();
+    let mut state = GroupState::new(settings(ConsumeMode::Shared, None), now);
+    let notifies: Vec<Arc<Notify>> = (0..3).map(|_| Arc::default()).collect();
+    for notify in &notifies {
+        state.attach(terms(10, false), Arc::clone(notify)).unwrap();
+    }
+    let mut woken = Vec::new();
+    for n in 0..4 {
+        state.enqueue(message(n));
+        let wake = state.consumers_to_wake();
+        assert_eq!(wake.len(), 1, "one message wakes one consumer");
+        woken.push(
+            notifies
+                .iter()
+                .position(|n| Arc::ptr_eq(n, &wake[0]))
+                .unwrap(),
+        );
+        let consumer = woken[woken.len() - 1] as ConsumerId;
+        state.take(consumer, now).unwrap();
+    }
+    assert_eq!(woken, [0, 1, 2, 0]);
+}
+
+#[test]
 fn capacity_counts_everything_held() {
     let now = Instant::now();
     let mut settings = settings(ConsumeMode::Shared, None);

@@ -7,7 +7,11 @@
 
 use std::sync::Arc;
 
-use super::{Shared, group, group::QueueGroup, subscriber::SubscriberQueue};
+use super::{
+    Shared,
+    group::{self, GroupId, QueueGroup},
+    subscriber::SubscriberQueue,
+};
 use crate::{broker::Published, error::BrokerError, message::Message};
 
 /// An entry of the index.
@@ -30,8 +34,7 @@ pub enum Admission {
 #[derive(Default)]
 struct Route {
     subscribers: Vec<Arc<SubscriberQueue>>,
-    /// Indexes into the batch's sorted list of distinct groups.
-    groups: Vec<usize>,
+    groups: Vec<GroupId>,
 }
 
 impl Shared {
@@ -50,7 +53,7 @@ impl Shared {
                     Target::Subscriber(queue) => route.subscribers.push(Arc::clone(queue)),
                     Target::Group(group) => {
                         groups.push(Arc::clone(group));
-                        route.groups.push(group.id as usize);
+                        route.groups.push(group.id);
                     }
                 });
                 routes.push(route);
@@ -58,22 +61,26 @@ impl Shared {
         }
         groups.sort_by_key(|group| group.id);
         groups.dedup_by_key(|group| group.id);
-        for route in &mut routes {
-            for slot in &mut route.groups {
-                // Every id in a route was pushed to `groups`, so the search finds it.
-                *slot = groups
-                    .binary_search_by_key(&(*slot as u64), |group| group.id)
-                    .unwrap_or_default();
-            }
-        }
+        // Where each message's groups sit in the sorted list, and so in the list of locks. Every id
+        // in a route was pushed to `groups`, so each search finds it.
+        let slots: Vec<Vec<usize>> = routes
+            .iter()
+            .map(|route| {
+                route
+                    .groups
+                    .iter()
+                    .filter_map(|id| groups.binary_search_by_key(id, |group| group.id).ok())
+                    .collect()
+            })
+            .collect();
 
         let mut stored = vec![0u32; messages.len()];
         let wakes = {
             let mut locks: Vec<_> = groups.iter().map(|group| group.lock()).collect();
             if admission == Admission::Checked {
                 let mut wanted = vec![0usize; groups.len()];
-                for (index, route) in routes.iter().enumerate() {
-                    for &slot in &route.groups {
+                for (index, message_slots) in slots.iter().enumerate() {
+                    for &slot in message_slots {
                         wanted[slot] += 1;
                         if !locks[slot].has_room_for(wanted[slot]) {
                             return Err(BrokerError::GroupFull {
@@ -85,15 +92,15 @@ impl Shared {
                     }
                 }
             }
-            for (index, route) in routes.iter().enumerate() {
-                for &slot in &route.groups {
+            for (index, message_slots) in slots.iter().enumerate() {
+                for &slot in message_slots {
                     if locks[slot].enqueue(Arc::clone(&messages[index])) {
                         stored[index] += 1;
                     }
                 }
             }
             locks
-                .iter()
+                .iter_mut()
                 .flat_map(|locked| locked.consumers_to_wake())
                 .collect::<Vec<_>>()
         };
