@@ -238,18 +238,17 @@ impl QueueGroup {
     }
 
     /// Whether the group has been idle for its whole idle timeout (never, for declared groups).
-    pub fn is_expired(&self, now: Instant) -> bool {
-        let Some(timeout) = self.idle_timeout() else {
-            return false;
-        };
-        let locked = self.locked.lock();
-        locked
-            .state
-            .idle_since()
-            .is_some_and(|since| since + timeout <= now)
+    fn is_expired(&self, locked: &Locked, now: Instant) -> bool {
+        self.idle_timeout().is_some_and(|timeout| {
+            locked
+                .state
+                .idle_since()
+                .is_some_and(|since| since + timeout <= now)
+        })
     }
 
-    /// Deletes the group's messages and ends its consumers' streams.
+    /// Deletes the group's messages and ends its consumers' streams. From here on `enqueue` stores
+    /// nothing, so a publish racing the deletion is not told it stored a message that is gone.
     pub fn close(&self) -> usize {
         let dropped = {
             let mut locked = self.locked.lock();
@@ -258,6 +257,20 @@ impl QueueGroup {
         };
         self.closed.cancel();
         dropped
+    }
+
+    /// Closes the group if it is still idle past its timeout, checked and closed under one lock so
+    /// that a message published meanwhile either keeps the group or is refused by it.
+    pub fn close_if_expired(&self, now: Instant) -> bool {
+        {
+            let mut locked = self.locked.lock();
+            if !self.is_expired(&locked, now) {
+                return false;
+            }
+            locked.closed = true;
+        }
+        self.closed.cancel();
+        true
     }
 
     fn take(&self, consumer: ConsumerId) -> Option<Delivery> {
@@ -288,16 +301,17 @@ impl QueueGroup {
     /// Runs when the timer fires: returns expired deliveries and reports idleness. Returns when the
     /// timer should look again.
     fn on_timer(&self, now: Instant) -> Option<Instant> {
-        let (dead, wakes, next) = {
+        let (dead, wakes, next, expired) = {
             let mut locked = self.locked.lock();
             let dead = locked.state.expire(now);
             let next = self.next_wakeup(&locked.state);
             locked.armed = next;
-            (dead, locked.state.consumers_to_wake(), next)
+            let expired = self.is_expired(&locked, now);
+            (dead, locked.state.consumers_to_wake(), next, expired)
         };
         wake(wakes);
         self.forward_dead_letters(dead);
-        if self.is_expired(now) {
+        if expired {
             // The broker may be gone already; then there is nobody to tell.
             let _ = self.housekeeping.send(Housekeeping::Idle(self.id));
         }

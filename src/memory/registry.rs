@@ -118,7 +118,9 @@ impl Registry {
                 group: format!("{name} on {pattern}"),
             });
         };
+        let dropped = group.close();
         self.unlink(shared, &group, entry);
+        tracing::debug!(group = %name, pattern = %pattern, dropped, "group deleted");
         Ok(())
     }
 
@@ -128,7 +130,7 @@ impl Registry {
         let Some(group) = self.by_id(id) else {
             return;
         };
-        if !group.is_expired(Instant::now()) {
+        if !group.close_if_expired(Instant::now()) {
             return;
         }
         let key = (group.pattern.clone(), group.name.clone());
@@ -178,11 +180,10 @@ impl Registry {
         group
     }
 
+    /// Takes a closed group out of the index and the id map.
     fn unlink(&self, shared: &Shared, group: &Arc<QueueGroup>, entry: EntryId) {
         shared.index.write().remove(&group.pattern, entry);
         self.by_id.remove(&group.id);
-        let dropped = group.close();
-        tracing::debug!(group = %group.name, pattern = %group.pattern, dropped, "group removed");
     }
 }
 
