@@ -3,13 +3,20 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
-use switchyard::pb;
+use switchyard::{config::Config, pb};
 use tonic::Code;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
 
 /// A DeclareGroup request with the given mode and limits.
-fn declaration(topic: &str, group: &str, mode: pb::ConsumeMode, max_length: u32) -> pb::DeclareGroupRequest {
+fn declaration(
+    topic: &str,
+    group: &str,
+    mode: pb::ConsumeMode,
+    max_length: u32,
+) -> pb::DeclareGroupRequest {
     pb::DeclareGroupRequest {
         topic: topic.to_owned(),
         group: group.to_owned(),
@@ -28,15 +35,38 @@ async fn declared_group_is_listed_with_its_mode_and_counts() {
     let topic = unique("admin.list");
     let mut admin = server.admin().await;
     let mut broker = server.broker().await;
-    declare_ok(&mut admin, declaration(&topic, "reports", pb::ConsumeMode::Exclusive, 100)).await;
+    declare_ok(
+        &mut admin,
+        declaration(&topic, "reports", pb::ConsumeMode::Exclusive, 100),
+    )
+    .await;
 
-    let info = group_info(&mut admin, &topic, "reports").await.expect("the declared group is listed");
+    let info = group_info(&mut admin, &topic, "reports")
+        .await
+        .expect("the declared group is listed");
     assert_eq!(info.mode, i32::from(pb::ConsumeMode::Exclusive), "{info:?}");
-    let counts = |g: &pb::GroupInfo| (g.ready, g.in_flight, g.consumers, g.delivered, g.acked, g.redelivered, g.dead_lettered);
-    assert_eq!(counts(&info), (0, 0, 0, 0, 0, 0, 0), "a new group: {info:?}");
+    let counts = |g: &pb::GroupInfo| {
+        (
+            g.ready,
+            g.in_flight,
+            g.consumers,
+            g.delivered,
+            g.acked,
+            g.redelivered,
+            g.dead_lettered,
+        )
+    };
+    assert_eq!(
+        counts(&info),
+        (0, 0, 0, 0, 0, 0, 0),
+        "a new group: {info:?}"
+    );
 
     publish_ok(&mut broker, numbered_batch(&topic, 0..3)).await;
-    wait_for_group(&mut admin, &topic, "reports", "3 ready", |g| counts(g) == (3, 0, 0, 0, 0, 0, 0)).await;
+    wait_for_group(&mut admin, &topic, "reports", "3 ready", |g| {
+        counts(g) == (3, 0, 0, 0, 0, 0, 0)
+    })
+    .await;
 
     let request = pb::ConsumeRequest {
         mode: pb::ConsumeMode::Exclusive.into(),
@@ -45,20 +75,35 @@ async fn declared_group_is_listed_with_its_mode_and_counts() {
     };
     let mut stream = consume_ok(&mut broker, request).await;
     let held = next_deliveries(&mut stream, 2).await;
-    wait_for_group(&mut admin, &topic, "reports", "2 in flight", |g| counts(g) == (1, 2, 1, 2, 0, 0, 0)).await;
+    wait_for_group(&mut admin, &topic, "reports", "2 in flight", |g| {
+        counts(g) == (1, 2, 1, 2, 0, 0, 0)
+    })
+    .await;
 
     ack_all(&mut broker, &held[..1]).await;
     let third = next_delivery(&mut stream).await;
-    wait_for_group(&mut admin, &topic, "reports", "1 acked", |g| counts(g) == (0, 2, 1, 3, 1, 0, 0)).await;
+    wait_for_group(&mut admin, &topic, "reports", "1 acked", |g| {
+        counts(g) == (0, 2, 1, 3, 1, 0, 0)
+    })
+    .await;
     nack(&mut broker, &held[1], 0).await;
     let again = next_delivery(&mut stream).await;
     assert_eq!(again.attempt, 2);
-    wait_for_group(&mut admin, &topic, "reports", "1 redelivered", |g| counts(g) == (0, 2, 1, 4, 1, 1, 0)).await;
+    wait_for_group(&mut admin, &topic, "reports", "1 redelivered", |g| {
+        counts(g) == (0, 2, 1, 4, 1, 1, 0)
+    })
+    .await;
     ack_all(&mut broker, &[third, again]).await;
-    wait_for_group(&mut admin, &topic, "reports", "all acked", |g| counts(g) == (0, 0, 1, 4, 3, 1, 0)).await;
+    wait_for_group(&mut admin, &topic, "reports", "all acked", |g| {
+        counts(g) == (0, 0, 1, 4, 3, 1, 0)
+    })
+    .await;
 
     drop(stream);
-    wait_for_group(&mut admin, &topic, "reports", "no consumers", |g| g.consumers == 0).await;
+    wait_for_group(&mut admin, &topic, "reports", "no consumers", |g| {
+        g.consumers == 0
+    })
+    .await;
 }
 
 /// Declaring an existing group again with the same settings succeeds; with other settings it is
@@ -77,7 +122,10 @@ async fn declaring_a_group_again_is_idempotent() {
         .expect("ListGroups succeeds")
         .into_inner()
         .groups;
-    let matching = listed.iter().filter(|g| g.topic == topic && g.group == "twice").count();
+    let matching = listed
+        .iter()
+        .filter(|g| g.topic == topic && g.group == "twice")
+        .count();
     assert_eq!(matching, 1, "declared twice, listed once: {listed:?}");
 
     let different = pb::DeclareGroupRequest {
@@ -86,6 +134,42 @@ async fn declaring_a_group_again_is_idempotent() {
     };
     let result = within("DeclareGroup", admin.declare_group(different)).await;
     assert_status(result, Code::FailedPrecondition, &[]);
+}
+
+/// A group created by Consume alone is removed once it has been idle (no consumers, no messages) for
+/// `group_idle_timeout`; a declared group stays.
+#[tokio::test]
+async fn idle_groups_created_by_consume_are_removed() {
+    let config = Config {
+        group_idle_timeout: Duration::from_millis(300),
+        ..test_config()
+    };
+    let server = TestServer::with_config(config).await;
+    let topic = unique("admin.idle");
+    let mut admin = server.admin().await;
+    let mut broker = server.broker().await;
+    declare_ok(
+        &mut admin,
+        declaration(&topic, "declared", pb::ConsumeMode::Shared, 0),
+    )
+    .await;
+    let stream = consume_ok(&mut broker, consume_request(&topic, "casual")).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        group_info(&mut admin, &topic, "casual").await.is_some(),
+        "a group with a consumer is not idle"
+    );
+    drop(stream);
+    within("the idle group to be removed", async {
+        while group_info(&mut admin, &topic, "casual").await.is_some() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        group_info(&mut admin, &topic, "declared").await.is_some(),
+        "a declared group is never removed for idleness"
+    );
 }
 
 /// Deleting a group that does not exist is NOT_FOUND.
@@ -97,7 +181,11 @@ async fn deleting_an_unknown_group_is_not_found() {
         topic: unique("admin.ghost"),
         group: "ghost".into(),
     };
-    assert_status(within("DeleteGroup", admin.delete_group(request)).await, Code::NotFound, &[]);
+    assert_status(
+        within("DeleteGroup", admin.delete_group(request)).await,
+        Code::NotFound,
+        &[],
+    );
 }
 
 /// Deleting a group ends its consumers' streams with NOT_FOUND, drops its messages and unlists it;
@@ -112,7 +200,10 @@ async fn deleting_a_group_ends_its_consumers_with_not_found() {
     let mut second = consume_ok(&mut broker, consume_request(&topic, "doomed")).await;
     let mut other = consume_ok(&mut broker, consume_request(&topic, "survivor")).await;
     publish_ok(&mut broker, numbered_batch(&topic, 0..3)).await;
-    wait_for_group(&mut admin, &topic, "doomed", "3 delivered", |g| g.delivered == 3).await;
+    wait_for_group(&mut admin, &topic, "doomed", "3 delivered", |g| {
+        g.delivered == 3
+    })
+    .await;
 
     let request = pb::DeleteGroupRequest {
         topic: topic.clone(),
@@ -125,7 +216,10 @@ async fn deleting_a_group_ends_its_consumers_with_not_found() {
         let status = end_status(stream, "the deleted group's consumer stream to end").await;
         assert_eq!(status.code(), Code::NotFound, "{status:?}");
     }
-    assert!(group_info(&mut admin, &topic, "doomed").await.is_none(), "the deleted group is unlisted");
+    assert!(
+        group_info(&mut admin, &topic, "doomed").await.is_none(),
+        "the deleted group is unlisted"
+    );
     let result = within("DeleteGroup", admin.delete_group(request)).await;
     assert_status(result, Code::NotFound, &[]);
 
@@ -140,7 +234,9 @@ async fn deleting_a_group_ends_its_consumers_with_not_found() {
 async fn health_check_reports_serving() {
     let server = TestServer::start().await;
     let mut health = server.health().await;
-    let request = HealthCheckRequest { service: String::new() };
+    let request = HealthCheckRequest {
+        service: String::new(),
+    };
     let response = within("Health.Check", health.check(request))
         .await
         .expect("Health.Check succeeds")
@@ -160,7 +256,10 @@ async fn shutdown_ends_streams_and_returns() {
     next_message(&mut subscription).await;
     next_delivery(&mut deliveries).await;
 
-    server.shutdown().await.expect("server::run returns Ok after shutdown");
+    server
+        .shutdown()
+        .await
+        .expect("server::run returns Ok after shutdown");
     let ended = within("the subscription to end", async {
         while let Ok(Some(_)) = subscription.message().await {}
     });
@@ -184,10 +283,13 @@ async fn reflection_lists_the_services() {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
     };
-    let mut responses = within("ServerReflectionInfo", reflection.server_reflection_info(tokio_stream::iter([request])))
-        .await
-        .expect("ServerReflectionInfo succeeds")
-        .into_inner();
+    let mut responses = within(
+        "ServerReflectionInfo",
+        reflection.server_reflection_info(tokio_stream::iter([request])),
+    )
+    .await
+    .expect("ServerReflectionInfo succeeds")
+    .into_inner();
     let response = next_item(&mut responses, "the reflection answer").await;
     let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
         panic!("expected a service list, got {response:?}");

@@ -52,7 +52,10 @@ async fn second_exclusive_consumer_is_rejected() {
 
     publish_one(&mut broker, &topic, "still mine").await;
     let delivery = next_delivery(&mut first).await;
-    assert_eq!(&delivery.message.as_ref().expect("a message").payload[..], b"still mine");
+    assert_eq!(
+        &delivery.message.as_ref().expect("a message").payload[..],
+        b"still mine"
+    );
 }
 
 /// Consuming a group in a different mode than it has is FAILED_PRECONDITION, both ways, and for a
@@ -65,7 +68,11 @@ async fn consume_with_a_different_mode_is_rejected() {
 
     let shared_topic = unique("exclusive.mode-shared");
     let _shared = consume_ok(&mut broker, consume_request(&shared_topic, "shared-one")).await;
-    let result = consume(&mut broker, exclusive(&shared_topic, "shared-one", 0, false)).await;
+    let result = consume(
+        &mut broker,
+        exclusive(&shared_topic, "shared-one", 0, false),
+    )
+    .await;
     assert_status(result, Code::FailedPrecondition, &[]);
     let result = consume(&mut broker, exclusive(&shared_topic, "shared-one", 0, true)).await;
     assert_status(result, Code::FailedPrecondition, &[]);
@@ -87,10 +94,22 @@ async fn consume_with_a_different_mode_is_rejected() {
         mode: pb::ConsumeMode::Shared.into(),
         ..consume_request(&declared_topic, "declared")
     };
-    assert_status(consume(&mut broker, shared).await, Code::FailedPrecondition, &[]);
+    assert_status(
+        consume(&mut broker, shared).await,
+        Code::FailedPrecondition,
+        &[],
+    );
     let unspecified = consume_request(&declared_topic, "declared");
-    assert_status(consume(&mut broker, unspecified).await, Code::FailedPrecondition, &[]);
-    let _ok = consume_ok(&mut broker, exclusive(&declared_topic, "declared", 0, false)).await;
+    assert_status(
+        consume(&mut broker, unspecified).await,
+        Code::FailedPrecondition,
+        &[],
+    );
+    let _ok = consume_ok(
+        &mut broker,
+        exclusive(&declared_topic, "declared", 0, false),
+    )
+    .await;
 }
 
 /// A standby gets nothing while the active consumer lives; when its stream ends the standby takes
@@ -102,9 +121,13 @@ async fn standby_takes_over_unacked_messages_then_the_rest_in_order() {
     let mut active_client = server.broker().await;
     let mut active = consume_ok(&mut active_client, exclusive(&topic, "primary", 5, false)).await;
     let mut standby_client = server.broker().await;
-    let mut standby = consume_ok(&mut standby_client, exclusive(&topic, "primary", 100, true)).await;
+    let mut standby =
+        consume_ok(&mut standby_client, exclusive(&topic, "primary", 100, true)).await;
     let mut admin = server.admin().await;
-    wait_for_group(&mut admin, &topic, "primary", "2 consumers", |g| g.consumers == 2).await;
+    wait_for_group(&mut admin, &topic, "primary", "2 consumers", |g| {
+        g.consumers == 2
+    })
+    .await;
 
     let mut broker = server.broker().await;
     publish_ok(&mut broker, numbered_batch(&topic, 0..10)).await;
@@ -114,19 +137,39 @@ async fn standby_takes_over_unacked_messages_then_the_rest_in_order() {
     // Two acks made room: the active consumer, not the standby, gets the next two.
     let more = next_deliveries(&mut active, 2).await;
     assert_eq!(numbers(&more), vec![5, 6]);
-    assert_quiet(&mut standby, QUIET, "a standby while the active consumer lives").await;
+    assert_quiet(
+        &mut standby,
+        QUIET,
+        "a standby while the active consumer lives",
+    )
+    .await;
 
     drop(active);
     let taken = next_deliveries(&mut standby, 8).await;
-    assert_eq!(numbers(&taken), vec![2, 3, 4, 5, 6, 7, 8, 9], "unacked first, then the rest");
+    assert_eq!(
+        numbers(&taken),
+        vec![2, 3, 4, 5, 6, 7, 8, 9],
+        "unacked first, then the rest"
+    );
     let attempts: Vec<u32> = taken.iter().map(|d| d.attempt).collect();
     assert_eq!(attempts, vec![2, 2, 2, 2, 2, 1, 1, 1]);
-    let old_ids: Vec<&str> = held[2..].iter().chain(&more).map(|d| d.delivery_id.as_str()).collect();
-    assert_eq!(ack_ids(&mut broker, &old_ids).await.len(), 5, "the old delivery ids are unknown now");
+    let old_ids: Vec<&str> = held[2..]
+        .iter()
+        .chain(&more)
+        .map(|d| d.delivery_id.as_str())
+        .collect();
+    assert_eq!(
+        ack_ids(&mut broker, &old_ids).await.len(),
+        5,
+        "the old delivery ids are unknown now"
+    );
     ack_all(&mut broker, &taken).await;
 
     publish_ok(&mut broker, numbered_batch(&topic, 10..12)).await;
-    assert_eq!(numbers(&next_deliveries(&mut standby, 2).await), vec![10, 11]);
+    assert_eq!(
+        numbers(&next_deliveries(&mut standby, 2).await),
+        vec![10, 11]
+    );
 
     // The standby is now the active consumer: a newcomer that is not a standby is refused.
     let result = consume(&mut broker, exclusive(&topic, "primary", 5, false)).await;
@@ -166,5 +209,9 @@ async fn standbys_take_over_one_after_another() {
         ack_all(&mut broker, std::slice::from_ref(&delivery)).await;
         received.push(delivery_number(&delivery));
     }
-    assert_eq!(received, (0..9).collect::<Vec<_>>(), "order kept across two hand-overs");
+    assert_eq!(
+        received,
+        (0..9).collect::<Vec<_>>(),
+        "order kept across two hand-overs"
+    );
 }

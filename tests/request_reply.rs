@@ -11,12 +11,24 @@ use tokio::{sync::mpsc, task::JoinHandle, time::Instant};
 use tonic::{Code, Status};
 
 /// Sends a Request and returns its reply, bounded by the request's own timeout plus [`SLACK`].
-async fn request(broker: &mut Broker, message: pb::Message, timeout_ms: u32) -> Result<pb::Message, Status> {
+async fn request(
+    broker: &mut Broker,
+    message: pb::Message,
+    timeout_ms: u32,
+) -> Result<pb::Message, Status> {
     let limit = Duration::from_millis(u64::from(timeout_ms)) + SLACK;
-    let request = pb::RequestRequest { message: Some(message), timeout_ms };
+    let request = pb::RequestRequest {
+        message: Some(message),
+        timeout_ms,
+    };
     within_for(limit, "Request", broker.request(request))
         .await
-        .map(|response| response.into_inner().reply.expect("a RequestResponse carries the reply"))
+        .map(|response| {
+            response
+                .into_inner()
+                .reply
+                .expect("a RequestResponse carries the reply")
+        })
 }
 
 /// The reply to `request`: `payload` to its reply inbox under `correlation_id`.
@@ -29,7 +41,10 @@ fn reply_to(request: &pb::Message, payload: &str, correlation_id: &str) -> pb::M
 
 /// A responder subscribed to `pattern` (active when this returns) that echoes every request's payload
 /// to its reply inbox and reports each request it saw.
-async fn spawn_echo(server: &TestServer, pattern: &str) -> (JoinHandle<()>, mpsc::UnboundedReceiver<pb::Message>) {
+async fn spawn_echo(
+    server: &TestServer,
+    pattern: &str,
+) -> (JoinHandle<()>, mpsc::UnboundedReceiver<pb::Message>) {
     let mut client = server.broker().await;
     let mut stream = subscribe_ok(&mut client, pattern).await;
     let (seen, requests) = mpsc::unbounded_channel();
@@ -61,11 +76,25 @@ async fn request_gets_the_reply_through_a_fresh_inbox() {
     let (responder, mut requests) = spawn_echo(&server, &topic).await;
     let mut broker = server.broker().await;
 
-    let reply = request(&mut broker, message(&topic, "ping"), 5000).await.expect("Request succeeds");
-    let seen = within("the request at the responder", requests.recv()).await.expect("a request");
-    assert_eq!((seen.topic.as_str(), &seen.payload[..]), (topic.as_str(), &b"ping"[..]));
-    assert!(seen.reply_to.starts_with("_INBOX."), "reply_to {:?} is an inbox", seen.reply_to);
-    assert!(!seen.correlation_id.is_empty(), "the broker sets a correlation id");
+    let reply = request(&mut broker, message(&topic, "ping"), 5000)
+        .await
+        .expect("Request succeeds");
+    let seen = within("the request at the responder", requests.recv())
+        .await
+        .expect("a request");
+    assert_eq!(
+        (seen.topic.as_str(), &seen.payload[..]),
+        (topic.as_str(), &b"ping"[..])
+    );
+    assert!(
+        seen.reply_to.starts_with("_INBOX."),
+        "reply_to {:?} is an inbox",
+        seen.reply_to
+    );
+    assert!(
+        !seen.correlation_id.is_empty(),
+        "the broker sets a correlation id"
+    );
     assert_eq!(&reply.payload[..], b"ping");
     assert_eq!(reply.topic, seen.reply_to);
     assert_eq!(reply.correlation_id, seen.correlation_id);
@@ -74,11 +103,24 @@ async fn request_gets_the_reply_through_a_fresh_inbox() {
         correlation_id: "caller-chosen".into(),
         ..message(&topic, "pong")
     };
-    let reply = request(&mut broker, mine, 5000).await.expect("Request succeeds");
-    let second = within("the second request", requests.recv()).await.expect("a request");
-    assert_eq!(second.correlation_id, "caller-chosen", "the caller's correlation id is kept");
-    assert_ne!(second.reply_to, seen.reply_to, "each request gets a fresh inbox");
-    assert_eq!((&reply.payload[..], reply.correlation_id.as_str()), (&b"pong"[..], "caller-chosen"));
+    let reply = request(&mut broker, mine, 5000)
+        .await
+        .expect("Request succeeds");
+    let second = within("the second request", requests.recv())
+        .await
+        .expect("a request");
+    assert_eq!(
+        second.correlation_id, "caller-chosen",
+        "the caller's correlation id is kept"
+    );
+    assert_ne!(
+        second.reply_to, seen.reply_to,
+        "each request gets a fresh inbox"
+    );
+    assert_eq!(
+        (&reply.payload[..], reply.correlation_id.as_str()),
+        (&b"pong"[..], "caller-chosen")
+    );
     responder.abort();
 }
 
@@ -90,11 +132,21 @@ async fn replies_with_another_correlation_id_are_ignored() {
     let mut responder = server.broker().await;
     let mut requests = subscribe_ok(&mut responder, &topic).await;
     let mut caller = server.broker().await;
-    let pending = tokio::spawn(async move { request(&mut caller, message(&topic, "question"), 5000).await });
+    let pending =
+        tokio::spawn(async move { request(&mut caller, message(&topic, "question"), 5000).await });
 
     let seen = next_message(&mut requests).await;
-    publish_ok(&mut responder, vec![reply_to(&seen, "wrong", "someone-else")]).await;
-    publish_ok(&mut responder, vec![reply_to(&seen, "right", &seen.correlation_id)]).await;
+    publish_ok(
+        &mut responder,
+        vec![reply_to(&seen, "wrong", "someone-else")],
+    )
+    .await;
+    let right = vec![reply_to(&seen, "right", &seen.correlation_id)];
+    let published = publish_ok(&mut responder, right).await;
+    assert_eq!(
+        published[0].subscribers, 1,
+        "the waiting requester counts as a subscriber"
+    );
     let reply = within("the request to complete", pending)
         .await
         .expect("the request task did not panic")
@@ -111,12 +163,24 @@ async fn a_queue_group_can_answer_requests() {
     let mut deliveries = consume_ok(&mut responder, consume_request(&topic, "answerers")).await;
     let mut caller = server.broker().await;
     let asked = topic.clone();
-    let pending = tokio::spawn(async move { request(&mut caller, message(&asked, "work?"), 5000).await });
+    let pending =
+        tokio::spawn(async move { request(&mut caller, message(&asked, "work?"), 5000).await });
 
     let delivery = next_delivery(&mut deliveries).await;
-    let seen = delivery.message.clone().expect("a delivery carries a message");
-    assert!(seen.reply_to.starts_with("_INBOX."), "reply_to {:?}", seen.reply_to);
-    publish_ok(&mut responder, vec![reply_to(&seen, "done", &seen.correlation_id)]).await;
+    let seen = delivery
+        .message
+        .clone()
+        .expect("a delivery carries a message");
+    assert!(
+        seen.reply_to.starts_with("_INBOX."),
+        "reply_to {:?}",
+        seen.reply_to
+    );
+    publish_ok(
+        &mut responder,
+        vec![reply_to(&seen, "done", &seen.correlation_id)],
+    )
+    .await;
     ack_all(&mut responder, &[delivery]).await;
     let reply = within("the request to complete", pending)
         .await
@@ -135,7 +199,11 @@ async fn request_without_responders_is_unavailable() {
     let started = Instant::now();
     let result = request(&mut broker, message(&topic, "anyone?"), 10_000).await;
     assert_status(result, Code::Unavailable, &[]);
-    assert!(started.elapsed() < SLACK, "failed at once, not after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < SLACK,
+        "failed at once, not after {:?}",
+        started.elapsed()
+    );
 }
 
 /// A request whose responder never answers fails with DEADLINE_EXCEEDED, not before its timeout.
@@ -149,9 +217,15 @@ async fn request_without_a_reply_times_out() {
     let result = request(&mut broker, message(&topic, "hello?"), 300).await;
     let elapsed = started.elapsed();
     assert_status(result, Code::DeadlineExceeded, &[]);
-    assert!(elapsed >= Duration::from_millis(300), "timed out after {elapsed:?}, before 300 ms");
+    assert!(
+        elapsed >= Duration::from_millis(300),
+        "timed out after {elapsed:?}, before 300 ms"
+    );
     let seen = next_message(&mut silent).await;
-    assert!(seen.reply_to.starts_with("_INBOX."), "the silent responder got the request: {seen:?}");
+    assert!(
+        seen.reply_to.starts_with("_INBOX."),
+        "the silent responder got the request: {seen:?}"
+    );
 }
 
 /// A thousand concurrent requests each get their own reply.
@@ -188,10 +262,16 @@ async fn a_thousand_concurrent_requests_each_get_their_own_reply() {
     let mut inboxes = HashSet::new();
     let mut correlations = HashSet::new();
     for _ in 0..REQUESTS {
-        let seen = within("the responder's record", requests.recv()).await.expect("a request");
+        let seen = within("the responder's record", requests.recv())
+            .await
+            .expect("a request");
         inboxes.insert(seen.reply_to);
         correlations.insert(seen.correlation_id);
     }
-    assert_eq!((inboxes.len(), correlations.len()), (REQUESTS, REQUESTS), "fresh inbox and id each");
+    assert_eq!(
+        (inboxes.len(), correlations.len()),
+        (REQUESTS, REQUESTS),
+        "fresh inbox and id each"
+    );
     responder.abort();
 }

@@ -60,7 +60,9 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a test listener on 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local address of the test listener");
+        let addr = listener
+            .local_addr()
+            .expect("local address of the test listener");
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = async move {
             // A dropped sender means the `TestServer` is gone: stop as well.
@@ -120,7 +122,10 @@ impl TestServer {
         if let Some(stop) = self.shutdown.take() {
             let _ = stop.send(());
         }
-        let task = self.task.take().expect("the server task is only taken here");
+        let task = self
+            .task
+            .take()
+            .expect("the server task is only taken here");
         within("server::run to return after shutdown", task)
             .await
             .expect("the server task did not panic")
@@ -176,9 +181,10 @@ pub fn numbered_batch(topic: &str, range: std::ops::Range<usize>) -> Vec<pb::Mes
 
 /// The number a [`numbered`] payload starts with.
 pub fn number_of(message: &pb::Message) -> usize {
-    let digits = message.payload.get(..10).unwrap_or_else(|| {
-        panic!("payload {:?} is not a numbered payload", message.payload)
-    });
+    let digits = message
+        .payload
+        .get(..10)
+        .unwrap_or_else(|| panic!("payload {:?} is not a numbered payload", message.payload));
     std::str::from_utf8(digits)
         .ok()
         .and_then(|digits| digits.parse().ok())
@@ -187,7 +193,19 @@ pub fn number_of(message: &pb::Message) -> usize {
 
 /// The number carried by the message of a delivery.
 pub fn delivery_number(delivery: &pb::Delivery) -> usize {
-    number_of(delivery.message.as_ref().expect("a delivery carries a message"))
+    number_of(
+        delivery
+            .message
+            .as_ref()
+            .expect("a delivery carries a message"),
+    )
+}
+
+/// The numbers carried by `deliveries`, sorted.
+pub fn sorted_numbers(deliveries: &[pb::Delivery]) -> Vec<usize> {
+    let mut numbers: Vec<usize> = deliveries.iter().map(delivery_number).collect();
+    numbers.sort_unstable();
+    numbers
 }
 
 /// Publishes `messages` as one batch, bounded by [`WAIT`].
@@ -212,7 +230,11 @@ pub async fn publish_ok(broker: &mut Broker, messages: Vec<pb::Message>) -> Vec<
 }
 
 /// Publishes one message that must succeed.
-pub async fn publish_one(broker: &mut Broker, topic: &str, payload: impl Into<Bytes>) -> pb::Published {
+pub async fn publish_one(
+    broker: &mut Broker,
+    topic: &str,
+    payload: impl Into<Bytes>,
+) -> pb::Published {
     publish_ok(broker, vec![message(topic, payload)])
         .await
         .remove(0)
@@ -264,7 +286,10 @@ pub async fn next_message(stream: &mut Streaming<pb::SubscribeResponse>) -> pb::
 }
 
 /// The next `n` events of a subscription, which must all be messages.
-pub async fn next_messages(stream: &mut Streaming<pb::SubscribeResponse>, n: usize) -> Vec<pb::Message> {
+pub async fn next_messages(
+    stream: &mut Streaming<pb::SubscribeResponse>,
+    n: usize,
+) -> Vec<pb::Message> {
     let mut messages = Vec::with_capacity(n);
     while messages.len() < n {
         messages.push(next_message(stream).await);
@@ -300,6 +325,20 @@ pub fn consume_request(topic: &str, group: &str) -> pb::ConsumeRequest {
     }
 }
 
+/// A Consume request for a shared group with an explicit prefetch and ack deadline.
+pub fn consume_with(
+    topic: &str,
+    group: &str,
+    prefetch: u32,
+    ack_deadline_ms: u32,
+) -> pb::ConsumeRequest {
+    pb::ConsumeRequest {
+        prefetch,
+        ack_deadline_ms,
+        ..consume_request(topic, group)
+    }
+}
+
 /// Joins a group; Consume's errors come back from this call itself.
 pub async fn consume(
     broker: &mut Broker,
@@ -311,7 +350,10 @@ pub async fn consume(
 }
 
 /// Joins a group, which must succeed.
-pub async fn consume_ok(broker: &mut Broker, request: pb::ConsumeRequest) -> Streaming<pb::Delivery> {
+pub async fn consume_ok(
+    broker: &mut Broker,
+    request: pb::ConsumeRequest,
+) -> Streaming<pb::Delivery> {
     let described = format!("{request:?}");
     consume(broker, request)
         .await
@@ -346,7 +388,10 @@ pub async fn ack_all(broker: &mut Broker, deliveries: &[pb::Delivery]) {
         ..Default::default()
     };
     let unknown = settle(broker, request).await.expect("Ack succeeds");
-    assert!(unknown.is_empty(), "acked outstanding deliveries, but these were unknown: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "acked outstanding deliveries, but these were unknown: {unknown:?}"
+    );
 }
 
 /// Acks the delivery ids `ids` and returns the ones the broker did not know.
@@ -365,8 +410,13 @@ pub async fn nack(broker: &mut Broker, delivery: &pb::Delivery, delay_ms: u32) {
         nack_delay_ms: delay_ms,
         ..Default::default()
     };
-    let unknown = settle(broker, request).await.expect("Ack with a nack succeeds");
-    assert!(unknown.is_empty(), "nacked an outstanding delivery, but it was unknown: {unknown:?}");
+    let unknown = settle(broker, request)
+        .await
+        .expect("Ack with a nack succeeds");
+    assert!(
+        unknown.is_empty(),
+        "nacked an outstanding delivery, but it was unknown: {unknown:?}"
+    );
 }
 
 /// Declares a group, which must succeed.
