@@ -1,0 +1,275 @@
+//! The connection to a broker, and the calls that need nothing more than it.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::{
+    admin::Admin,
+    consumer::ConsumerBuilder,
+    error::{Error, Result},
+    message::{OutgoingMessage, Published},
+    pb::{self, admin_client::AdminClient, broker_client::BrokerClient},
+    publisher::PublisherBuilder,
+    request::RequestBuilder,
+    subscription::Subscription,
+};
+
+/// A handle to one broker. Clones share one HTTP/2 connection, which reconnects by itself.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> switchyard_client::Result<()> {
+/// let client = switchyard_client::Client::connect("http://127.0.0.1:50051").await?;
+/// let published = client.publish("orders.created", "{\"sku\":\"A1\"}").await?;
+/// println!("published {}", published.id);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub(crate) broker: BrokerClient<Channel>,
+    pub(crate) admin: AdminClient<Channel>,
+    /// Bound on every unary call.
+    pub(crate) call_timeout: Duration,
+}
+
+/// Options for [`Client`]: timeouts, keepalive and message size.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> switchyard_client::Result<()> {
+/// use std::time::Duration;
+///
+/// let client = switchyard_client::Client::builder("http://127.0.0.1:50051")
+///     .connect_timeout(Duration::from_secs(2))
+///     .call_timeout(Duration::from_secs(5))
+///     .connect()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    url: String,
+    connect_timeout: Duration,
+    call_timeout: Duration,
+    keepalive_interval: Duration,
+    keepalive_timeout: Duration,
+    max_message_bytes: usize,
+}
+
+impl ClientBuilder {
+    /// How long connecting may take. Default 5 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long any unary call (publish, ack, admin) may take. Default 30 s. Requests have their own
+    /// timeout on top of this.
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// HTTP/2 keepalive: ping this often, and drop the connection when a ping is not answered within
+    /// `timeout`. Defaults 20 s and 10 s. This is what notices a broker that vanished silently.
+    pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.keepalive_interval = interval;
+        self.keepalive_timeout = timeout;
+        self
+    }
+
+    /// Largest gRPC message either way. Default 4 MiB, the broker's default.
+    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self
+    }
+
+    /// Connects, failing if the broker cannot be reached within the connect timeout.
+    pub async fn connect(self) -> Result<Client> {
+        let connect_error = |source| Error::Connect {
+            url: self.url.clone(),
+            source,
+        };
+        let endpoint = Endpoint::from_shared(self.url.clone())
+            .map_err(connect_error)?
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(self.keepalive_interval)
+            .keep_alive_timeout(self.keepalive_timeout)
+            .keep_alive_while_idle(true);
+        let channel = endpoint.connect().await.map_err(connect_error)?;
+        let limit = self.max_message_bytes;
+        Ok(Client {
+            broker: BrokerClient::new(channel.clone())
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+            admin: AdminClient::new(channel)
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+            call_timeout: self.call_timeout,
+        })
+    }
+}
+
+impl Client {
+    /// Connects with the default options. `url` is like `http://127.0.0.1:50051`.
+    pub async fn connect(url: impl Into<String>) -> Result<Self> {
+        Self::builder(url).connect().await
+    }
+
+    pub fn builder(url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            url: url.into(),
+            connect_timeout: Duration::from_secs(5),
+            call_timeout: Duration::from_secs(30),
+            keepalive_interval: Duration::from_secs(20),
+            keepalive_timeout: Duration::from_secs(10),
+            max_message_bytes: 4 * 1024 * 1024,
+        }
+    }
+
+    /// Publishes one message with just a topic and a payload.
+    pub async fn publish(
+        &self,
+        topic: impl Into<String>,
+        payload: impl Into<Bytes>,
+    ) -> Result<Published> {
+        self.publish_with(OutgoingMessage::new(topic, payload))
+            .await
+    }
+
+    /// Publishes one message with headers, key, reply topic or correlation id.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(client: switchyard_client::Client) -> switchyard_client::Result<()> {
+    /// use switchyard_client::OutgoingMessage;
+    ///
+    /// let message = OutgoingMessage::new("orders.created", "order 17").header("source", "web");
+    /// client.publish_with(message).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn publish_with(&self, message: OutgoingMessage) -> Result<Published> {
+        let mut published = self.publish_batch(vec![message]).await?;
+        published.pop().ok_or_else(|| {
+            Error::Status(tonic::Status::internal(
+                "the broker answered an empty Publish",
+            ))
+        })
+    }
+
+    /// Publishes a batch, all or nothing: one invalid message or one full group and nothing is
+    /// published. Results come back in order.
+    pub async fn publish_batch(&self, messages: Vec<OutgoingMessage>) -> Result<Vec<Published>> {
+        let request = pb::PublishRequest {
+            messages: messages.into_iter().map(OutgoingMessage::into_pb).collect(),
+        };
+        let mut broker = self.broker.clone();
+        let response = bounded(self.call_timeout, broker.publish(self.timed(request))).await?;
+        Ok(response
+            .published
+            .into_iter()
+            .map(Published::from)
+            .collect())
+    }
+
+    /// A [`Publisher`](crate::Publisher) that batches for throughput.
+    pub fn publisher(&self) -> PublisherBuilder {
+        PublisherBuilder::new(self.clone())
+    }
+
+    /// Subscribes to a pattern (`*` one token, `>` the rest). The subscription is active when this
+    /// returns; dropping it unsubscribes.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(client: switchyard_client::Client) -> switchyard_client::Result<()> {
+    /// use futures_util::StreamExt;
+    /// use switchyard_client::Event;
+    ///
+    /// let mut orders = client.subscribe("orders.>").await?;
+    /// while let Some(event) = orders.next().await {
+    ///     match event? {
+    ///         Event::Message(message) => println!("{}: {:?}", message.topic, message.payload),
+    ///         Event::Gap { missed } => eprintln!("fell behind by {missed}"),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn subscribe(&self, pattern: impl Into<String>) -> Result<Subscription> {
+        Subscription::open(self.clone(), pattern.into()).await
+    }
+
+    /// Joins the queue group `group` on `topic` (a pattern); see [`ConsumerBuilder`] for options.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(client: switchyard_client::Client) -> switchyard_client::Result<()> {
+    /// use futures_util::StreamExt;
+    ///
+    /// let mut jobs = client.consume("images.resize", "workers").prefetch(8).subscribe().await?;
+    /// while let Some(delivery) = jobs.next().await {
+    ///     let delivery = delivery?;
+    ///     println!("working on {}", delivery.message().id);
+    ///     delivery.ack();
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn consume(&self, topic: impl Into<String>, group: impl Into<String>) -> ConsumerBuilder {
+        ConsumerBuilder::new(self.clone(), topic.into(), group.into())
+    }
+
+    /// A request to `topic`; `.send()` waits for the reply.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(client: switchyard_client::Client) -> switchyard_client::Result<()> {
+    /// use std::time::Duration;
+    /// use switchyard_client::Error;
+    ///
+    /// match client.request("svc.echo", "ping").timeout(Duration::from_secs(2)).send().await {
+    ///     Ok(reply) => println!("reply: {:?}", reply.payload),
+    ///     Err(Error::NoResponders { .. }) => eprintln!("nobody serves svc.echo"),
+    ///     Err(Error::TimedOut(_)) => eprintln!("no reply in time"),
+    ///     Err(other) => return Err(other),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn request(&self, topic: impl Into<String>, payload: impl Into<Bytes>) -> RequestBuilder {
+        RequestBuilder::new(self.clone(), OutgoingMessage::new(topic, payload))
+    }
+
+    /// Group administration.
+    pub fn admin(&self) -> Admin {
+        Admin::new(self.clone())
+    }
+
+    /// A request that tells the broker the call timeout as its gRPC deadline.
+    pub(crate) fn timed<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(self.call_timeout);
+        request
+    }
+}
+
+/// Awaits a call for at most `timeout` (plus a little, so the broker's own deadline answer wins).
+pub(crate) async fn bounded<Res>(
+    timeout: Duration,
+    call: impl Future<Output = Result<tonic::Response<Res>, tonic::Status>>,
+) -> Result<Res> {
+    match tokio::time::timeout(timeout + Duration::from_millis(500), call).await {
+        Ok(result) => Ok(result?.into_inner()),
+        Err(_) => Err(Error::Status(tonic::Status::deadline_exceeded(format!(
+            "no answer within {} ms",
+            timeout.as_millis()
+        )))),
+    }
+}

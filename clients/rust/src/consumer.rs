@@ -1,0 +1,411 @@
+//! Queue-group consumers: a `Stream` of [`Delivery`]s whose settlements are batched into few Ack calls.
+//!
+//! Settling is fire-and-forget: `ack`, `nack`, `reject` and `extend` queue the id, and a background
+//! task sends the queue as one Ack call when it holds `ack_batch` ids or `ack_linger` has passed since
+//! the first. A delivery dropped without being settled is nacked, so a forgotten ack costs one
+//! redelivery now instead of a stalled slot until the ack deadline. Dropping the [`Consumer`] sends the
+//! queued settlements before it closes the server stream, so nothing acked is redelivered for lack of
+//! a flush.
+
+use std::{
+    any::Any,
+    collections::BTreeMap,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use futures_core::Stream;
+use futures_util::FutureExt;
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
+use tonic::transport::Channel;
+
+use crate::{
+    client::{Client, bounded},
+    error::{Error, Result},
+    message::Message,
+    pb::{self, broker_client::BrokerClient},
+    reconnect::{ItemStream, open_resumable},
+};
+
+/// How a group hands out messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConsumeMode {
+    /// Competing consumers: each message to one of them.
+    #[default]
+    Shared,
+    /// One active consumer, in order; others are refused or stand by.
+    Exclusive,
+}
+
+impl ConsumeMode {
+    pub(crate) fn to_pb(self) -> pb::ConsumeMode {
+        match self {
+            Self::Shared => pb::ConsumeMode::Shared,
+            Self::Exclusive => pb::ConsumeMode::Exclusive,
+        }
+    }
+}
+
+/// Options of a consumer. Made by [`Client::consume`].
+#[derive(Debug, Clone)]
+pub struct ConsumerBuilder {
+    client: Client,
+    request: pb::ConsumeRequest,
+    ack_batch: usize,
+    ack_linger: Duration,
+}
+
+impl ConsumerBuilder {
+    pub(crate) fn new(client: Client, topic: String, group: String) -> Self {
+        Self {
+            client,
+            request: pb::ConsumeRequest {
+                topic,
+                group,
+                ..pb::ConsumeRequest::default()
+            },
+            ack_batch: 256,
+            ack_linger: Duration::from_millis(5),
+        }
+    }
+
+    /// Shared (default) or exclusive. Must match the group's mode if it exists.
+    pub fn mode(mut self, mode: ConsumeMode) -> Self {
+        self.request.mode = mode.to_pb().into();
+        self
+    }
+
+    /// Most unacked deliveries at once. 0 (default) means the broker's default.
+    pub fn prefetch(mut self, prefetch: u32) -> Self {
+        self.request.prefetch = prefetch;
+        self
+    }
+
+    /// Ack deadline of this consumer's deliveries (whole milliseconds). Default: the group's.
+    pub fn ack_deadline(mut self, deadline: Duration) -> Self {
+        self.request.ack_deadline_ms = u32::try_from(deadline.as_millis()).unwrap_or(u32::MAX);
+        self
+    }
+
+    /// Exclusive groups: wait to take over instead of being refused while another consumer is active.
+    pub fn standby(mut self, standby: bool) -> Self {
+        self.request.standby = standby;
+        self
+    }
+
+    /// Settlement batching: send an Ack call at `max` ids, or `linger` after the first queued id.
+    /// Defaults 256 and 5 ms.
+    pub fn ack_batching(mut self, max: usize, linger: Duration) -> Self {
+        self.ack_batch = max.max(1);
+        self.ack_linger = linger;
+        self
+    }
+
+    /// Joins the group. Refusals (bad names, an exclusive group taken, another mode) are errors here.
+    pub async fn subscribe(self) -> Result<Consumer> {
+        let broker = self.client.broker.clone();
+        let request = self.request.clone();
+        let reopen = move || {
+            let (mut broker, request) = (broker.clone(), request.clone());
+            async move {
+                broker
+                    .consume(request)
+                    .await
+                    .map(tonic::Response::into_inner)
+            }
+            .boxed()
+        };
+        let deliveries = open_resumable(self.client.call_timeout, Box::new(reopen)).await?;
+        let (commands, queue) = mpsc::unbounded_channel();
+        tokio::spawn(run_settler(
+            self.client.broker.clone(),
+            self.client.call_timeout,
+            queue,
+            self.ack_batch,
+            self.ack_linger,
+        ));
+        Ok(Consumer {
+            deliveries: Some(deliveries),
+            settler: Settler { commands },
+        })
+    }
+}
+
+/// A member of a queue group: a `Stream` of [`Delivery`]s. Ends after an error item when the broker
+/// ends the stream for good (the group was deleted, for instance); reconnects after a
+/// [`Error::Disconnected`] item when the connection drops, and the broker redelivers what was in flight.
+pub struct Consumer {
+    deliveries: Option<ItemStream<pb::Delivery>>,
+    settler: Settler,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer").finish_non_exhaustive()
+    }
+}
+
+impl Consumer {
+    /// Sends every settlement queued so far and waits for the broker to have it.
+    pub async fn flush(&self) {
+        let (done, flushed) = oneshot::channel();
+        if self.settler.send(Command::Flush(done)) {
+            let _ = flushed.await;
+        }
+    }
+
+    /// Sends queued settlements, then leaves the group. What is still unsettled is redelivered.
+    pub async fn close(self) {
+        self.flush().await;
+    }
+}
+
+impl Stream for Consumer {
+    type Item = Result<Delivery>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let settler = self.settler.clone();
+        let Some(deliveries) = self.deliveries.as_mut() else {
+            return Poll::Ready(None);
+        };
+        deliveries.as_mut().poll_next(cx).map(|item| {
+            item.map(|delivery| {
+                let delivery = delivery?;
+                let message = delivery.message.ok_or_else(|| {
+                    Error::Status(tonic::Status::internal(
+                        "the broker sent a delivery without a message",
+                    ))
+                })?;
+                Ok(Delivery {
+                    message: message.into(),
+                    id: delivery.delivery_id,
+                    attempt: delivery.attempt,
+                    settler: Some(settler),
+                })
+            })
+        })
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        // The settler drops the server stream after sending what is queued, so acks made just
+        // before this drop are not overtaken by the broker requeueing their deliveries.
+        if let Some(deliveries) = self.deliveries.take() {
+            self.settler.send(Command::Retire(Box::new(deliveries)));
+        }
+    }
+}
+
+/// One message handed to this consumer. Settle it with exactly one of [`Delivery::ack`],
+/// [`Delivery::nack`] or [`Delivery::reject`]; dropping it unsettled nacks it.
+pub struct Delivery {
+    message: Message,
+    id: String,
+    attempt: u32,
+    /// `None` once settled.
+    settler: Option<Settler>,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("id", &self.id)
+            .field("attempt", &self.attempt)
+            .field("message", &self.message)
+            .finish()
+    }
+}
+
+impl Delivery {
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+
+    /// The id that settles this delivery (a redelivery has a new one).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// 1 on the first delivery, 2 on the first redelivery, and so on.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Done: the broker removes the message.
+    pub fn ack(mut self) {
+        self.settle(Action::Ack);
+    }
+
+    /// Failed: the broker redelivers the message after `delay`.
+    pub fn nack(mut self, delay: Duration) {
+        self.settle(Action::Nack(delay));
+    }
+
+    /// Poison: the broker sends the message to the group's dead-letter topic (or drops it).
+    pub fn reject(mut self) {
+        self.settle(Action::Reject);
+    }
+
+    /// Still working: restart the ack deadline.
+    pub fn extend(&self) {
+        if let Some(settler) = &self.settler {
+            settler.send(Command::Settle(Action::Extend, self.id.clone()));
+        }
+    }
+
+    fn settle(&mut self, action: Action) {
+        if let Some(settler) = self.settler.take() {
+            settler.send(Command::Settle(action, std::mem::take(&mut self.id)));
+        }
+    }
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        self.settle(Action::Nack(Duration::ZERO));
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Ack,
+    Nack(Duration),
+    Reject,
+    Extend,
+}
+
+enum Command {
+    Settle(Action, String),
+    Flush(oneshot::Sender<()>),
+    /// Keep this (the server stream) alive until what is queued is sent, then drop it.
+    Retire(Box<dyn Any + Send>),
+}
+
+/// The queue to the settling task. Unbounded, but bounded in practice by the prefetch: one command
+/// per delivery, and a consumer never holds more than `prefetch` of them.
+#[derive(Clone)]
+struct Settler {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Settler {
+    /// `false` if the settling task is gone (only when its runtime shut down).
+    fn send(&self, command: Command) -> bool {
+        self.commands.send(command).is_ok()
+    }
+}
+
+/// Settlements waiting to be sent, grouped as the Ack call wants them, and who waits for them.
+#[derive(Default)]
+struct Batch {
+    ack: Vec<String>,
+    reject: Vec<String>,
+    extend: Vec<String>,
+    /// One Ack call carries one nack delay, so nacks are grouped by delay in milliseconds.
+    nack: BTreeMap<u32, Vec<String>>,
+    len: usize,
+    /// Told when the batch is sent.
+    waiters: Vec<oneshot::Sender<()>>,
+    /// Dropped when the batch is sent.
+    retired: Vec<Box<dyn Any + Send>>,
+}
+
+impl Batch {
+    fn absorb(&mut self, command: Command) {
+        match command {
+            Command::Settle(action, id) => self.add(action, id),
+            Command::Flush(done) => self.waiters.push(done),
+            Command::Retire(stream) => self.retired.push(stream),
+        }
+    }
+
+    /// Whether to send now rather than wait for more: full, or someone waits for it.
+    fn is_due(&self, max: usize) -> bool {
+        self.len >= max || !self.waiters.is_empty() || !self.retired.is_empty()
+    }
+
+    fn add(&mut self, action: Action, id: String) {
+        self.len += 1;
+        match action {
+            Action::Ack => self.ack.push(id),
+            Action::Reject => self.reject.push(id),
+            Action::Extend => self.extend.push(id),
+            Action::Nack(delay) => {
+                let millis = u32::try_from(delay.as_millis()).unwrap_or(u32::MAX);
+                self.nack.entry(millis).or_default().push(id);
+            }
+        }
+    }
+
+    /// The Ack calls that carry this batch: the first holds everything but the nacks of other delays.
+    fn requests(&mut self) -> Vec<pb::AckRequest> {
+        if self.len == 0 {
+            return Vec::new();
+        }
+        self.len = 0;
+        let mut requests: Vec<pb::AckRequest> = std::mem::take(&mut self.nack)
+            .into_iter()
+            .map(|(nack_delay_ms, nack_ids)| pb::AckRequest {
+                nack_ids,
+                nack_delay_ms,
+                ..pb::AckRequest::default()
+            })
+            .collect();
+        if requests.is_empty() {
+            requests.push(pb::AckRequest::default());
+        }
+        requests[0].ack_ids = std::mem::take(&mut self.ack);
+        requests[0].reject_ids = std::mem::take(&mut self.reject);
+        requests[0].extend_ids = std::mem::take(&mut self.extend);
+        requests
+    }
+}
+
+/// Collects settlements and sends them in batches until every sender is gone.
+async fn run_settler(
+    broker: BrokerClient<Channel>,
+    call_timeout: Duration,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    max_batch: usize,
+    linger: Duration,
+) {
+    while let Some(first) = commands.recv().await {
+        let mut batch = Batch::default();
+        batch.absorb(first);
+        let deadline = Instant::now() + linger;
+        let mut closed = false;
+        while !batch.is_due(max_batch) {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => batch.absorb(command),
+                    None => { closed = true; break; }
+                },
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        for request in batch.requests() {
+            let mut broker = broker.clone();
+            match bounded(call_timeout, broker.ack(request)).await {
+                Ok(response) if !response.unknown_ids.is_empty() => {
+                    tracing::debug!(unknown = ?response.unknown_ids, "settled ids the broker did not know");
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "settlements not sent; the broker will redeliver them");
+                }
+            }
+        }
+        drop(std::mem::take(&mut batch.retired));
+        batch.waiters.drain(..).for_each(|done| {
+            let _ = done.send(());
+        });
+        if closed {
+            return;
+        }
+    }
+}

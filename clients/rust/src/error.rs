@@ -1,0 +1,57 @@
+//! The client's one error type, with kinds to match on.
+
+use std::time::Duration;
+
+/// What went wrong. Match on the variant; [`Error::code`] gives the gRPC code where there is one.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The address could not be parsed or the first connection failed.
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// A request found no subscriber and no group on its topic.
+    #[error("no responders for topic {topic}")]
+    NoResponders { topic: String },
+    /// A request got no reply in time.
+    #[error("no reply within {} ms", .0.as_millis())]
+    TimedOut(Duration),
+    /// A stream's connection dropped; the stream reconnects by itself and goes on after this item.
+    #[error("disconnected, reconnecting: {0}")]
+    Disconnected(#[source] tonic::Status),
+    /// The broker refused the call.
+    #[error("{}: {}", .0.code(), .0.message())]
+    Status(#[from] tonic::Status),
+    /// The publisher or consumer was closed and takes no more work.
+    #[error("closed")]
+    Closed,
+}
+
+impl Error {
+    /// The gRPC code behind this error, if it came from the broker.
+    pub fn code(&self) -> Option<tonic::Code> {
+        match self {
+            Self::Status(status) | Self::Disconnected(status) => Some(status.code()),
+            Self::NoResponders { .. } => Some(tonic::Code::Unavailable),
+            Self::TimedOut(_) => Some(tonic::Code::DeadlineExceeded),
+            Self::Connect { .. } | Self::Closed => None,
+        }
+    }
+}
+
+/// Whether a stream that ended with `status` is worth reopening: the connection or the server went
+/// away, as opposed to the broker refusing the stream itself.
+pub(crate) fn is_transient(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::Unavailable
+            | tonic::Code::Unknown
+            | tonic::Code::Cancelled
+            | tonic::Code::Internal
+    )
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

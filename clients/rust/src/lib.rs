@@ -1,0 +1,39 @@
+//! The Rust client of Switchyard, a message broker that speaks gRPC.
+//!
+//! One [`Client`] (a cheap `Clone` over one HTTP/2 connection) serves all four patterns:
+//! - publish/subscribe: [`Client::publish`], [`Client::subscribe`], and the batching [`Publisher`];
+//! - work queues and exclusive consumers: [`Client::consume`], whose [`Delivery`]s are settled with
+//!   `ack`, `nack`, `reject` or `extend` (batched into few Ack calls; a delivery dropped unsettled is
+//!   nacked);
+//! - request/reply: [`Client::request`] and the responder loop [`Client::serve`];
+//! - group administration: [`Client::admin`].
+//!
+//! Every unary call has a timeout. Streams reconnect by themselves when the connection drops, and say
+//! so with one [`Error::Disconnected`] item before they go on.
+
+mod admin;
+mod client;
+mod consumer;
+mod error;
+mod message;
+mod publisher;
+mod reconnect;
+mod request;
+mod serve;
+mod subscription;
+
+pub use admin::{Admin, GroupConfig, GroupInfo};
+pub use client::{Client, ClientBuilder};
+pub use consumer::{ConsumeMode, Consumer, ConsumerBuilder, Delivery};
+pub use error::{Error, Result};
+pub use message::{Message, OutgoingMessage, Published};
+pub use publisher::{PendingPublish, Publisher, PublisherBuilder};
+pub use request::RequestBuilder;
+pub use serve::ServeOptions;
+pub use subscription::{Event, Subscription};
+
+/// The code generated from the broker's schema, for what this crate does not wrap.
+#[allow(clippy::large_enum_variant)]
+pub mod pb {
+    tonic::include_proto!("switchyard.v1");
+}

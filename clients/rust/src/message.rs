@@ -1,0 +1,121 @@
+//! Messages as a client sends and receives them.
+
+use std::{collections::HashMap, time::SystemTime};
+
+use bytes::Bytes;
+
+use crate::pb;
+
+/// A message received from the broker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// The broker's id for the message (a UUID v7).
+    pub id: String,
+    pub topic: String,
+    pub payload: Bytes,
+    pub headers: HashMap<String, String>,
+    pub key: String,
+    /// Where a reply goes, for requests.
+    pub reply_to: String,
+    pub correlation_id: String,
+    pub published_at: Option<SystemTime>,
+}
+
+impl From<pb::Message> for Message {
+    fn from(message: pb::Message) -> Self {
+        Self {
+            id: message.id,
+            topic: message.topic,
+            payload: message.payload,
+            headers: message.headers,
+            key: message.key,
+            reply_to: message.reply_to,
+            correlation_id: message.correlation_id,
+            published_at: message
+                .published_at
+                .and_then(|at| SystemTime::try_from(at).ok()),
+        }
+    }
+}
+
+/// A message to publish, built up from a topic and a payload.
+///
+/// # Examples
+///
+/// ```
+/// use switchyard_client::OutgoingMessage;
+///
+/// let message = OutgoingMessage::new("orders.created", "{\"sku\":\"A1\"}")
+///     .header("source", "web")
+///     .key("customer-42");
+/// assert_eq!(message.topic(), "orders.created");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingMessage {
+    inner: pb::Message,
+}
+
+impl OutgoingMessage {
+    pub fn new(topic: impl Into<String>, payload: impl Into<Bytes>) -> Self {
+        Self {
+            inner: pb::Message {
+                topic: topic.into(),
+                payload: payload.into(),
+                ..pb::Message::default()
+            },
+        }
+    }
+
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.inner.headers.insert(name.into(), value.into());
+        self
+    }
+
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.inner.key = key.into();
+        self
+    }
+
+    pub fn reply_to(mut self, topic: impl Into<String>) -> Self {
+        self.inner.reply_to = topic.into();
+        self
+    }
+
+    pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.inner.correlation_id = id.into();
+        self
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.inner.topic
+    }
+
+    pub fn payload(&self) -> &Bytes {
+        &self.inner.payload
+    }
+
+    pub(crate) fn into_pb(self) -> pb::Message {
+        self.inner
+    }
+}
+
+/// The outcome of publishing one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The id the broker gave the message.
+    pub id: String,
+    /// Subscriptions (and waiting requests) it was offered to.
+    pub subscribers: u32,
+    /// Queue groups that stored it.
+    pub groups: u32,
+}
+
+impl From<pb::Published> for Published {
+    fn from(published: pb::Published) -> Self {
+        Self {
+            id: published.id,
+            subscribers: published.subscribers,
+            groups: published.groups,
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! A publisher that batches: messages queue up and go out as one Publish call when the batch is full
+//! or the linger time has passed, in order, one batch at a time.
+//!
+//! Backpressure instead of unbounded buffering: at most `max_pending` messages wait; past that,
+//! [`Publisher::publish`] waits for room. A batch is all or nothing on the broker, so when a batch
+//! fails every message in it gets the error.
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
+
+use crate::{
+    client::Client,
+    error::{Error, Result},
+    message::{OutgoingMessage, Published},
+};
+
+/// Options of a [`Publisher`]. Made by [`Client::publisher`].
+#[derive(Debug, Clone)]
+pub struct PublisherBuilder {
+    client: Client,
+    max_batch: usize,
+    linger: Duration,
+    max_pending: usize,
+}
+
+impl PublisherBuilder {
+    pub(crate) fn new(client: Client) -> Self {
+        Self {
+            client,
+            max_batch: 100,
+            linger: Duration::from_millis(1),
+            max_pending: 10_000,
+        }
+    }
+
+    /// Most messages in one Publish call. Default 100; keep it within the broker's batch limit.
+    pub fn max_batch(mut self, max: usize) -> Self {
+        self.max_batch = max.max(1);
+        self
+    }
+
+    /// How long the first message of a batch waits for company. Default 1 ms.
+    pub fn linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
+    }
+
+    /// Most messages waiting to be sent before `publish` waits for room. Default 10 000.
+    pub fn max_pending(mut self, max: usize) -> Self {
+        self.max_pending = max.max(1);
+        self
+    }
+
+    /// Starts the publisher's background task. Needs a Tokio runtime.
+    pub fn build(self) -> Publisher {
+        let (commands, queue) = mpsc::channel(self.max_pending);
+        tokio::spawn(run_publisher(
+            self.client,
+            queue,
+            self.max_batch,
+            self.linger,
+        ));
+        Publisher { commands }
+    }
+}
+
+/// A batching publisher; clones share one queue. It stops when every clone is dropped, after sending
+/// what is queued.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo(client: switchyard_client::Client) -> switchyard_client::Result<()> {
+/// use switchyard_client::OutgoingMessage;
+///
+/// let publisher = client.publisher().max_batch(500).build();
+/// let mut pending = Vec::new();
+/// for n in 0..10_000 {
+///     pending.push(publisher.publish(OutgoingMessage::new("metrics.cpu", n.to_string())).await?);
+/// }
+/// for published in pending {
+///     published.await?;
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    commands: mpsc::Sender<Command>,
+}
+
+// Nearly every command is a publish: boxing it to shrink the rare flush would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum Command {
+    Publish(OutgoingMessage, oneshot::Sender<Result<Published>>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// A queued message; resolves to its [`Published`] once its batch is acknowledged.
+#[derive(Debug)]
+pub struct PendingPublish {
+    outcome: oneshot::Receiver<Result<Published>>,
+}
+
+impl Future for PendingPublish {
+    type Output = Result<Published>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.outcome)
+            .poll(cx)
+            .map(|outcome| outcome.unwrap_or(Err(Error::Closed)))
+    }
+}
+
+impl Publisher {
+    /// Queues a message, waiting while `max_pending` messages are already queued.
+    pub async fn publish(&self, message: OutgoingMessage) -> Result<PendingPublish> {
+        let (done, outcome) = oneshot::channel();
+        self.commands
+            .send(Command::Publish(message, done))
+            .await
+            .map_err(|_| Error::Closed)?;
+        Ok(PendingPublish { outcome })
+    }
+
+    /// Waits until everything queued before this call has been sent and answered.
+    pub async fn flush(&self) -> Result<()> {
+        let (done, flushed) = oneshot::channel();
+        self.commands
+            .send(Command::Flush(done))
+            .await
+            .map_err(|_| Error::Closed)?;
+        flushed.await.map_err(|_| Error::Closed)
+    }
+}
+
+/// One batch in the making.
+#[derive(Default)]
+struct Batch {
+    messages: Vec<OutgoingMessage>,
+    outcomes: Vec<oneshot::Sender<Result<Published>>>,
+    waiters: Vec<oneshot::Sender<()>>,
+}
+
+impl Batch {
+    fn absorb(&mut self, command: Command) {
+        match command {
+            Command::Publish(message, done) => {
+                self.messages.push(message);
+                self.outcomes.push(done);
+            }
+            Command::Flush(done) => self.waiters.push(done),
+        }
+    }
+
+    /// Full, or someone waits for it.
+    fn is_due(&self, max: usize) -> bool {
+        self.messages.len() >= max || !self.waiters.is_empty()
+    }
+}
+
+/// Builds batches from the queue and sends them one after another, so order is kept.
+async fn run_publisher(
+    client: Client,
+    mut commands: mpsc::Receiver<Command>,
+    max_batch: usize,
+    linger: Duration,
+) {
+    while let Some(first) = commands.recv().await {
+        let mut batch = Batch::default();
+        batch.absorb(first);
+        let deadline = Instant::now() + linger;
+        while !batch.is_due(max_batch) {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => batch.absorb(command),
+                    None => break,
+                },
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        let Batch {
+            messages,
+            outcomes,
+            waiters,
+        } = batch;
+        if !messages.is_empty() {
+            let count = messages.len();
+            match client.publish_batch(messages).await {
+                Ok(published) if published.len() == count => {
+                    for (done, published) in outcomes.into_iter().zip(published) {
+                        let _ = done.send(Ok(published));
+                    }
+                }
+                Ok(published) => {
+                    let message = format!(
+                        "the broker answered {} of {count} messages",
+                        published.len()
+                    );
+                    fail_all(outcomes, tonic::Code::Internal, &message);
+                }
+                Err(error) => {
+                    let code = error.code().unwrap_or(tonic::Code::Unknown);
+                    fail_all(outcomes, code, &error.to_string());
+                }
+            }
+        }
+        for done in waiters {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Hands every message of a failed batch its own copy of the error.
+fn fail_all(outcomes: Vec<oneshot::Sender<Result<Published>>>, code: tonic::Code, message: &str) {
+    for done in outcomes {
+        let _ = done.send(Err(Error::Status(tonic::Status::new(code, message))));
+    }
+}

@@ -1,0 +1,156 @@
+//! The responder side of request/reply: consume requests from a group, run a handler with bounded
+//! concurrency, publish each reply to the request's `reply_to` with its `correlation_id`, then ack.
+//!
+//! A handler error rejects the request (to the group's dead-letter topic, if it has one) and sends no
+//! reply, so the requester times out; a reply that cannot be published nacks the request for another
+//! try. Requests in a queue group go to one responder each, so responders scale by adding more.
+
+use std::{fmt::Display, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::Semaphore;
+
+use crate::{
+    client::Client,
+    consumer::Delivery,
+    error::{Error, Result},
+    message::{Message, OutgoingMessage},
+};
+
+/// Options of [`Client::serve_with`].
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    concurrency: usize,
+    ack_deadline: Option<Duration>,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            ack_deadline: None,
+        }
+    }
+}
+
+impl ServeOptions {
+    /// Requests handled at once (and the consumer's prefetch). Default 16.
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// How long a handler may take before the request goes to another responder. Default: the group's.
+    pub fn ack_deadline(mut self, deadline: Duration) -> Self {
+        self.ack_deadline = Some(deadline);
+        self
+    }
+}
+
+impl Client {
+    /// Answers requests on `topic` as a member of `group`, with the default options. Runs until the
+    /// broker ends the consumer for good (the group was deleted, for instance), and returns that error.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(client: switchyard_client::Client) -> switchyard_client::Result<()> {
+    /// client
+    ///     .serve("svc.echo", "echo", |request| async move {
+    ///         Ok::<_, std::convert::Infallible>(request.payload)
+    ///     })
+    ///     .await
+    /// # }
+    /// ```
+    pub async fn serve<H, F, R, E>(
+        &self,
+        topic: impl Into<String>,
+        group: impl Into<String>,
+        handler: H,
+    ) -> Result<()>
+    where
+        H: Fn(Message) -> F + Send + Sync + 'static,
+        F: Future<Output = Result<R, E>> + Send + 'static,
+        R: Into<Bytes>,
+        E: Display,
+    {
+        self.serve_with(topic, group, ServeOptions::default(), handler)
+            .await
+    }
+
+    /// [`Client::serve`] with options.
+    pub async fn serve_with<H, F, R, E>(
+        &self,
+        topic: impl Into<String>,
+        group: impl Into<String>,
+        options: ServeOptions,
+        handler: H,
+    ) -> Result<()>
+    where
+        H: Fn(Message) -> F + Send + Sync + 'static,
+        F: Future<Output = Result<R, E>> + Send + 'static,
+        R: Into<Bytes>,
+        E: Display,
+    {
+        let prefetch = u32::try_from(options.concurrency).unwrap_or(u32::MAX);
+        let mut builder = self.consume(topic, group).prefetch(prefetch);
+        if let Some(deadline) = options.ack_deadline {
+            builder = builder.ack_deadline(deadline);
+        }
+        let mut requests = builder.subscribe().await?;
+        let handler = Arc::new(handler);
+        let slots = Arc::new(Semaphore::new(options.concurrency));
+        while let Some(request) = requests.next().await {
+            let request = match request {
+                Ok(request) => request,
+                Err(Error::Disconnected(status)) => {
+                    tracing::debug!(%status, "responder reconnecting");
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            // The semaphore is never closed, so acquiring only waits.
+            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                return Err(Error::Closed);
+            };
+            let (client, handler) = (self.clone(), Arc::clone(&handler));
+            tokio::spawn(async move {
+                respond(&client, request, handler.as_ref()).await;
+                drop(slot);
+            });
+        }
+        Ok(())
+    }
+}
+
+async fn respond<H, F, R, E>(client: &Client, request: Delivery, handler: &H)
+where
+    H: Fn(Message) -> F,
+    F: Future<Output = Result<R, E>>,
+    R: Into<Bytes>,
+    E: Display,
+{
+    let message = request.message().clone();
+    let reply = match handler(message.clone()).await {
+        Ok(reply) => reply.into(),
+        Err(error) => {
+            tracing::warn!(id = %message.id, %error, "handler failed; request rejected");
+            request.reject();
+            return;
+        }
+    };
+    if message.reply_to.is_empty() {
+        request.ack();
+        return;
+    }
+    let reply =
+        OutgoingMessage::new(message.reply_to, reply).correlation_id(message.correlation_id);
+    match client.publish_with(reply).await {
+        Ok(_) => request.ack(),
+        Err(error) => {
+            tracing::warn!(id = %message.id, %error, "reply not published; request nacked");
+            request.nack(Duration::ZERO);
+        }
+    }
+}
