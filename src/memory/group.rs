@@ -276,9 +276,21 @@ impl QueueGroup {
     fn take(&self, consumer: ConsumerId) -> Option<Delivery> {
         let handout = {
             let mut locked = self.locked.lock();
-            let handout = locked.state.take(consumer, Instant::now())?;
-            self.rearm(&mut locked);
-            handout
+            match locked.state.take(consumer, Instant::now()) {
+                Some(handout) => {
+                    self.rearm(&mut locked);
+                    handout
+                }
+                None => {
+                    // This consumer was woken but cannot take (it filled its prefetch meanwhile, or
+                    // stands by): pass the wake-up on to consumers that can, so a waiting message
+                    // never sits while one of them idles.
+                    let wakes = locked.state.consumers_to_wake();
+                    drop(locked);
+                    wake(wakes);
+                    return None;
+                }
+            }
         };
         Some(Delivery {
             message: handout.message,
