@@ -208,8 +208,15 @@ pub fn settlement(request: pb::AckRequest) -> Settlement {
     }
 }
 
+/// How much before the call's gRPC deadline the broker gives up on a reply itself. The transport ends a
+/// call whose deadline passes with CANCELLED; answering a little earlier makes the caller see the
+/// promised DEADLINE_EXCEEDED even when the machine is busy.
+fn deadline_margin(deadline: Duration) -> Duration {
+    (deadline / 10).clamp(Duration::from_millis(10), Duration::from_millis(200))
+}
+
 /// The request message and how long to wait: the request's timeout (or the default), cut short by the
-/// call's own gRPC deadline when that comes first.
+/// call's own gRPC deadline (less a margin) when that comes first.
 pub fn request(
     request: pb::RequestRequest,
     call_deadline: Option<Duration>,
@@ -227,7 +234,9 @@ pub fn request(
         );
         return Err(invalid("timeout_ms", reason));
     }
-    let timeout = call_deadline.map_or(asked, |deadline| deadline.min(asked));
+    let timeout = call_deadline.map_or(asked, |deadline| {
+        asked.min(deadline.saturating_sub(deadline_margin(deadline)))
+    });
     Ok((message, timeout))
 }
 
@@ -298,5 +307,80 @@ pub fn group_info(info: GroupInfo) -> pb::GroupInfo {
         acked: info.acked,
         redelivered: info.redelivered,
         dead_lettered: info.dead_lettered,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request_with(timeout_ms: u32, call_deadline: Option<Duration>) -> Duration {
+        let request = pb::RequestRequest {
+            message: Some(pb::Message {
+                topic: "svc".into(),
+                ..pb::Message::default()
+            }),
+            timeout_ms,
+        };
+        let (_, timeout) = super::request(request, call_deadline, &Config::default()).unwrap();
+        timeout
+    }
+
+    #[test]
+    fn the_broker_answers_before_the_call_deadline() {
+        let ms = Duration::from_millis;
+        assert_eq!(request_with(300, None), ms(300));
+        assert_eq!(
+            request_with(0, None),
+            Config::default().default_request_timeout
+        );
+        assert_eq!(request_with(300, Some(ms(300))), ms(270), "a tenth early");
+        assert_eq!(
+            request_with(300, Some(ms(10_000))),
+            ms(300),
+            "the request's own timeout"
+        );
+        assert_eq!(
+            request_with(60_000, Some(ms(30_000))),
+            ms(29_800),
+            "at most 200 ms early"
+        );
+        assert_eq!(request_with(50, Some(ms(5))), Duration::ZERO);
+    }
+
+    #[test]
+    fn every_error_kind_has_its_status_code() {
+        use tonic::Code;
+        let cases = [
+            (BrokerError::invalid("topic", "bad"), Code::InvalidArgument),
+            (
+                BrokerError::GroupFull {
+                    index: 0,
+                    group: "g".into(),
+                    max_length: 1,
+                },
+                Code::ResourceExhausted,
+            ),
+            (
+                BrokerError::ExclusiveTaken { group: "g".into() },
+                Code::FailedPrecondition,
+            ),
+            (
+                BrokerError::GroupNotFound { group: "g".into() },
+                Code::NotFound,
+            ),
+            (
+                BrokerError::NoResponders { topic: "t".into() },
+                Code::Unavailable,
+            ),
+            (
+                BrokerError::RequestTimedOut(Duration::ZERO),
+                Code::DeadlineExceeded,
+            ),
+            (BrokerError::ShuttingDown, Code::Unavailable),
+        ];
+        for (error, code) in cases {
+            assert_eq!(status(error).code(), code);
+        }
     }
 }
