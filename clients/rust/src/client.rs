@@ -33,6 +33,8 @@ pub struct Client {
     pub(crate) admin: AdminClient<Channel>,
     /// Bound on every unary call.
     pub(crate) call_timeout: Duration,
+    /// Largest gRPC message either way; the batching publisher cuts its batches to fit.
+    pub(crate) max_message_bytes: usize,
 }
 
 /// Options for [`Client`]: timeouts, keepalive and message size.
@@ -82,7 +84,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Largest gRPC message either way. Default 4 MiB, the broker's default.
+    /// Largest gRPC message either way. Default 4 MiB, the broker's default (`--max-request-bytes`);
+    /// the batching [`Publisher`](crate::Publisher) keeps each of its Publish calls within it.
     pub fn max_message_bytes(mut self, bytes: usize) -> Self {
         self.max_message_bytes = bytes;
         self
@@ -111,6 +114,7 @@ impl ClientBuilder {
                 .max_decoding_message_size(limit)
                 .max_encoding_message_size(limit),
             call_timeout: self.call_timeout,
+            max_message_bytes: limit,
         })
     }
 }
@@ -169,6 +173,7 @@ impl Client {
         let request = pb::PublishRequest {
             messages: messages.into_iter().map(OutgoingMessage::into_pb).collect(),
         };
+        self.check_size(&request)?;
         let mut broker = self.broker.clone();
         let response = bounded(self.call_timeout, broker.publish(self.timed(request))).await?;
         Ok(response
@@ -252,6 +257,19 @@ impl Client {
         Admin::new(self.clone())
     }
 
+    /// Refuses a request too large for one gRPC message before it is sent, with OUT_OF_RANGE as the
+    /// broker would: sent anyway, it would fail as an opaque HTTP/2 error.
+    pub(crate) fn check_size(&self, request: &impl prost::Message) -> Result<()> {
+        let size = request.encoded_len();
+        if size <= self.max_message_bytes {
+            return Ok(());
+        }
+        Err(Error::Status(tonic::Status::out_of_range(format!(
+            "the request is {size} bytes, more than the limit of {} (max_message_bytes)",
+            self.max_message_bytes
+        ))))
+    }
+
     /// A request that tells the broker the call timeout as its gRPC deadline.
     pub(crate) fn timed<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
@@ -261,15 +279,30 @@ impl Client {
 }
 
 /// Awaits a call for at most `timeout` (plus a little, so the broker's own deadline answer wins).
+///
+/// A call that runs out of time is DEADLINE_EXCEEDED whichever side noticed: the broker, this
+/// function, or tonic, which enforces a request's `grpc-timeout` locally too and reports that as
+/// CANCELLED "Timeout expired" (what a silent broker produces).
 pub(crate) async fn bounded<Res>(
     timeout: Duration,
     call: impl Future<Output = Result<tonic::Response<Res>, tonic::Status>>,
 ) -> Result<Res> {
-    match tokio::time::timeout(timeout + Duration::from_millis(500), call).await {
-        Ok(result) => Ok(result?.into_inner()),
-        Err(_) => Err(Error::Status(tonic::Status::deadline_exceeded(format!(
+    let no_answer = || {
+        Error::Status(tonic::Status::deadline_exceeded(format!(
             "no answer within {} ms",
             timeout.as_millis()
-        )))),
+        )))
+    };
+    match tokio::time::timeout(timeout + Duration::from_millis(500), call).await {
+        Ok(Ok(response)) => Ok(response.into_inner()),
+        Ok(Err(status)) if is_local_timeout(&status) => Err(no_answer()),
+        Ok(Err(status)) => Err(Error::Status(status)),
+        Err(_) => Err(no_answer()),
     }
+}
+
+/// Whether tonic itself ended the call because its `grpc-timeout` passed.
+fn is_local_timeout(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::Cancelled
+        && status.message() == tonic::TimeoutExpired(()).to_string()
 }

@@ -98,7 +98,8 @@ impl ConsumerBuilder {
     }
 
     /// Settlement batching: send an Ack call at `max` ids, or `linger` after the first queued id.
-    /// Defaults 256 and 5 ms.
+    /// Defaults 256 and 5 ms. Keep `max` within the broker's `--max-ack-ids` (10 000 by default): the
+    /// broker refuses a larger call whole.
     pub fn ack_batching(mut self, max: usize, linger: Duration) -> Self {
         self.ack_batch = max.max(1);
         self.ack_linger = linger;
@@ -138,6 +139,9 @@ impl ConsumerBuilder {
 /// A member of a queue group: a `Stream` of [`Delivery`]s. Ends after an error item when the broker
 /// ends the stream for good (the group was deleted, for instance); reconnects after a
 /// [`Error::Disconnected`] item when the connection drops, and the broker redelivers what was in flight.
+///
+/// Settle deliveries before dropping (or closing) their consumer: once it is gone, what it held is
+/// back in the group, and a later ack of one of its deliveries is ignored as unknown.
 pub struct Consumer {
     deliveries: Option<ItemStream<pb::Delivery>>,
     settler: Settler,
@@ -150,16 +154,26 @@ impl std::fmt::Debug for Consumer {
 }
 
 impl Consumer {
-    /// Sends every settlement queued so far and waits for the broker to have it.
-    pub async fn flush(&self) {
+    /// Sends every settlement queued so far and waits for the broker to have it (or for the Ack call
+    /// to fail, which is logged: the broker then redelivers). The flush is queued by this call; the
+    /// future only waits, and borrows nothing, so it can be awaited from any task.
+    pub fn flush(&self) -> impl Future<Output = ()> + Send + 'static {
         let (done, flushed) = oneshot::channel();
-        if self.settler.send(Command::Flush(done)) {
-            let _ = flushed.await;
+        let queued = self.settler.send(Command::Flush(done));
+        async move {
+            if queued {
+                let _ = flushed.await;
+            }
         }
     }
 
-    /// Sends queued settlements, then leaves the group. What is still unsettled is redelivered.
-    pub async fn close(self) {
+    /// Sends queued settlements, then leaves the group; returns once both are done. What is still
+    /// unsettled is redelivered to the group's other consumers.
+    pub async fn close(mut self) {
+        if let Some(deliveries) = self.deliveries.take() {
+            self.settler.send(Command::Retire(Box::new(deliveries)));
+        }
+        // Queued after the retirement: answered once the settlements went out and the stream closed.
         self.flush().await;
     }
 }
@@ -168,10 +182,11 @@ impl Stream for Consumer {
     type Item = Result<Delivery>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let settler = self.settler.clone();
-        let Some(deliveries) = self.deliveries.as_mut() else {
+        let this = &mut *self;
+        let Some(deliveries) = this.deliveries.as_mut() else {
             return Poll::Ready(None);
         };
+        let settler = &this.settler;
         deliveries.as_mut().poll_next(cx).map(|item| {
             item.map(|delivery| {
                 let delivery = delivery?;
@@ -184,7 +199,7 @@ impl Stream for Consumer {
                     message: message.into(),
                     id: delivery.delivery_id,
                     attempt: delivery.attempt,
-                    settler: Some(settler),
+                    settler: Some(settler.clone()),
                 })
             })
         })
@@ -342,27 +357,40 @@ impl Batch {
         }
     }
 
-    /// The Ack calls that carry this batch: the first holds everything but the nacks of other delays.
+    /// The Ack calls that carry this batch: one with the acks, rejects, extends and undelayed nacks
+    /// (those of dropped deliveries), and one per other nack delay. A delay stays out of the first
+    /// call because the broker refuses a whole call whose delay is over its limit, and that must not
+    /// take the acks down with it.
     fn requests(&mut self) -> Vec<pb::AckRequest> {
         if self.len == 0 {
             return Vec::new();
         }
         self.len = 0;
-        let mut requests: Vec<pb::AckRequest> = std::mem::take(&mut self.nack)
+        let mut nacks = std::mem::take(&mut self.nack);
+        let first = pb::AckRequest {
+            ack_ids: std::mem::take(&mut self.ack),
+            nack_ids: nacks.remove(&0).unwrap_or_default(),
+            nack_delay_ms: 0,
+            reject_ids: std::mem::take(&mut self.reject),
+            extend_ids: std::mem::take(&mut self.extend),
+        };
+        let delayed = nacks
             .into_iter()
             .map(|(nack_delay_ms, nack_ids)| pb::AckRequest {
                 nack_ids,
                 nack_delay_ms,
                 ..pb::AckRequest::default()
-            })
-            .collect();
-        if requests.is_empty() {
-            requests.push(pb::AckRequest::default());
-        }
-        requests[0].ack_ids = std::mem::take(&mut self.ack);
-        requests[0].reject_ids = std::mem::take(&mut self.reject);
-        requests[0].extend_ids = std::mem::take(&mut self.extend);
-        requests
+            });
+        let has_ids = |request: &pb::AckRequest| {
+            !(request.ack_ids.is_empty()
+                && request.nack_ids.is_empty()
+                && request.reject_ids.is_empty()
+                && request.extend_ids.is_empty())
+        };
+        std::iter::once(first)
+            .filter(has_ids)
+            .chain(delayed)
+            .collect()
     }
 }
 

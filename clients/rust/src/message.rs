@@ -97,6 +97,12 @@ impl OutgoingMessage {
     pub(crate) fn into_pb(self) -> pb::Message {
         self.inner
     }
+
+    /// What this message adds to the encoded size of a `PublishRequest` (field tag and length
+    /// included).
+    pub(crate) fn encoded_len_in_batch(&self) -> usize {
+        prost::encoding::message::encoded_len(1, &self.inner)
+    }
 }
 
 /// The outcome of publishing one message.

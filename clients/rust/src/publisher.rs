@@ -1,5 +1,6 @@
 //! A publisher that batches: messages queue up and go out as one Publish call when the batch is full
-//! or the linger time has passed, in order, one batch at a time.
+//! (`max_batch` messages, or as many bytes as one gRPC message may hold) or the linger time has
+//! passed, in order, one batch at a time.
 //!
 //! Backpressure instead of unbounded buffering: at most `max_pending` messages wait; past that,
 //! [`Publisher::publish`] waits for room. A batch is all or nothing on the broker, so when a batch
@@ -41,7 +42,10 @@ impl PublisherBuilder {
         }
     }
 
-    /// Most messages in one Publish call. Default 100; keep it within the broker's batch limit.
+    /// Most messages in one Publish call. Default 100; keep it within the broker's batch limit
+    /// (`--max-batch-messages`). A batch is also cut before it would outgrow one gRPC message (the
+    /// client's [`max_message_bytes`](crate::ClientBuilder::max_message_bytes)), so messages that are
+    /// valid alone are never failed for having been batched together.
     pub fn max_batch(mut self, max: usize) -> Self {
         self.max_batch = max.max(1);
         self
@@ -100,7 +104,12 @@ pub struct Publisher {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Command {
-    Publish(OutgoingMessage, oneshot::Sender<Result<Published>>),
+    Publish {
+        message: OutgoingMessage,
+        /// What the message adds to a Publish request, measured by the caller's task.
+        size: usize,
+        done: oneshot::Sender<Result<Published>>,
+    },
     Flush(oneshot::Sender<()>),
 }
 
@@ -125,7 +134,11 @@ impl Publisher {
     pub async fn publish(&self, message: OutgoingMessage) -> Result<PendingPublish> {
         let (done, outcome) = oneshot::channel();
         self.commands
-            .send(Command::Publish(message, done))
+            .send(Command::Publish {
+                size: message.encoded_len_in_batch(),
+                message,
+                done,
+            })
             .await
             .map_err(|_| Error::Closed)?;
         Ok(PendingPublish { outcome })
@@ -148,12 +161,30 @@ struct Batch {
     messages: Vec<OutgoingMessage>,
     outcomes: Vec<oneshot::Sender<Result<Published>>>,
     waiters: Vec<oneshot::Sender<()>>,
+    /// Encoded size of the Publish request so far.
+    bytes: usize,
 }
 
 impl Batch {
+    /// Whether `command` may join: its message would not take the batch past `max_bytes`. A first
+    /// message always fits, so one too big on its own goes alone, to be refused on its own.
+    fn fits(&self, command: &Command, max_bytes: usize) -> bool {
+        match command {
+            Command::Publish { size, .. } => {
+                self.messages.is_empty() || self.bytes + size <= max_bytes
+            }
+            Command::Flush(_) => true,
+        }
+    }
+
     fn absorb(&mut self, command: Command) {
         match command {
-            Command::Publish(message, done) => {
+            Command::Publish {
+                message,
+                size,
+                done,
+            } => {
+                self.bytes += size;
                 self.messages.push(message);
                 self.outcomes.push(done);
             }
@@ -174,14 +205,28 @@ async fn run_publisher(
     max_batch: usize,
     linger: Duration,
 ) {
-    while let Some(first) = commands.recv().await {
+    let max_bytes = client.max_message_bytes;
+    // A message that did not fit the previous batch: the first of the next one.
+    let mut carried = None;
+    loop {
+        let first = match carried.take() {
+            Some(command) => command,
+            None => match commands.recv().await {
+                Some(command) => command,
+                None => return,
+            },
+        };
         let mut batch = Batch::default();
         batch.absorb(first);
         let deadline = Instant::now() + linger;
         while !batch.is_due(max_batch) {
             tokio::select! {
                 command = commands.recv() => match command {
-                    Some(command) => batch.absorb(command),
+                    Some(command) if batch.fits(&command, max_bytes) => batch.absorb(command),
+                    Some(command) => {
+                        carried = Some(command);
+                        break;
+                    }
                     None => break,
                 },
                 () = tokio::time::sleep_until(deadline) => break,
@@ -191,6 +236,7 @@ async fn run_publisher(
             messages,
             outcomes,
             waiters,
+            bytes: _,
         } = batch;
         if !messages.is_empty() {
             let count = messages.len();
@@ -205,11 +251,12 @@ async fn run_publisher(
                         "the broker answered {} of {count} messages",
                         published.len()
                     );
-                    fail_all(outcomes, tonic::Code::Internal, &message);
+                    fail_all(outcomes, &tonic::Status::internal(message));
                 }
+                Err(Error::Status(status)) => fail_all(outcomes, &status),
                 Err(error) => {
                     let code = error.code().unwrap_or(tonic::Code::Unknown);
-                    fail_all(outcomes, code, &error.to_string());
+                    fail_all(outcomes, &tonic::Status::new(code, error.to_string()));
                 }
             }
         }
@@ -219,9 +266,10 @@ async fn run_publisher(
     }
 }
 
-/// Hands every message of a failed batch its own copy of the error.
-fn fail_all(outcomes: Vec<oneshot::Sender<Result<Published>>>, code: tonic::Code, message: &str) {
+/// Hands every message of a failed batch its own copy of the broker's status, code and message as the
+/// broker sent them (so the error reads the same as from [`Client::publish_batch`]).
+fn fail_all(outcomes: Vec<oneshot::Sender<Result<Published>>>, status: &tonic::Status) {
     for done in outcomes {
-        let _ = done.send(Err(Error::Status(tonic::Status::new(code, message))));
+        let _ = done.send(Err(Error::Status(status.clone())));
     }
 }

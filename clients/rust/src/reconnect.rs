@@ -1,7 +1,10 @@
 //! Server streams that survive a dropped connection: when the stream fails with a transient status,
 //! the caller sees one [`Error::Disconnected`] item, and the stream is reopened with exponential
-//! backoff (100 ms doubling to 5 s) for as long as the failures stay transient. A refusal (a status
-//! such as NOT_FOUND or FAILED_PRECONDITION) ends the stream after one error item.
+//! backoff (100 ms doubling to 5 s) for as long as the failures stay transient. Each attempt may take
+//! at most the call timeout, so a broker that accepts connections but never answers is retried like
+//! one that refuses them. A refusal (a status such as NOT_FOUND or FAILED_PRECONDITION) ends the
+//! stream after one error item. Reopening happens while the stream is polled: a stream nobody reads
+//! does not reconnect.
 
 use std::{pin::Pin, time::Duration};
 
@@ -23,6 +26,8 @@ pub(crate) type ItemStream<T> = Pin<Box<dyn Stream<Item = Result<T>> + Send>>;
 struct Resumable<T> {
     current: Option<Streaming<T>>,
     reopen: Reopen<T>,
+    /// Bound on one reopening attempt.
+    timeout: Duration,
 }
 
 /// Opens a stream through `reopen`, waiting at most `timeout` for the broker to accept it, and keeps
@@ -41,20 +46,26 @@ pub(crate) async fn open_resumable<T: Send + 'static>(
             return Err(Error::Status(Status::deadline_exceeded(message)));
         }
     };
-    Ok(resumable(first, reopen))
+    Ok(resumable(first, reopen, timeout))
 }
 
-/// Wraps `first` so that it reopens through `reopen` after transient failures.
-fn resumable<T: Send + 'static>(first: Streaming<T>, reopen: Reopen<T>) -> ItemStream<T> {
+/// Wraps `first` so that it reopens through `reopen` after transient failures. The result is fused:
+/// once it has ended, it keeps answering `None` instead of panicking.
+fn resumable<T: Send + 'static>(
+    first: Streaming<T>,
+    reopen: Reopen<T>,
+    timeout: Duration,
+) -> ItemStream<T> {
     let state = Some(Resumable {
         current: Some(first),
         reopen,
+        timeout,
     });
-    Box::pin(futures_util::stream::unfold(state, |state| async move {
+    let stream = futures_util::stream::unfold(state, |state| async move {
         let mut state = state?;
         loop {
             let Some(stream) = state.current.as_mut() else {
-                match reconnect(&mut state.reopen).await {
+                match reconnect(&mut state.reopen, state.timeout).await {
                     Ok(stream) => {
                         state.current = Some(stream);
                         continue;
@@ -73,14 +84,22 @@ fn resumable<T: Send + 'static>(first: Streaming<T>, reopen: Reopen<T>) -> ItemS
                 Err(status) => Some((Err(Error::Status(status)), None)),
             };
         }
-    }))
+    });
+    Box::pin(futures_util::StreamExt::fuse(stream))
 }
 
 /// Reopens until it works or is refused for good.
-async fn reconnect<T>(reopen: &mut Reopen<T>) -> Result<Streaming<T>, Status> {
+async fn reconnect<T>(reopen: &mut Reopen<T>, timeout: Duration) -> Result<Streaming<T>, Status> {
     let mut backoff = FIRST_BACKOFF;
     loop {
-        match reopen().await {
+        let attempt = tokio::time::timeout(timeout, reopen())
+            .await
+            .unwrap_or_else(|_| {
+                Err(Status::unavailable(
+                    "the broker did not accept the stream in time",
+                ))
+            });
+        match attempt {
             Ok(stream) => return Ok(stream),
             Err(status) if is_transient(&status) => {
                 tracing::debug!(%status, ?backoff, "reconnect failed; retrying");

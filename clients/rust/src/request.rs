@@ -62,6 +62,7 @@ impl RequestBuilder {
             message: Some(self.message.into_pb()),
             timeout_ms,
         };
+        self.client.check_size(&request)?;
         // The call itself may take a little longer than the reply timeout, so the broker's own
         // DEADLINE_EXCEEDED (not a local one) is what the caller sees.
         let call_timeout = self.timeout + Duration::from_secs(1);

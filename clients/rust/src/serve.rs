@@ -4,6 +4,11 @@
 //! A handler error rejects the request (to the group's dead-letter topic, if it has one) and sends no
 //! reply, so the requester times out; a reply that cannot be published nacks the request for another
 //! try. Requests in a queue group go to one responder each, so responders scale by adding more.
+//!
+//! Stopping is graceful: when `serve` returns or its future is dropped, it takes no more requests,
+//! lets the handlers still running finish, answer and ack (for at most the ack deadline), and only
+//! then leaves the group. Leaving at once would hand those requests back to the group while their
+//! answers are on the way, to be handled a second time.
 
 use std::{fmt::Display, sync::Arc, time::Duration};
 
@@ -13,10 +18,14 @@ use tokio::sync::Semaphore;
 
 use crate::{
     client::Client,
-    consumer::Delivery,
+    consumer::{Consumer, Delivery},
     error::{Error, Result},
     message::{Message, OutgoingMessage},
 };
+
+/// How long a stopped `serve` waits for its running handlers when the group's ack deadline is not
+/// known here: the broker's default deadline, after which it redelivers them anyway.
+const DEFAULT_DRAIN: Duration = Duration::from_secs(30);
 
 /// Options of [`Client::serve_with`].
 #[derive(Debug, Clone)]
@@ -51,6 +60,8 @@ impl ServeOptions {
 impl Client {
     /// Answers requests on `topic` as a member of `group`, with the default options. Runs until the
     /// broker ends the consumer for good (the group was deleted, for instance), and returns that error.
+    /// To stop serving, drop the future (or abort its task): requests already being handled are still
+    /// answered and acked before the responder leaves the group.
     ///
     /// # Examples
     ///
@@ -98,9 +109,14 @@ impl Client {
         if let Some(deadline) = options.ack_deadline {
             builder = builder.ack_deadline(deadline);
         }
-        let mut requests = builder.subscribe().await?;
+        let slots = Arc::new(Semaphore::new(prefetch as usize));
+        let mut requests = Draining {
+            consumer: Some(builder.subscribe().await?),
+            slots: Arc::clone(&slots),
+            permits: prefetch,
+            grace: options.ack_deadline.unwrap_or(DEFAULT_DRAIN),
+        };
         let handler = Arc::new(handler);
-        let slots = Arc::new(Semaphore::new(options.concurrency));
         while let Some(request) = requests.next().await {
             let request = match request {
                 Ok(request) => request,
@@ -121,6 +137,42 @@ impl Client {
             });
         }
         Ok(())
+    }
+}
+
+/// The consumer of a running `serve`, which leaves its group gracefully (see the module docs).
+struct Draining {
+    /// `None` once handed to the task that drains it.
+    consumer: Option<Consumer>,
+    /// One permit per request being handled; a handler's permit is released after its settlement is
+    /// queued, so holding every permit means every settlement is queued.
+    slots: Arc<Semaphore>,
+    permits: u32,
+    /// Longest wait for running handlers.
+    grace: Duration,
+}
+
+impl Draining {
+    async fn next(&mut self) -> Option<Result<Delivery>> {
+        self.consumer.as_mut()?.next().await
+    }
+}
+
+impl Drop for Draining {
+    fn drop(&mut self) {
+        let Some(consumer) = self.consumer.take() else {
+            return;
+        };
+        // Outside a runtime nothing can wait: the consumer leaves at once.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (slots, permits, grace) = (Arc::clone(&self.slots), self.permits, self.grace);
+        runtime.spawn(async move {
+            // The semaphore is never closed, so this only waits, for at most `grace`.
+            let _ = tokio::time::timeout(grace, slots.acquire_many(permits)).await;
+            consumer.close().await;
+        });
     }
 }
 
