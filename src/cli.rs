@@ -1,22 +1,28 @@
-//! The command line: `switchyard [serve]` with a flag, and a `SWITCHYARD_*` variable, per setting.
+//! The command line: `switchyard [serve]` with a flag, and a `SWITCHYARD_*` variable, per setting;
+//! and the client commands (`pub`, `sub`, `consume`, `request`, `reply`, `groups`) that talk to a
+//! running broker through `switchyard_client`.
 
 use std::{net::SocketAddr, time::Duration};
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use switchyard::config::Config;
+use switchyard_client::ConsumeMode;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "switchyard",
     version,
-    about = "A message broker that speaks gRPC",
+    about = "A message broker that speaks gRPC, and a command line client for it",
+    long_about = "A message broker that speaks gRPC, and a command line client for it.\n\n\
+        With no command, or with `serve`, it runs the broker. The other commands connect to a \
+        running broker (--server, default http://127.0.0.1:50051) and print one line per message.",
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
     /// With no subcommand, `switchyard` serves with these flags.
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Serve options (with no command)")]
     pub serve: ServeArgs,
 }
 
@@ -24,6 +30,299 @@ pub struct Cli {
 pub enum Command {
     /// Run the broker (the default).
     Serve(ServeArgs),
+    #[command(flatten)]
+    Client(ClientCommand),
+}
+
+/// The commands that talk to a running broker.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Publish a message, or one message per line of stdin.
+    #[command(name = "pub", after_long_help = PUBLISH_HELP)]
+    Publish(PublishArgs),
+    /// Print the messages published to a topic pattern.
+    #[command(name = "sub", after_long_help = MESSAGE_OUTPUT_HELP)]
+    Subscribe(SubscribeArgs),
+    /// Join a queue group and print (and ack) the messages it hands out.
+    #[command(after_long_help = CONSUME_OUTPUT_HELP)]
+    Consume(ConsumeArgs),
+    /// Send a request and print the reply.
+    #[command(after_long_help = REQUEST_HELP)]
+    Request(RequestArgs),
+    /// Answer requests: echo each one, or run a command per request.
+    #[command(after_long_help = REPLY_HELP)]
+    Reply(ReplyArgs),
+    /// List, declare and delete queue groups.
+    #[command(subcommand)]
+    Groups(GroupsCommand),
+}
+
+const MESSAGE_OUTPUT_HELP: &str = "\
+Output: one line per message on stdout, `[topic] (header=value, ...) payload`, with `key=...` \
+before the headers when the message has a key. Control characters in a payload are escaped so a \
+message stays on one line, and a payload that is not UTF-8 is shown as `base64:...`.
+
+With --json, one JSON object per line: id, topic, headers, published_at (RFC 3339), and key, \
+reply_to, correlation_id when set. The payload is the string `payload` when it is valid UTF-8; \
+otherwise it is `payload_base64` (standard alphabet, padded) and `payload` is absent.
+
+Notes (subscribed, reconnecting, messages missed by a slow subscriber) go to stderr.";
+
+const CONSUME_OUTPUT_HELP: &str = "\
+Output: one line per delivery on stdout, `[topic] attempt=N delivery=ID (header=value, ...) \
+payload`; see `switchyard sub --help` for how payloads are shown. With --json, the object of \
+`sub --json` plus `delivery_id` and `attempt`.
+
+Each delivery is acked once its line is written (unless --no-ack). With --no-ack, deliveries stay \
+unsettled: they go back to the group when their ack deadline passes or when this command exits.";
+
+const PUBLISH_HELP: &str = "\
+Without a PAYLOAD argument, every line of stdin (without its line ending) is published as one \
+message, in order, until end of input: `printf 'a\\nb\\n' | switchyard pub jobs.new` publishes two \
+messages.
+
+Output: one line per message published, with the id the broker gave it and how many subscribers \
+and groups it reached; with --json, {\"topic\", \"id\", \"subscribers\", \"groups\"} per line.";
+
+const REQUEST_HELP: &str = "\
+Without a PAYLOAD argument, every line of stdin is sent as one request, one after the other, and \
+each reply is printed as it comes.
+
+Each reply is printed on one line as its payload, after `key=...` and `(header=value, ...)` when \
+it has them (see `switchyard sub --help` for how payloads are shown); with --json, as the JSON \
+object of `sub --json`, whose topic is the request's reply inbox.
+
+No responder on the topic, or no reply in time, is an error (exit status 1).";
+
+const REPLY_HELP: &str = "\
+Each request is printed like a message of `switchyard sub`, then answered. Without --exec the \
+reply is the request's payload. With --exec, COMMAND runs through `sh -c` once per request, with \
+the payload on its stdin; its stdout (less one trailing newline) is the reply. A command that \
+fails or outlasts --exec-timeout sends no reply (the requester times out) and the request is \
+rejected. Responders in one group share the requests, so more of them answer more at once.";
+
+/// Where the broker is and how to print; shared by every client command.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// URL of the broker.
+    #[arg(
+        long,
+        env = "SWITCHYARD_SERVER",
+        default_value = "http://127.0.0.1:50051",
+        value_name = "URL"
+    )]
+    pub server: String,
+    /// Print one JSON object per line instead of text.
+    ///
+    /// Payloads that are valid UTF-8 are the string "payload"; any other payload is base64 under
+    /// "payload_base64" instead.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What a published message or a request carries besides its topic and payload.
+#[derive(Debug, Args)]
+pub struct OutgoingArgs {
+    /// A header, as NAME=VALUE; repeat for more.
+    #[arg(
+        long = "header",
+        short = 'H',
+        visible_alias = "headers",
+        value_name = "NAME=VALUE",
+        value_parser = parse_header
+    )]
+    pub headers: Vec<(String, String)>,
+    /// The message key.
+    #[arg(long)]
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Topic to publish to (no wildcards).
+    pub topic: String,
+    /// The payload; without it, each line of stdin is one message.
+    pub payload: Option<String>,
+    #[command(flatten)]
+    pub message: OutgoingArgs,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SubscribeArgs {
+    /// Topic pattern: `*` matches one token, `>` one or more trailing tokens.
+    pub pattern: String,
+    /// Stop after this many messages.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// Topic pattern of the group: `*` matches one token, `>` one or more trailing tokens.
+    pub topic: String,
+    /// The group to join; it is created with the broker's defaults if it does not exist.
+    #[arg(long, short = 'g')]
+    pub group: String,
+    /// How the group hands out messages; must match the group's mode if it exists.
+    #[arg(long, value_enum, default_value_t = Mode::Shared)]
+    pub mode: Mode,
+    /// Exclusive groups: wait to take over instead of being refused while another consumer is active.
+    #[arg(long)]
+    pub standby: bool,
+    /// Most unacked deliveries at once; 0 is the broker's default.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub prefetch: u32,
+    /// Ack deadline of this consumer's deliveries (e.g. 30s); default the group's.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub ack_deadline: Option<Duration>,
+    /// Stop after this many deliveries (and ask for a prefetch of at most N).
+    ///
+    /// What the broker sent beyond the N printed goes back to the group on exit, with one more
+    /// attempt counted; capping the prefetch at N bounds how many.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Ack each delivery once it is printed (the default).
+    #[arg(long, overrides_with = "no_ack")]
+    pub ack: bool,
+    /// Leave deliveries unsettled: they return to the group after their ack deadline, or on exit.
+    #[arg(long, overrides_with = "ack")]
+    pub no_ack: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// Topic to send the request to (no wildcards).
+    pub topic: String,
+    /// The payload; without it, each line of stdin is one request.
+    pub payload: Option<String>,
+    /// How long to wait for each reply (e.g. 500ms, 5s, 1m).
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+    #[command(flatten)]
+    pub message: OutgoingArgs,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplyArgs {
+    /// Topic pattern to answer requests on.
+    pub topic: String,
+    /// Queue group of the responders: each request goes to one member.
+    #[arg(long, short = 'g', default_value = "responders")]
+    pub group: String,
+    /// Run COMMAND (through `sh -c`) per request: payload on stdin, reply from stdout.
+    #[arg(long, value_name = "COMMAND")]
+    pub exec: Option<String>,
+    /// Longest an --exec command may run before it is killed and the request rejected.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub exec_timeout: Duration,
+    /// Requests handled at once.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub concurrency: usize,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupsCommand {
+    /// List every group with its counters.
+    #[command(visible_alias = "ls")]
+    List(GroupsListArgs),
+    /// Create a group ahead of traffic, or check that an identical one exists.
+    Declare(GroupsDeclareArgs),
+    /// Delete a group with its messages; its consumers are ended.
+    #[command(visible_alias = "rm")]
+    Delete(GroupsDeleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GroupsListArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GroupsDeclareArgs {
+    /// Topic pattern of the group: `*` matches one token, `>` one or more trailing tokens.
+    pub topic: String,
+    /// Name of the group (one token).
+    #[arg(long, short = 'g')]
+    pub group: String,
+    /// How the group hands out messages.
+    #[arg(long, value_enum, default_value_t = Mode::Shared)]
+    pub mode: Mode,
+    /// Messages the group may hold before a publish to it fails; default the broker's.
+    #[arg(long, value_name = "N")]
+    pub max_length: Option<u32>,
+    /// Ack deadline of the group's deliveries (e.g. 30s); default the broker's.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub ack_deadline: Option<Duration>,
+    /// Deliveries before a failing message is dead-lettered; default unlimited.
+    #[arg(long, value_name = "N")]
+    pub max_deliveries: Option<u32>,
+    /// Where dead letters are published; without it they are discarded.
+    #[arg(long, value_name = "TOPIC")]
+    pub dead_letter_topic: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GroupsDeleteArgs {
+    /// Topic pattern of the group, as it was declared or consumed.
+    pub topic: String,
+    /// Name of the group.
+    #[arg(long, short = 'g')]
+    pub group: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// A group's mode, as the command line spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Competing consumers: each message goes to one of them.
+    Shared,
+    /// One active consumer at a time, in publish order.
+    Exclusive,
+}
+
+impl From<Mode> for ConsumeMode {
+    fn from(mode: Mode) -> Self {
+        match mode {
+            Mode::Shared => ConsumeMode::Shared,
+            Mode::Exclusive => ConsumeMode::Exclusive,
+        }
+    }
+}
+
+/// `NAME=VALUE`, split at the first `=`.
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("expected NAME=VALUE, got {text:?}")),
+    }
+}
+
+/// A whole number with a unit: `250ms`, `5s`, `2m`; a bare number is seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("expected a duration like 500ms, 5s or 1m, got {text:?}"))?;
+    match &text[digits.len()..] {
+        "ms" => Ok(Duration::from_millis(number)),
+        "" | "s" => Ok(Duration::from_secs(number)),
+        "m" => Ok(Duration::from_secs(number.saturating_mul(60))),
+        unit => Err(format!("unknown unit {unit:?} in {text:?}; use ms, s or m")),
+    }
 }
 
 /// Every setting of [`Config`]; the defaults here are `Config::default()`'s.
@@ -173,5 +472,53 @@ mod tests {
         let config = args.into_config();
         assert_eq!(config.listen.port(), 7000);
         assert_eq!(config.default_prefetch, 5);
+    }
+
+    /// clap's own checks of the definitions (conflicting names, bad defaults).
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    /// Plain `switchyard` takes the serve flags; the client commands parse beside it.
+    #[test]
+    fn serve_stays_the_default_beside_the_client_commands() {
+        let plain = Cli::parse_from(["switchyard", "--listen", "127.0.0.1:7000"]);
+        assert!(plain.command.is_none());
+        assert_eq!(plain.serve.listen.port(), 7000);
+        let publish = Cli::parse_from(["switchyard", "pub", "orders.created", "-H", "a=b=c"]);
+        let Some(Command::Client(ClientCommand::Publish(args))) = publish.command else {
+            panic!("expected pub, got {publish:?}");
+        };
+        assert_eq!(args.message.headers, [("a".to_owned(), "b=c".to_owned())]);
+        assert_eq!(args.payload, None);
+    }
+
+    #[test]
+    fn ack_is_the_default_and_the_last_of_ack_and_no_ack_wins() {
+        let consume = |extra: &[&str]| {
+            let mut args = vec!["switchyard", "consume", "jobs", "-g", "workers"];
+            args.extend(extra);
+            match Cli::parse_from(args).command {
+                Some(Command::Client(ClientCommand::Consume(args))) => args.no_ack,
+                other => panic!("expected consume, got {other:?}"),
+            }
+        };
+        assert!(!consume(&[]));
+        assert!(consume(&["--no-ack"]));
+        assert!(!consume(&["--no-ack", "--ack"]));
+    }
+
+    #[test]
+    fn durations_and_headers_parse() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_header("novalue").is_err());
+        assert!(parse_header("=x").is_err());
     }
 }

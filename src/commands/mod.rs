@@ -1,0 +1,131 @@
+//! The client commands of the binary (`pub`, `sub`, `consume`, `request`, `reply`, `groups`): each
+//! connects with `switchyard_client`, does one job, and reports failure as one line for stderr.
+
+mod consume;
+mod groups;
+mod input;
+mod output;
+mod publish;
+mod reply;
+mod request;
+mod subscribe;
+
+use std::{error::Error as StdError, fmt::Display, io::Write};
+
+use switchyard_client::{Client, Error};
+
+use crate::cli::{ClientArgs, ClientCommand};
+
+/// Why a command stopped early.
+#[derive(Debug)]
+pub enum Failure {
+    /// Print this one line to stderr and exit non-zero.
+    Message(String),
+    /// Stdout was closed (piped into `head`, say): stop quietly, as a success.
+    OutputClosed,
+}
+
+impl Failure {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self::Message(message.into())
+    }
+
+    /// A client error, with `context` (what was being done) where the error alone would not say.
+    pub fn client(context: impl Display, error: Error) -> Self {
+        match error {
+            // These already name what they are about.
+            Error::Connect { .. } | Error::NoResponders { .. } => Self::new(describe(&error)),
+            _ => Self::new(format!("{context}: {}", describe(&error))),
+        }
+    }
+}
+
+pub async fn run(command: ClientCommand) -> Result<(), Failure> {
+    match command {
+        ClientCommand::Publish(args) => publish::run(args).await,
+        ClientCommand::Subscribe(args) => subscribe::run(args).await,
+        ClientCommand::Consume(args) => consume::run(args).await,
+        ClientCommand::Request(args) => request::run(args).await,
+        ClientCommand::Reply(args) => reply::run(args).await,
+        ClientCommand::Groups(command) => groups::run(command).await,
+    }
+}
+
+/// Connects to `--server`; a URL without a scheme is taken as `http://`.
+async fn connect(args: &ClientArgs) -> Result<Client, Failure> {
+    let url = if args.server.contains("://") {
+        args.server.clone()
+    } else {
+        format!("http://{}", args.server)
+    };
+    Client::connect(url)
+        .await
+        .map_err(|error| Failure::client("cannot connect", error))
+}
+
+/// One line saying what went wrong: the broker's message for a refused call, else the error with
+/// its causes (`cannot connect to …: tcp connect error: Connection refused`).
+pub fn describe(error: &Error) -> String {
+    match error {
+        Error::Status(status) | Error::Disconnected(status) => status_text(status),
+        other => with_causes(other),
+    }
+}
+
+/// The broker's message, which names the field and the problem; the gRPC code's description only
+/// when there is no message. A status made from a transport failure carries it as its source.
+fn status_text(status: &tonic::Status) -> String {
+    let text = if status.message().is_empty() {
+        status.code().description().to_lowercase()
+    } else {
+        status.message().to_owned()
+    };
+    match StdError::source(status) {
+        Some(cause) => append_causes(text, cause),
+        None => text,
+    }
+}
+
+fn with_causes(error: &dyn StdError) -> String {
+    let text = error.to_string();
+    match error.source() {
+        Some(cause) => append_causes(text, cause),
+        None => text,
+    }
+}
+
+/// Appends each cause in the chain, skipping one the text already ends with (many errors print
+/// their source as part of their own message).
+fn append_causes(mut text: String, first: &dyn StdError) -> String {
+    let mut cause = Some(first);
+    while let Some(error) = cause {
+        let line = error.to_string();
+        if !line.is_empty() && !text.ends_with(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        cause = error.source();
+    }
+    text.replace('\n', " ")
+}
+
+/// A note for the person at the terminal (subscribed, reconnecting), on stderr so stdout stays data.
+/// A closed stderr is no reason to stop.
+fn note(message: impl Display) {
+    let _ = writeln!(std::io::stderr(), "{message}");
+}
+
+/// The note for a stream that lost its connection and reopens it by itself.
+fn note_reconnect(status: &tonic::Status) {
+    note(format_args!(
+        "disconnected, reconnecting: {}",
+        status_text(status)
+    ));
+}
+
+/// Resolves when the user presses Ctrl-C; never, if the signal cannot be watched.
+async fn interrupted() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
