@@ -1,0 +1,52 @@
+"""The asyncio client of Switchyard, a message broker that speaks gRPC.
+
+One `Client` serves the four patterns:
+
+- publish/subscribe: `Client.publish`, `Client.publish_batch`, `Client.subscribe`;
+- work queues and exclusive consumers: `Client.consume`, whose `Delivery` items are settled with
+  `ack`, `nack`, `reject` or `extend` (or in bulk with `Client.settle`);
+- request/reply: `Client.request` and the responder `Client.serve`;
+- group administration: `Client.admin`.
+
+Failed calls raise a `SwitchyardError` subclass named after the broker's status code. The generated
+protobuf and gRPC modules are in `switchyard.v1`.
+"""
+
+from switchyard._admin import Admin
+from switchyard._client import Client
+from switchyard._consumer import Consumer, Delivery
+from switchyard._errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NoResponders,
+    NotFound,
+    ResourceExhausted,
+    SwitchyardError,
+    TimedOut,
+    Unavailable,
+)
+from switchyard._responder import Handler, Responder
+from switchyard._subscription import Subscription
+from switchyard._types import Gap, GroupInfo, Message, Published
+
+__all__ = [
+    "Admin",
+    "Client",
+    "Consumer",
+    "Delivery",
+    "FailedPrecondition",
+    "Gap",
+    "GroupInfo",
+    "Handler",
+    "InvalidArgument",
+    "Message",
+    "NoResponders",
+    "NotFound",
+    "Published",
+    "ResourceExhausted",
+    "Responder",
+    "Subscription",
+    "SwitchyardError",
+    "TimedOut",
+    "Unavailable",
+]

@@ -1,0 +1,79 @@
+"""Work queues and exclusive consumers: a consumer is an async iterator of deliveries to settle."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from switchyard._stream import ServerStream
+from switchyard._types import Message, message_from_pb
+from switchyard.v1 import broker_pb2
+
+if TYPE_CHECKING:
+    from switchyard._client import Client
+
+
+class Delivery:
+    """One delivery of a message to this consumer, to be settled once with ack, nack or reject.
+
+    `id` settles this delivery only (a redelivery of the message gets a new one); `attempt` is 1 on
+    the message's first delivery, 2 on its first redelivery, and so on.
+
+    Each settling method is one Ack call and returns True if the broker still had the delivery
+    outstanding, False if not (it was settled already, its ack deadline passed, or its consumer's
+    stream ended; the message then goes, or went, to another delivery with a new id).
+    An unsettled delivery is redelivered when its ack deadline passes or its consumer closes.
+    """
+
+    __slots__ = ("_client", "attempt", "id", "message")
+
+    def __init__(self, client: Client, message: Message, delivery_id: str, attempt: int) -> None:
+        self.message = message
+        self.id = delivery_id
+        self.attempt = attempt
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"Delivery(id={self.id!r}, attempt={self.attempt}, message={self.message!r})"
+
+    async def ack(self) -> bool:
+        """Done: the group forgets the message."""
+        return not await self._client.settle(ack=[self.id])
+
+    async def nack(self, delay: float = 0.0) -> bool:
+        """Failed: redeliver the message after `delay` seconds (0 = at once), with attempt + 1."""
+        return not await self._client.settle(nack=[self.id], nack_delay=delay)
+
+    async def reject(self) -> bool:
+        """Poison: dead-letter the message now (or discard it if the group has no dead-letter topic)."""
+        return not await self._client.settle(reject=[self.id])
+
+    async def extend(self) -> bool:
+        """Still working: restart the ack deadline. Does not settle."""
+        return not await self._client.settle(extend=[self.id])
+
+
+class Consumer(ServerStream[broker_pb2.Delivery]):
+    """A member of the queue group `(pattern, group)`; iterate it for `Delivery` items.
+
+    The broker gives this consumer at most `prefetch` unsettled deliveries at once. Iteration ends
+    when the consumer is closed and raises a `SwitchyardError` if the broker ends it (`NotFound` when
+    the group is deleted, `Unavailable` when it shuts down). Closing it (or leaving its ``async
+    with``) returns everything it had not settled to the group, to be redelivered.
+    """
+
+    def __init__(self, client: Client, broker: Any, request: broker_pb2.ConsumeRequest) -> None:
+        self.pattern = request.topic
+        self.group = request.group
+        self._client = client  # settles the deliveries
+        super().__init__(lambda: broker.Consume(request))
+
+    def __aiter__(self) -> Consumer:
+        return self
+
+    async def __anext__(self) -> Delivery:
+        response = await self._read()
+        if response is None:
+            raise StopAsyncIteration
+        return Delivery(
+            self._client, message_from_pb(response.message), response.delivery_id, response.attempt
+        )

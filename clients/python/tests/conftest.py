@@ -1,0 +1,124 @@
+"""Runs the real `switchyard` binary once per test session, on a free loopback port.
+
+The binary is $SWITCHYARD_BIN, else the repository's target/debug/switchyard. Tests share the server,
+so each one names its topics and groups after a fresh `ns` prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from switchyard import Client
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_BINARY = REPO_ROOT / "target" / "debug" / "switchyard"
+STARTUP_TIMEOUT = 20.0
+# Small, so that one Publish batch of 1000 overflows a subscriber and the gap test sees a Gap; the
+# other tests publish at most a few dozen messages at once.
+SUBSCRIBER_BUFFER = 64
+# Every wait in a test is bounded by this, unless it says otherwise.
+WAIT = 5.0
+
+T = TypeVar("T")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class Broker:
+    """A running `switchyard` process and its address."""
+
+    def __init__(self, process: subprocess.Popen[bytes], address: str) -> None:
+        self.process = process
+        self.address = address
+
+
+@contextmanager
+def run_broker(log_dir: Path) -> Iterator[Broker]:
+    """Starts the broker on a free port, waits (bounded) until it accepts connections, and stops it
+    on exit: SIGTERM, then SIGKILL if it has not exited within 10 s.
+
+    No `preexec_fn` (such as a parent-death signal): it makes subprocess fork rather than spawn, and
+    grpc's fork handlers then break the child while this process has gRPC calls in flight."""
+    binary = Path(os.environ.get("SWITCHYARD_BIN") or DEFAULT_BINARY).resolve()
+    if not os.access(binary, os.X_OK):
+        pytest.fail(f"no switchyard binary at {binary}: build it (cargo build) or set SWITCHYARD_BIN")
+    port = _free_port()
+    log_path = log_dir / f"switchyard-{port}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [
+                str(binary),
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--subscriber-buffer",
+                str(SUBSCRIBER_BUFFER),
+                "--shutdown-grace-secs",
+                "1",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not _accepts(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"switchyard did not start on port {port}:\n{log_path.read_text()[-4000:]}")
+            time.sleep(0.05)
+        yield Broker(process, f"127.0.0.1:{port}")
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The address of the broker the whole session shares."""
+    with run_broker(tmp_path_factory.mktemp("server")) as broker:
+        yield broker.address
+
+
+@pytest.fixture
+async def client(server_address: str) -> AsyncIterator[Client]:
+    """A connected client, closed after the test."""
+    async with Client(server_address, timeout=WAIT) as client:
+        yield client
+
+
+@pytest.fixture
+def ns() -> str:
+    """A prefix no other test uses, for topics and group names."""
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+async def within(awaitable: Awaitable[T], seconds: float = WAIT) -> T:
+    """`awaitable`'s result, failing the test if it takes longer than `seconds`."""
+    return await asyncio.wait_for(awaitable, seconds)

@@ -1,0 +1,111 @@
+"""Bad input and refusals: each status code arrives as its exception, naming what was wrong."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import grpc
+import pytest
+from conftest import within
+
+from switchyard import (
+    Client,
+    FailedPrecondition,
+    InvalidArgument,
+    Message,
+    NotFound,
+    ResourceExhausted,
+)
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (
+            lambda c, ns: c.publish_batch([Message(topic=f"{ns}.ok"), Message(topic=f"{ns}.*")]),
+            "messages[1].topic",
+        ),
+        (lambda c, ns: c.publish(f"{ns}.a", "x", key="k" * 300), "messages[0].key"),
+        (lambda c, ns: c.publish(f"{ns}.a", "x", headers={"": "v"}), "messages[0].headers"),
+        (lambda c, ns: c.publish_batch([]), "messages"),
+        (lambda c, ns: c.request(f"{ns}.>", "x"), "message.topic"),
+        (lambda c, ns: c.request(f"{ns}.a", "x", timeout=301), "timeout_ms"),
+        (lambda c, ns: c.settle(nack=["0.0"], nack_delay=3601), "nack_delay_ms"),
+        (lambda c, ns: c.subscribe(f"{ns}..a"), "topic"),
+        (lambda c, ns: c.consume(f"{ns}.a", "no.dots"), "group"),
+        (lambda c, ns: c.consume(f"{ns}.a", "g", prefetch=10_001), "prefetch"),
+        (
+            lambda c, ns: c.admin.declare_group(f"{ns}.>", "g", dead_letter_topic=f"{ns}.dead"),
+            "dead_letter_topic",
+        ),
+    ],
+    ids=[
+        "publish-wildcard",
+        "publish-long-key",
+        "publish-empty-header",
+        "publish-empty-batch",
+        "request-wildcard",
+        "request-timeout",
+        "nack-delay",
+        "subscribe-pattern",
+        "consume-group",
+        "consume-prefetch",
+        "declare-dead-letter-loop",
+    ],
+)
+async def test_invalid_argument_names_the_field(
+    client: Client, ns: str, call: Callable[[Client, str], Awaitable[object]], field: str
+) -> None:
+    """INVALID_ARGUMENT comes as InvalidArgument whose `field` is the path the broker named; a stream
+    (subscribe, consume) raises it when opened."""
+    with pytest.raises(InvalidArgument) as refused:
+        await within(call(client, ns))
+    assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.field == field, refused.value.details
+
+
+async def test_a_full_group_refuses_the_whole_batch(client: Client, ns: str) -> None:
+    """RESOURCE_EXHAUSTED when a group is full, and nothing of the batch is routed anywhere."""
+    await client.admin.declare_group(f"{ns}.jobs", "small", max_length=2)
+    await client.publish_batch([Message(topic=f"{ns}.jobs"), Message(topic=f"{ns}.jobs")])
+    async with client.subscribe(f"{ns}.>") as everything:
+        with pytest.raises(ResourceExhausted, match="full"):
+            await client.publish_batch(
+                [Message(topic=f"{ns}.other", payload=b"lost"), Message(topic=f"{ns}.jobs")]
+            )
+        await client.publish(f"{ns}.other", "after")
+        event = await within(anext(everything))
+        assert isinstance(event, Message) and event.text == "after"
+    (info,) = [g for g in await client.admin.list_groups() if g.topic == f"{ns}.jobs"]
+    assert info.ready == 2
+    await client.admin.delete_group(f"{ns}.jobs", "small")
+
+
+async def test_a_taken_exclusive_group_is_a_failed_precondition(client: Client, ns: str) -> None:
+    async with client.consume(f"{ns}.bids", "auction", exclusive=True):
+        with pytest.raises(FailedPrecondition, match="already has an active consumer") as refused:
+            await client.consume(f"{ns}.bids", "auction", exclusive=True)
+        assert refused.value.code == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_redeclaring_with_other_settings_is_a_failed_precondition(client: Client, ns: str) -> None:
+    await client.admin.declare_group(f"{ns}.jobs", "g", max_length=5)
+    await client.admin.declare_group(f"{ns}.jobs", "g", max_length=5)  # identical: accepted
+    with pytest.raises(FailedPrecondition, match="max_length"):
+        await client.admin.declare_group(f"{ns}.jobs", "g", max_length=6)
+    await client.admin.delete_group(f"{ns}.jobs", "g")
+
+
+async def test_deleting_an_unknown_group_is_not_found(client: Client, ns: str) -> None:
+    with pytest.raises(NotFound) as refused:
+        await client.admin.delete_group(f"{ns}.nothing", "nobody")
+    assert refused.value.code == grpc.StatusCode.NOT_FOUND
+
+
+async def test_deleting_a_group_ends_its_consumers_with_not_found(client: Client, ns: str) -> None:
+    async with client.consume(f"{ns}.jobs", "doomed") as consumer:
+        reading = asyncio.ensure_future(anext(consumer))
+        await client.admin.delete_group(f"{ns}.jobs", "doomed")
+        with pytest.raises(NotFound):
+            await within(reading)
