@@ -1,0 +1,184 @@
+// Work queues and exclusive consumers: a Consumer of a queue group, and the Deliveries it must
+// settle.
+
+package switchyard
+
+import (
+	"context"
+	"iter"
+	"slices"
+	"time"
+
+	"google.golang.org/grpc"
+
+	pb "github.com/switchyard/switchyard/clients/go/gen/switchyard/v1"
+)
+
+// ConsumeMode is how a group shares its messages among consumers. It is fixed when the group is
+// created.
+type ConsumeMode int
+
+const (
+	// ModeShared gives each message to one of the group's consumers (competing consumers).
+	ModeShared ConsumeMode = iota
+	// ModeExclusive has one active consumer, which gets the messages in publish order; others are
+	// refused (ErrFailedPrecondition) or, with Standby, wait to take over.
+	ModeExclusive
+)
+
+func (m ConsumeMode) String() string {
+	if m == ModeExclusive {
+		return "exclusive"
+	}
+	return "shared"
+}
+
+func (m ConsumeMode) toPB() pb.ConsumeMode {
+	if m == ModeExclusive {
+		return pb.ConsumeMode_CONSUME_MODE_EXCLUSIVE
+	}
+	return pb.ConsumeMode_CONSUME_MODE_SHARED
+}
+
+func modeFromPB(m pb.ConsumeMode) ConsumeMode {
+	if m == pb.ConsumeMode_CONSUME_MODE_EXCLUSIVE {
+		return ModeExclusive
+	}
+	return ModeShared
+}
+
+// ConsumeOptions tune Consume; the zero value (or nil) takes the broker's and the group's
+// defaults.
+type ConsumeOptions struct {
+	// Mode of the group; it must match the group's if the group exists.
+	Mode ConsumeMode
+	// Prefetch is the most unsettled deliveries this consumer holds; 0 is the broker's default
+	// (--default-prefetch).
+	Prefetch uint32
+	// AckDeadline is how long this consumer has to settle a delivery before it goes back to the
+	// group; 0 is the group's. Whole milliseconds.
+	AckDeadline time.Duration
+	// Standby, for ModeExclusive: wait behind the active consumer and take over when its stream
+	// ends, instead of being refused.
+	Standby bool
+}
+
+// Consumer is one consumer of a queue group. Read it with All (or Next); it leaves the group when
+// the context given to Consume is done, or at Close, and what it held unsettled goes back to the
+// group for redelivery.
+type Consumer struct {
+	s      *stream[pb.Delivery]
+	client *Client
+}
+
+// Consume joins the group (topic pattern, group), creating it with the broker's defaults if it does
+// not exist (use DeclareGroup for other settings). When Consume returns, the consumer is attached
+// (a standby is queued); an exclusive group that is taken is ErrFailedPrecondition here.
+//
+//	cons, err := client.Consume(ctx, "images.resize", "workers", &switchyard.ConsumeOptions{Prefetch: 10})
+//	if err != nil { ... }
+//	for d, err := range cons.All() {
+//		if err != nil { ... }   // the group was deleted (ErrNotFound), the broker went away, ...
+//		if resize(d.Message.Payload) != nil {
+//			d.Nack(ctx, time.Second)
+//			continue
+//		}
+//		d.Ack(ctx)
+//	}
+func (c *Client) Consume(ctx context.Context, topic, group string, opts *ConsumeOptions) (*Consumer, error) {
+	if opts == nil {
+		opts = &ConsumeOptions{}
+	}
+	req := &pb.ConsumeRequest{
+		Topic:         topic,
+		Group:         group,
+		Mode:          opts.Mode.toPB(),
+		Prefetch:      opts.Prefetch,
+		AckDeadlineMs: millis(opts.AckDeadline),
+		Standby:       opts.Standby,
+	}
+	s, err := openStream(ctx, "consume",
+		func(ctx context.Context) (grpc.ServerStreamingClient[pb.Delivery], error) {
+			return c.broker.Consume(ctx, req)
+		})
+	if err != nil {
+		return nil, err
+	}
+	return &Consumer{s: s, client: c}, nil
+}
+
+// All yields deliveries until the consumer ends. It ends quietly when ctx is done or Close was
+// called; an end the caller did not ask for (ErrNotFound when the group is deleted,
+// ErrUnavailable when the broker shuts down) is yielded once as an error. Breaking out of the loop
+// closes the consumer.
+func (c *Consumer) All() iter.Seq2[*Delivery, error] { return all(c.s, c.delivery) }
+
+// Next blocks for the next delivery. At the end it returns ctx's error after a cancel or Close,
+// io.EOF if the broker ended the stream cleanly, or an *Error.
+func (c *Consumer) Next() (*Delivery, error) {
+	d, err := c.s.next()
+	if err != nil {
+		return nil, err
+	}
+	return c.delivery(d), nil
+}
+
+// Close leaves the group; unsettled deliveries go back to it, and their ids become unknown.
+func (c *Consumer) Close() { c.s.close() }
+
+func (c *Consumer) delivery(d *pb.Delivery) *Delivery {
+	return &Delivery{
+		Message: messageFromPB(d.GetMessage()),
+		ID:      d.GetDeliveryId(),
+		Attempt: d.GetAttempt(),
+		client:  c.client,
+	}
+}
+
+// Delivery is one message handed to one consumer. Settle it with exactly one of Ack, Nack or
+// Reject (Extend may come first, as often as needed) while its consumer is open; unsettled, it
+// goes back to the group when the ack deadline passes or the consumer ends.
+type Delivery struct {
+	Message *Message
+	// ID settles this delivery only; a redelivery of the same message gets a new one.
+	ID string
+	// Attempt is 1 on the first delivery of the message, 2 on the first redelivery, ...
+	Attempt uint32
+
+	client *Client
+}
+
+// Ack settles the delivery as done: the group forgets the message.
+func (d *Delivery) Ack(ctx context.Context) error {
+	return d.settle(ctx, "ack", &pb.AckRequest{AckIds: []string{d.ID}})
+}
+
+// Nack gives the message back for redelivery after delay (0: at once), ahead of newer messages.
+// Once the group's max_deliveries is reached, the message goes to its dead-letter topic instead.
+func (d *Delivery) Nack(ctx context.Context, delay time.Duration) error {
+	return d.settle(ctx, "nack", &pb.AckRequest{NackIds: []string{d.ID}, NackDelayMs: millis(delay)})
+}
+
+// Reject settles the delivery as poison: the message goes to the group's dead-letter topic now,
+// or is dropped if the group has none.
+func (d *Delivery) Reject(ctx context.Context) error {
+	return d.settle(ctx, "reject", &pb.AckRequest{RejectIds: []string{d.ID}})
+}
+
+// Extend restarts the delivery's ack deadline, for work that takes longer.
+func (d *Delivery) Extend(ctx context.Context) error {
+	return d.settle(ctx, "extend", &pb.AckRequest{ExtendIds: []string{d.ID}})
+}
+
+// settle sends one Ack call. An id the broker does not hold is ErrUnknownDelivery: the call did
+// nothing to it (already settled, redelivered, or its consumer ended).
+func (d *Delivery) settle(ctx context.Context, op string, req *pb.AckRequest) error {
+	resp, err := d.client.broker.Ack(ctx, req)
+	if err != nil {
+		return wrap(op, err)
+	}
+	if slices.Contains(resp.GetUnknownIds(), d.ID) {
+		return unknownDelivery(op, d.ID)
+	}
+	return nil
+}

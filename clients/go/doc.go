@@ -1,0 +1,19 @@
+// Package switchyard is the Go client of Switchyard, a message broker that speaks gRPC.
+//
+// One Client (safe for concurrent use, over one gRPC connection) serves the four patterns:
+//
+//   - publish/subscribe: [Client.Publish], [Client.PublishBatch] and [Client.Subscribe], whose
+//     [Subscription] yields messages and gaps;
+//   - work queues and exclusive consumers: [Client.Consume], whose [Delivery] values are settled
+//     with Ack, Nack, Reject or Extend (each one Ack call);
+//   - request/reply: [Client.Request], and [Client.Serve] to answer requests;
+//   - group administration: [Client.DeclareGroup], [Client.ListGroups], [Client.DeleteGroup].
+//
+// Every call takes a context: its deadline bounds the call, and cancelling it ends a stream.
+// Failures are *[Error] values, to be tested with errors.Is against [ErrNoResponders],
+// [ErrTimedOut], [ErrInvalidArgument] and the other sentinels.
+//
+// Streams do not reconnect: when the connection drops, a Subscription or Consumer ends with an
+// [ErrUnavailable] error and the caller subscribes or consumes again. The generated gRPC code is in
+// the package gen/switchyard/v1, for anything this package does not wrap.
+package switchyard

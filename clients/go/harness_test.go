@@ -1,0 +1,226 @@
+// The test harness: a real switchyard server per test, on a free loopback port, killed at the end.
+
+package switchyard_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"sync"
+	"testing"
+	"time"
+
+	switchyard "github.com/switchyard/switchyard/clients/go"
+)
+
+// testTimeout bounds each test's waits: every stream and call of a test runs under a context
+// that ends this long after the test starts.
+const testTimeout = 20 * time.Second
+
+// serverBinary is the switchyard binary under test, from SWITCHYARD_BIN. Without it the tests skip
+// on a developer's machine and fail in CI (CI=true), where a skip would hide that nothing ran.
+func serverBinary(t *testing.T) string {
+	t.Helper()
+	bin := os.Getenv("SWITCHYARD_BIN")
+	if bin == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("SWITCHYARD_BIN is not set: CI must test against the switchyard binary")
+		}
+		t.Skip("SWITCHYARD_BIN is not set; build the server (cargo build) and point it at target/debug/switchyard")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("SWITCHYARD_BIN: %v", err)
+	}
+	return bin
+}
+
+// lockedBuffer collects the server's log; the process writes it while the test may read it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startServer runs the broker with extra flags and returns its address. The server is killed when
+// the test ends, and its log is shown if the test failed.
+func startServer(t *testing.T, flags ...string) string {
+	t.Helper()
+	bin := serverBinary(t)
+	// A port picked by the kernel, then handed over: another process could take it in between, so
+	// a server that exits at once is tried again on a new port.
+	for attempt := 1; ; attempt++ {
+		addr := freePort(t)
+		var log lockedBuffer
+		cmd := exec.Command(bin, append([]string{"--listen", addr}, flags...)...)
+		cmd.Stdout = &log
+		cmd.Stderr = &log
+		cmd.Env = append(os.Environ(), "RUST_LOG=info", "NO_COLOR=1")
+		killWithParent(cmd)
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start %s: %v", bin, err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		stop := func() {
+			_ = cmd.Process.Kill()
+			select {
+			case <-exited:
+			case <-time.After(5 * time.Second):
+				t.Errorf("switchyard (pid %d) did not exit after SIGKILL", cmd.Process.Pid)
+			}
+		}
+		err := waitListening(addr, exited)
+		if err == nil {
+			t.Cleanup(func() {
+				stop()
+				if t.Failed() {
+					t.Logf("switchyard log:\n%s", log.String())
+				}
+			})
+			return addr
+		}
+		stop()
+		if attempt == 3 {
+			t.Fatalf("switchyard did not start on %s: %v\n%s", addr, err, log.String())
+		}
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	return addr
+}
+
+// waitListening waits (at most 10 s) until addr accepts connections, or the server exits.
+func waitListening(addr string, exited <-chan error) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			_ = conn.Close()
+			return nil
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("the server exited: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nothing listening after 10 s: %v", err)
+		}
+	}
+}
+
+// setup starts a server with flags and returns a client of it and a context that bounds the test.
+func setup(t *testing.T, flags ...string) (*switchyard.Client, context.Context) {
+	t.Helper()
+	addr := startServer(t, flags...)
+	client, err := switchyard.Dial(addr)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	t.Cleanup(cancel)
+	return client, ctx
+}
+
+func publish(t *testing.T, ctx context.Context, c *switchyard.Client, topic, payload string) switchyard.Published {
+	t.Helper()
+	p, err := c.Publish(ctx, switchyard.Message{Topic: topic, Payload: []byte(payload)})
+	if err != nil {
+		t.Fatalf("publish %s: %v", topic, err)
+	}
+	return p
+}
+
+func subscribe(t *testing.T, ctx context.Context, c *switchyard.Client, pattern string) *switchyard.Subscription {
+	t.Helper()
+	sub, err := c.Subscribe(ctx, pattern)
+	if err != nil {
+		t.Fatalf("subscribe %s: %v", pattern, err)
+	}
+	t.Cleanup(sub.Close)
+	return sub
+}
+
+func consume(t *testing.T, ctx context.Context, c *switchyard.Client, topic, group string, opts *switchyard.ConsumeOptions) *switchyard.Consumer {
+	t.Helper()
+	cons, err := c.Consume(ctx, topic, group, opts)
+	if err != nil {
+		t.Fatalf("consume %s/%s: %v", topic, group, err)
+	}
+	t.Cleanup(cons.Close)
+	return cons
+}
+
+// nextMessage reads the next event, which must be a message; the wait is bounded by the
+// subscription's context.
+func nextMessage(t *testing.T, sub *switchyard.Subscription) *switchyard.Message {
+	t.Helper()
+	ev, err := sub.Next()
+	if err != nil {
+		t.Fatalf("subscription ended: %v", err)
+	}
+	if ev.IsGap() {
+		t.Fatalf("got a gap of %d, want a message", ev.Missed)
+	}
+	return ev.Message
+}
+
+func nextDelivery(t *testing.T, cons *switchyard.Consumer) *switchyard.Delivery {
+	t.Helper()
+	d, err := cons.Next()
+	if err != nil {
+		t.Fatalf("consumer ended: %v", err)
+	}
+	return d
+}
+
+// group returns the counters of one group from ListGroups.
+func group(t *testing.T, ctx context.Context, c *switchyard.Client, topic, name string) switchyard.GroupInfo {
+	t.Helper()
+	groups, err := c.ListGroups(ctx)
+	if err != nil {
+		t.Fatalf("list groups: %v", err)
+	}
+	for _, g := range groups {
+		if g.Topic == topic && g.Group == name {
+			return g
+		}
+	}
+	t.Fatalf("group %s/%s not listed in %+v", topic, name, groups)
+	return switchyard.GroupInfo{}
+}
+
+// eventually polls cond every 20 ms until it holds, failing the test after 5 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 5 s, still not: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
