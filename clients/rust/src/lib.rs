@@ -37,3 +37,8 @@ pub use subscription::{Event, Subscription};
 pub mod pb {
     tonic::include_proto!("switchyard.v1");
 }
+
+/// The repository README's Rust example, compiled as a doctest so that it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExample;
