@@ -76,9 +76,10 @@ pub async fn run(args: ConsumeArgs) -> Result<(), Failure> {
         }
     };
     // Closing sends every queued ack before leaving the group, so nothing acked here is redelivered
-    // for want of a flush. Leaving returns what is held to the group.
+    // for want of a flush. Leaving returns what is held to the group, so the held deliveries are
+    // dropped after it, when the client no longer nacks them.
     consumer.close().await;
-    held.forget();
+    drop(held);
     outcome
 }
 
@@ -118,17 +119,6 @@ impl Unsettled {
         Self {
             held: no_ack.then(VecDeque::new),
             capacity,
-        }
-    }
-
-    /// Lets go of the held deliveries without nacking them, once the consumer has left the group
-    /// (which hands them back, one attempt counted each). Dropping them instead would nack each,
-    /// and a nack that reaches the broker before it sees the consumer leave hands the message to
-    /// this consumer once more: an attempt counted for a delivery nobody saw.
-    fn forget(self) {
-        if let Some(held) = self.held {
-            // Leaks only what is held (at most `capacity`), at the end of the process.
-            std::mem::forget(held);
         }
     }
 

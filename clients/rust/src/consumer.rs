@@ -5,12 +5,17 @@
 //! the first. A delivery dropped without being settled is nacked, so a forgotten ack costs one
 //! redelivery now instead of a stalled slot until the ack deadline. Dropping the [`Consumer`] sends the
 //! queued settlements before it closes the server stream, so nothing acked is redelivered for lack of
-//! a flush.
+//! a flush. Once the consumer is gone, a delivery dropped unsettled is no longer nacked: the broker
+//! takes back everything the consumer held when its stream closes.
 
 use std::{
     any::Any,
     collections::BTreeMap,
     pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll},
     time::Duration,
 };
@@ -131,7 +136,10 @@ impl ConsumerBuilder {
         ));
         Ok(Consumer {
             deliveries: Some(deliveries),
-            settler: Settler { commands },
+            settler: Settler {
+                commands,
+                consumer_left: Arc::default(),
+            },
         })
     }
 }
@@ -170,11 +178,18 @@ impl Consumer {
     /// Sends queued settlements, then leaves the group; returns once both are done. What is still
     /// unsettled is redelivered to the group's other consumers.
     pub async fn close(mut self) {
-        if let Some(deliveries) = self.deliveries.take() {
-            self.settler.send(Command::Retire(Box::new(deliveries)));
-        }
+        self.leave();
         // Queued after the retirement: answered once the settlements went out and the stream closed.
         self.flush().await;
+    }
+
+    /// Hands the server stream to the settler, which closes it after sending what is queued, so acks
+    /// made just before are not overtaken by the broker taking their deliveries back.
+    fn leave(&mut self) {
+        if let Some(deliveries) = self.deliveries.take() {
+            self.settler.consumer_left.store(true, Ordering::Relaxed);
+            self.settler.send(Command::Retire(Box::new(deliveries)));
+        }
     }
 }
 
@@ -208,16 +223,13 @@ impl Stream for Consumer {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        // The settler drops the server stream after sending what is queued, so acks made just
-        // before this drop are not overtaken by the broker requeueing their deliveries.
-        if let Some(deliveries) = self.deliveries.take() {
-            self.settler.send(Command::Retire(Box::new(deliveries)));
-        }
+        self.leave();
     }
 }
 
 /// One message handed to this consumer. Settle it with exactly one of [`Delivery::ack`],
-/// [`Delivery::nack`] or [`Delivery::reject`]; dropping it unsettled nacks it.
+/// [`Delivery::nack`] or [`Delivery::reject`]; dropping it unsettled nacks it (unless its consumer
+/// has already left the group, which returned it to the group anyway).
 pub struct Delivery {
     message: Message,
     id: String,
@@ -282,7 +294,13 @@ impl Delivery {
 
 impl Drop for Delivery {
     fn drop(&mut self) {
-        self.settle(Action::Nack(Duration::ZERO));
+        let consumer_left = self
+            .settler
+            .as_ref()
+            .is_some_and(|settler| settler.consumer_left.load(Ordering::Relaxed));
+        if !consumer_left {
+            self.settle(Action::Nack(Duration::ZERO));
+        }
     }
 }
 
@@ -306,6 +324,9 @@ enum Command {
 #[derive(Clone)]
 struct Settler {
     commands: mpsc::UnboundedSender<Command>,
+    /// Set when the consumer leaves the group. A nack of a delivery dropped after that would race
+    /// the broker taking the delivery back, and could hand it to this departing consumer once more.
+    consumer_left: Arc<AtomicBool>,
 }
 
 impl Settler {
