@@ -6,11 +6,13 @@
 //! removes idle groups, so groups never hold a handle to the broker.
 
 mod group;
-mod group_state;
+/// Public for benchmarks and embedding: the queue group's state machine, usable without a runtime.
+pub mod group_state;
 mod registry;
 mod replies;
 mod route;
-mod sublist;
+/// Public for benchmarks and embedding: the subscription trie, usable on its own.
+pub mod sublist;
 mod subscriber;
 
 use std::{
