@@ -55,6 +55,9 @@ pub enum ClientCommand {
     /// List, declare and delete queue groups.
     #[command(subcommand)]
     Groups(GroupsCommand),
+    /// Measure a broker: throughput, latency, loss and CPU under load.
+    #[command(after_long_help = crate::commands::bench::HELP)]
+    Bench(crate::commands::bench::BenchArgs),
 }
 
 const MESSAGE_OUTPUT_HELP: &str = "\
@@ -312,7 +315,7 @@ fn parse_header(text: &str) -> Result<(String, String), String> {
 }
 
 /// A whole number with a unit: `250ms`, `5s`, `2m`; a bare number is seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let number: u64 = digits
         .parse()

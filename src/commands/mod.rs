@@ -1,6 +1,8 @@
-//! The client commands of the binary (`pub`, `sub`, `consume`, `request`, `reply`, `groups`): each
-//! connects with `switchyard_client`, does one job, and reports failure as one line for stderr.
+//! The client commands of the binary (`pub`, `sub`, `consume`, `request`, `reply`, `groups`, and the
+//! load generator `bench`): each connects with `switchyard_client`, does one job, and reports failure
+//! as one line for stderr.
 
+pub mod bench;
 mod consume;
 mod groups;
 mod input;
@@ -48,6 +50,7 @@ pub async fn run(command: ClientCommand) -> Result<(), Failure> {
         ClientCommand::Request(args) => request::run(args).await,
         ClientCommand::Reply(args) => reply::run(args).await,
         ClientCommand::Groups(command) => groups::run(command).await,
+        ClientCommand::Bench(args) => bench::run(args).await,
     }
 }
 
