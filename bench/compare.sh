@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# bench/compare.sh: Switchyard side by side with NATS, on this machine, over loopback only.
+#
+# Installs nats-server (Debian's package) and jq if missing, builds the NATS peer
+# (bench/nats-peer) and the broker, starts one nats-server with JetStream on a free 127.0.0.1
+# port, then for each scenario runs `nats-peer SCENARIO` and `switchyard bench SCENARIO` (which
+# starts its own broker) with the same flags, RUNS times each, alternating which goes first.
+# Prints one table of means and one of every run; the raw JSON lines go to the results file.
+# Everything it started is stopped on exit, Ctrl-C included.
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+usage: bench/compare.sh [options]
+  --duration D        measured time per run (500ms, 8s, 1m; default 8s)
+  --warmup D          load before measuring (default 1s)
+  --runs N            runs per scenario and broker (default 2)
+  --payload-bytes N   payload size (default 128)
+  --rate N            pace fanout, queue and exclusive at N msg/s (default 0: as fast as the window allows)
+  --scenarios "S..."  subset of: fanout queue exclusive reqreply (default all four)
+  --results FILE      where the JSON lines go (default bench/results/compare-DATE.jsonl)
+  --no-build          use the binaries already built
+Shapes: fanout 1 publisher -> 4 subscribers; queue 1 publisher -> 4 consumers;
+exclusive 1 publisher -> 1 consumer; reqreply 16 requests in flight, 1 responder.
+Both tools run with their default --window (2048) and --prefetch (256).
+EOF
+}
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DURATION=8s
+WARMUP=1s
+RUNS=2
+PAYLOAD=128
+RATE=0
+SCENARIOS="fanout queue exclusive reqreply"
+RESULTS=""
+BUILD=1
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --duration) DURATION=${2:?}; shift 2 ;;
+    --warmup) WARMUP=${2:?}; shift 2 ;;
+    --runs) RUNS=${2:?}; shift 2 ;;
+    --payload-bytes) PAYLOAD=${2:?}; shift 2 ;;
+    --rate) RATE=${2:?}; shift 2 ;;
+    --scenarios) SCENARIOS=${2:?}; shift 2 ;;
+    --results) RESULTS=${2:?}; shift 2 ;;
+    --no-build) BUILD=0; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "compare.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+die() { echo "compare.sh: $*" >&2; exit 1; }
+
+# Seconds in a duration of the form the bench tools take (500ms, 8s, 8, 1m), rounded up.
+seconds() {
+  case "$1" in
+    *ms) echo $(( (${1%ms} + 999) / 1000 )) ;;
+    *m) echo $(( ${1%m} * 60 )) ;;
+    *s) echo "${1%s}" ;;
+    *) echo "$1" ;;
+  esac
+}
+[[ $DURATION =~ ^[0-9]+(ms|s|m)?$ && $WARMUP =~ ^[0-9]+(ms|s|m)?$ ]] || die "durations look like 500ms, 8s or 1m"
+if ! [[ $RUNS =~ ^[0-9]+$ ]] || (( RUNS < 1 || RUNS > 20 )); then die "--runs must be 1 to 20"; fi
+[[ $PAYLOAD =~ ^[0-9]+$ ]] || die "--payload-bytes must be a number"
+[[ $RATE =~ ^[0-9]+$ ]] || die "--rate must be a number"
+for scenario in $SCENARIOS; do
+  case "$scenario" in fanout | queue | exclusive | reqreply) ;; *) die "unknown scenario $scenario" ;; esac
+done
+# A run may take warmup + duration, the drain (5 s), the last publishes (up to 35 s) and setup.
+RUN_LIMIT=$(( $(seconds "$WARMUP") + $(seconds "$DURATION") + 60 ))
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-compare.XXXXXX")
+NATS_PID=""
+CHILD=""
+
+# Every process below $1, deepest last.
+descendants() {
+  local child
+  for child in $(pgrep -P "$1" 2>/dev/null || true); do
+    echo "$child"
+    descendants "$child"
+  done
+}
+
+# Ends process $1 and what it started: SIGINT first (switchyard bench then stops the broker it
+# started), SIGKILL for whatever is left after 10 s.
+stop_tree() {
+  local pid=$1 tree i
+  kill -0 "$pid" 2>/dev/null || return 0
+  # shellcheck disable=SC2207
+  tree=("$pid" $(descendants "$pid"))
+  kill -INT "${tree[@]}" 2>/dev/null || true
+  for i in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  for i in "${tree[@]}"; do kill -KILL "$i" 2>/dev/null || true; done
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  [[ -n $CHILD ]] && stop_tree "$CHILD"
+  if [[ -n $NATS_PID ]] && kill -0 "$NATS_PID" 2>/dev/null; then
+    kill -TERM "$NATS_PID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$NATS_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$NATS_PID" 2>/dev/null || true
+    wait "$NATS_PID" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- what it needs --------------------------------------------------------------------------------
+need_package() { # command package
+  command -v "$1" >/dev/null && return 0
+  [[ $(id -u) -eq 0 ]] || die "$1 is missing: run as root to install it, or apt-get install $2"
+  echo "installing $2 from Debian..." >&2
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+}
+need_package nats-server nats-server
+need_package jq jq
+
+PEER="$ROOT/bench/nats-peer/target/release/nats-peer"
+SWITCHYARD="$ROOT/target/release/switchyard"
+if (( BUILD )); then
+  echo "building the NATS peer and the broker (release)..." >&2
+  cargo build --release --quiet --manifest-path "$ROOT/bench/nats-peer/Cargo.toml"
+  (cd "$ROOT" && cargo build --release --quiet)
+fi
+[[ -x $PEER ]] || die "$PEER is missing (run without --no-build)"
+[[ -x $SWITCHYARD ]] || die "$SWITCHYARD is missing (run without --no-build)"
+"$SWITCHYARD" bench --help >/dev/null 2>&1 || die "$SWITCHYARD has no bench command"
+
+# --- nats-server ----------------------------------------------------------------------------------
+port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+start_nats() {
+  local port i
+  for _ in 1 2 3; do
+    port=""
+    for i in $(seq 50); do
+      port=$(( 20000 + RANDOM % 40000 ))
+      port_taken "$port" || break
+      port=""
+    done
+    [[ -n $port ]] || die "no free loopback port found"
+    mkdir -p "$WORK/jetstream"
+    nats-server -js -a 127.0.0.1 -p "$port" -sd "$WORK/jetstream" >"$WORK/nats-server.log" 2>&1 &
+    NATS_PID=$!
+    for i in $(seq 100); do
+      kill -0 "$NATS_PID" 2>/dev/null || break
+      if port_taken "$port" && grep -q "Server is ready" "$WORK/nats-server.log"; then
+        NATS_URL="nats://127.0.0.1:$port"
+        return 0
+      fi
+      sleep 0.1
+    done
+    kill -KILL "$NATS_PID" 2>/dev/null || true
+    wait "$NATS_PID" 2>/dev/null || true
+    NATS_PID=""
+  done
+  cat "$WORK/nats-server.log" >&2
+  die "nats-server did not start"
+}
+start_nats
+
+# --- the runs -------------------------------------------------------------------------------------
+if [[ -z $RESULTS ]]; then
+  mkdir -p "$ROOT/bench/results"
+  RESULTS="$ROOT/bench/results/compare-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
+fi
+: >"$RESULTS"
+
+shape() { # scenario -> the flags both tools get
+  local pacing=""
+  (( RATE > 0 )) && pacing="--rate $RATE"
+  case "$1" in
+    fanout) echo "--publishers 1 --subscribers 4 $pacing" ;;
+    queue) echo "--publishers 1 --consumers 4 $pacing" ;;
+    exclusive) echo "--publishers 1 $pacing" ;;
+    reqreply) echo "--in-flight 16 --responders 1" ;;
+  esac
+}
+
+# run_one BROKER SCENARIO NUMBER: one run; its JSON line is appended to the results.
+run_one() {
+  local broker=$1 scenario=$2 number=$3 flags out err status
+  # shellcheck disable=SC2207
+  flags=($(shape "$scenario") --payload-bytes "$PAYLOAD" --duration "$DURATION" --warmup "$WARMUP" --json)
+  out="$WORK/$broker-$scenario-$number.json"
+  err="$WORK/$broker-$scenario-$number.err"
+  case "$broker" in
+    nats) timeout --signal=INT --kill-after=10 "$RUN_LIMIT" \
+            "$PEER" "$scenario" --server "$NATS_URL" --server-pid "$NATS_PID" "${flags[@]}" >"$out" 2>"$err" & ;;
+    switchyard) timeout --signal=INT --kill-after=10 "$RUN_LIMIT" \
+            "$SWITCHYARD" bench "$scenario" "${flags[@]}" >"$out" 2>"$err" & ;;
+  esac
+  CHILD=$!
+  status=0
+  wait "$CHILD" || status=$?
+  CHILD=""
+  if (( status != 0 )) || ! jq -e . "$out" >/dev/null 2>&1; then
+    echo "  $broker $scenario run $number failed (exit $status):" >&2
+    sed 's/^/    /' "$err" >&2
+    return 0
+  fi
+  [[ -s $err ]] && sed "s/^/  $broker $scenario run $number: /" "$err" >&2
+  jq -c . "$out" >>"$RESULTS"
+  printf '  %-10s %-9s run %d: %s msg/s\n' "$broker" "$scenario" "$number" \
+    "$(jq -r '.throughput_per_s' "$out")" >&2
+}
+
+echo "Switchyard $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') vs $(nats-server --version)," \
+  "$(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start" >&2
+echo "each run: $WARMUP warmup, $DURATION measured, $PAYLOAD-byte payloads, rate $RATE (0: unpaced);" \
+  "$RUNS runs per broker" >&2
+for scenario in $SCENARIOS; do
+  for number in $(seq "$RUNS"); do
+    # Alternate who goes first, so that drift (the machine's other load) hits both alike.
+    if (( number % 2 )); then order="nats switchyard"; else order="switchyard nats"; fi
+    for broker in $order; do
+      run_one "$broker" "$scenario" "$number"
+      sleep 1
+    done
+  done
+done
+echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end" >&2
+
+# --- the tables -----------------------------------------------------------------------------------
+# Thousands separators in awk (mawk has no %' flag).
+AWK_LIB='
+  function thousands(v,   s, out) {
+    if (v == "" || v < 0) return "-"
+    s = sprintf("%.0f", v); out = ""
+    while (length(s) > 3) { out = "," substr(s, length(s) - 2) out; s = substr(s, 1, length(s) - 3) }
+    return s out
+  }'
+echo
+echo "Means over $RUNS run(s) each. msg/s = deliveries/s (fanout), acked msgs/s (queue, exclusive),"
+echo "completed requests/s (reqreply); ratio = Switchyard / NATS; lost/dup summed over the runs."
+jq -r '[.scenario, .broker, .throughput_per_s, (.latency_us.p99 // -1), .lost, .duplicates] | @tsv' "$RESULTS" |
+  awk -F'\t' -v order="$SCENARIOS" "$AWK_LIB"'
+    { key = $1 SUBSEP $2; n[key]++; rate[key] += $3; p99[key] += $4; lost[key] += $5; dup[key] += $6 }
+    function mean(a, k) { return n[k] ? a[k] / n[k] : -1 }
+    BEGIN { fmt = "%-10s %12s %17s %6s %12s %18s %14s %20s\n" }
+    END {
+      printf fmt, "scenario", "NATS msg/s", "Switchyard msg/s", "ratio", "NATS p99 µs", "Switchyard p99 µs",
+        "NATS lost/dup", "Switchyard lost/dup"
+      count = split(order, scenarios, " ")
+      for (i = 1; i <= count; i++) {
+        s = scenarios[i]; a = s SUBSEP "nats"; b = s SUBSEP "switchyard"
+        ra = mean(rate, a); rb = mean(rate, b)
+        ratio = (ra > 0 && rb >= 0) ? sprintf("%.2f", rb / ra) : "-"
+        printf fmt, s, thousands(ra), thousands(rb), ratio, thousands(mean(p99, a)), thousands(mean(p99, b)),
+          (n[a] ? lost[a] "/" dup[a] : "-"), (n[b] ? lost[b] "/" dup[b] : "-")
+      }
+    }'
+echo
+echo "Every run (cpu brk / cpu cli: the broker / the load generator, in % of one core over the window):"
+jq -r '[.scenario, .broker, .throughput_per_s, .latency_us.p50, .latency_us.p99, .latency_us.p999,
+        .cpu_percent.broker, .cpu_percent.client, .lost, .duplicates, .out_of_order, .gaps, (.errors // 0)]
+       | map(if . == null then -1 else . end) | @tsv' "$RESULTS" |
+  awk -F'\t' "$AWK_LIB"'
+    function cpu(v) { return v < 0 ? "-" : sprintf("%.0f", v) }
+    BEGIN {
+      fmt = "%-10s %-10s %3s %12s %9s %9s %9s %7s %7s %6s %5s %5s %6s %6s\n"
+      printf fmt, "scenario", "broker", "run", "msg/s", "p50 µs", "p99 µs", "p99.9 µs", "cpu brk", "cpu cli",
+        "lost", "dup", "ooo", "gaps", "errors"
+    }
+    {
+      run = ++runs[$1 SUBSEP $2]
+      printf fmt, $1, $2, run, thousands($3), thousands($4), thousands($5), thousands($6), cpu($7), cpu($8),
+        $9, $10, $11, $12, $13
+    }'
+echo
+echo "raw JSON lines (one per run, in the order run): $RESULTS"

@@ -1,0 +1,112 @@
+//! The credit that keeps publishers at most `--window` messages ahead of their receivers, exactly
+//! as `switchyard bench` does, so both brokers are measured at the rate they sustain without loss
+//! rather than at how fast they can drop.
+//!
+//! A message takes one unit of credit from every lane that must see it (one lane per fan-out
+//! subscriber; one lane for a queue's workers together), and a receiver gives it back as it
+//! receives, at least every [`RETURN_EVERY`] messages and whenever it is about to wait. Publishers
+//! take credit in chunks of at most [`MAX_CHUNK`].
+
+use std::sync::Arc;
+
+use futures_util::{FutureExt, Stream, StreamExt};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+/// Most credit a publisher takes at once.
+pub const MAX_CHUNK: usize = 64;
+/// A receiver gives credit back at least this often, and whenever it is about to wait.
+const RETURN_EVERY: usize = 64;
+
+/// The publishing side: one lane per receiver that must see every message.
+#[derive(Debug, Clone)]
+pub struct Window {
+    lanes: Vec<Arc<Semaphore>>,
+}
+
+impl Window {
+    /// `lanes` receivers, each allowing `size` messages not yet received.
+    pub fn new(lanes: usize, size: usize) -> Self {
+        Self {
+            lanes: (0..lanes).map(|_| Arc::new(Semaphore::new(size))).collect(),
+        }
+    }
+
+    /// The receiving end of lane `index`.
+    pub fn lane(&self, index: usize) -> Credit {
+        Credit {
+            semaphore: Arc::clone(&self.lanes[index]),
+            owed: 0,
+        }
+    }
+
+    /// Whether the receiver of lane `index` still counts (see [`Credit::close`]).
+    pub fn is_open(&self, index: usize) -> bool {
+        !self.lanes[index].is_closed()
+    }
+
+    /// Stops counting lane `index`, from outside its receiver (see [`Credit::close`]).
+    pub fn close(&self, index: usize) {
+        self.lanes[index].close();
+    }
+
+    /// Waits for `count` units on every open lane; a closed lane holds nobody back.
+    pub async fn take(&self, count: usize) {
+        // A chunk is at most MAX_CHUNK, so it fits a u32.
+        let count = count as u32;
+        for lane in &self.lanes {
+            if let Ok(permits) = lane.acquire_many(count).await {
+                permits.forget();
+            }
+        }
+    }
+
+    /// Gives back credit for messages that will never arrive (their publish failed).
+    pub fn give_back(&self, count: usize) {
+        for lane in &self.lanes {
+            lane.add_permits(count);
+        }
+    }
+}
+
+/// The receiving side of one lane: credit owed to the publishers for messages received.
+#[derive(Debug)]
+pub struct Credit {
+    semaphore: Arc<Semaphore>,
+    owed: usize,
+}
+
+impl Credit {
+    /// Counts `count` messages as received.
+    pub fn received(&mut self, count: usize) {
+        self.owed += count;
+        if self.owed >= RETURN_EVERY {
+            self.give();
+        }
+    }
+
+    /// The next item of `stream`, giving back what is owed before waiting for it; `None` once
+    /// `stop` is cancelled while waiting. A receiver with items ready keeps taking them.
+    pub async fn next<S>(&mut self, stream: &mut S, stop: &CancellationToken) -> Option<S::Item>
+    where
+        S: Stream + Unpin,
+    {
+        if let Some(item) = stream.next().now_or_never() {
+            return item;
+        }
+        self.give();
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => None,
+            item = stream.next() => item,
+        }
+    }
+
+    /// Gives back everything owed now; a receiver about to wait calls it (so does [`Self::next`]).
+    pub fn give(&mut self) {
+        if self.owed > 0 {
+            self.semaphore.add_permits(self.owed);
+            self.owed = 0;
+        }
+    }
+}
