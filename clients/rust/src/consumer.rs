@@ -1,8 +1,10 @@
 //! Queue-group consumers: a `Stream` of [`Delivery`]s whose settlements are batched into few Ack calls.
 //!
 //! Settling is fire-and-forget: `ack`, `nack`, `reject` and `extend` queue the id, and a background
-//! task sends the queue as one Ack call when it holds `ack_batch` ids or `ack_linger` has passed since
-//! the first. A delivery dropped without being settled is nacked, so a forgotten ack costs one
+//! task sends what is queued as one Ack call (at most `ack_batch` ids). It sends at once when no call
+//! is in flight, and while one is, new settlements queue up and go together in the next: batches grow
+//! with the load without delaying anything when the load is light. Each unsent ack holds a prefetch
+//! slot on the broker, so waiting to batch would cap a consumer at `prefetch` per wait. A delivery dropped without being settled is nacked, so a forgotten ack costs one
 //! redelivery now instead of a stalled slot until the ack deadline. Dropping the [`Consumer`] sends the
 //! queued settlements before it closes the server stream, so nothing acked is redelivered for lack of
 //! a flush. Once the consumer is gone, a delivery dropped unsettled is no longer nacked: the broker
@@ -74,7 +76,7 @@ impl ConsumerBuilder {
                 ..pb::ConsumeRequest::default()
             },
             ack_batch: 256,
-            ack_linger: Duration::from_millis(5),
+            ack_linger: Duration::ZERO,
         }
     }
 
@@ -102,8 +104,9 @@ impl ConsumerBuilder {
         self
     }
 
-    /// Settlement batching: send an Ack call at `max` ids, or `linger` after the first queued id.
-    /// Defaults 256 and 5 ms. Keep `max` within the broker's `--max-ack-ids` (10 000 by default): the
+    /// Settlement batching: at most `max` ids per Ack call, and how long the first queued id waits for
+    /// company before the call goes out. Defaults 256 and 0 (no wait: settlements that queue up while
+    /// a call is in flight make the next batch). Keep `max` within the broker's `--max-ack-ids` (10 000 by default): the
     /// broker refuses a larger call whole.
     pub fn ack_batching(mut self, max: usize, linger: Duration) -> Self {
         self.ack_batch = max.max(1);
@@ -430,6 +433,8 @@ async fn run_settler(
         let mut closed = false;
         while !batch.is_due(max_batch) {
             tokio::select! {
+                // Biased: everything already queued joins the batch before the linger can end it.
+                biased;
                 command = commands.recv() => match command {
                     Some(command) => batch.absorb(command),
                     None => { closed = true; break; }

@@ -1,6 +1,7 @@
-//! A publisher that batches: messages queue up and go out as one Publish call when the batch is full
-//! (`max_batch` messages, or as many bytes as one gRPC message may hold) or the linger time has
-//! passed, in order, one batch at a time.
+//! A publisher that batches: messages queue up and go out as one Publish call, in order, one batch at
+//! a time. A batch holds what queued up while the previous call was in flight, up to `max_batch`
+//! messages or as many bytes as one gRPC message may hold; with a `linger`, the first message also
+//! waits that long for company. So batches grow with the load, and a lone message goes out at once.
 //!
 //! Backpressure instead of unbounded buffering: at most `max_pending` messages wait; past that,
 //! [`Publisher::publish`] waits for room. A batch is all or nothing on the broker, so when a batch
@@ -36,13 +37,13 @@ impl PublisherBuilder {
     pub(crate) fn new(client: Client) -> Self {
         Self {
             client,
-            max_batch: 100,
-            linger: Duration::from_millis(1),
+            max_batch: 500,
+            linger: Duration::ZERO,
             max_pending: 10_000,
         }
     }
 
-    /// Most messages in one Publish call. Default 100; keep it within the broker's batch limit
+    /// Most messages in one Publish call. Default 500; keep it within the broker's batch limit
     /// (`--max-batch-messages`). A batch is also cut before it would outgrow one gRPC message (the
     /// client's [`max_message_bytes`](crate::ClientBuilder::max_message_bytes)), so messages that are
     /// valid alone are never failed for having been batched together.
@@ -51,7 +52,8 @@ impl PublisherBuilder {
         self
     }
 
-    /// How long the first message of a batch waits for company. Default 1 ms.
+    /// How long the first message of a batch waits for company. Default 0: a batch is what queued up
+    /// while the previous call was in flight.
     pub fn linger(mut self, linger: Duration) -> Self {
         self.linger = linger;
         self
@@ -221,6 +223,8 @@ async fn run_publisher(
         let deadline = Instant::now() + linger;
         while !batch.is_due(max_batch) {
             tokio::select! {
+                // Biased: everything already queued joins the batch before the linger can end it.
+                biased;
                 command = commands.recv() => match command {
                     Some(command) if batch.fits(&command, max_bytes) => batch.absorb(command),
                     Some(command) => {
