@@ -111,8 +111,8 @@ pub struct BenchArgs {
         value_parser = clap::value_parser!(u32).range(1..))]
     pub window: u32,
     /// Most messages in one Publish call of a publisher's batching `Publisher` (its `max_batch`;
-    /// 100 is the client's default). A publisher has one batch in flight at a time.
-    #[arg(long, default_value_t = 100, value_name = "N",
+    /// 500 is the client's default). A publisher has one batch in flight at a time.
+    #[arg(long, default_value_t = 500, value_name = "N",
         value_parser = clap::value_parser!(u32).range(1..))]
     pub batch: u32,
     /// Messages per second across all publishers, evenly paced; 0 is as fast as --window allows
