@@ -432,14 +432,28 @@ async fn run_settler(
         let deadline = Instant::now() + linger;
         let mut closed = false;
         while !batch.is_due(max_batch) {
-            tokio::select! {
-                // Biased: everything already queued joins the batch before the linger can end it.
-                biased;
-                command = commands.recv() => match command {
-                    Some(command) => batch.absorb(command),
-                    None => { closed = true; break; }
-                },
-                () = tokio::time::sleep_until(deadline) => break,
+            // Without a linger, only what is already queued joins (no timer: even an expired one
+            // would wait for the timer's next millisecond tick).
+            let command = if linger.is_zero() {
+                match commands.try_recv() {
+                    Ok(command) => Some(command),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => None,
+                }
+            } else {
+                tokio::select! {
+                    // Biased: everything already queued joins before the linger can end the batch.
+                    biased;
+                    command = commands.recv() => command,
+                    () = tokio::time::sleep_until(deadline) => break,
+                }
+            };
+            match command {
+                Some(command) => batch.absorb(command),
+                None => {
+                    closed = true;
+                    break;
+                }
             }
         }
         for request in batch.requests() {

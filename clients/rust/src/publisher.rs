@@ -222,18 +222,29 @@ async fn run_publisher(
         batch.absorb(first);
         let deadline = Instant::now() + linger;
         while !batch.is_due(max_batch) {
-            tokio::select! {
-                // Biased: everything already queued joins the batch before the linger can end it.
-                biased;
-                command = commands.recv() => match command {
-                    Some(command) if batch.fits(&command, max_bytes) => batch.absorb(command),
-                    Some(command) => {
-                        carried = Some(command);
-                        break;
-                    }
-                    None => break,
-                },
-                () = tokio::time::sleep_until(deadline) => break,
+            // Without a linger, only what is already queued joins (no timer: even an expired one
+            // would wait for the timer's next millisecond tick).
+            let command = if linger.is_zero() {
+                match commands.try_recv() {
+                    Ok(command) => Some(command),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => None,
+                }
+            } else {
+                tokio::select! {
+                    // Biased: everything already queued joins before the linger can end the batch.
+                    biased;
+                    command = commands.recv() => command,
+                    () = tokio::time::sleep_until(deadline) => break,
+                }
+            };
+            match command {
+                Some(command) if batch.fits(&command, max_bytes) => batch.absorb(command),
+                Some(command) => {
+                    carried = Some(command);
+                    break;
+                }
+                None => break,
             }
         }
         let Batch {

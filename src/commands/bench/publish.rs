@@ -270,17 +270,21 @@ impl Source {
             }
             let mut sent_at = Instant::now();
             if let Some(pace) = self.pace {
-                // Stamped with when it was due, not when it went: a stall that holds the publisher
-                // back shows in the latency of everything it delayed.
                 let due = self.timeline.origin + pace.mul_f64(sequence as f64);
                 if due > sent_at {
+                    // Early: wait, then stamp when it really goes. The timer wakes on a millisecond
+                    // tick, so stamping `due` would charge its rounding to the broker.
                     tokio::select! {
                         biased;
                         () = stop.cancelled() => break,
                         () = tokio::time::sleep_until(due.into()) => {}
                     }
+                    sent_at = Instant::now();
+                } else {
+                    // Late: stamped with when it was due, not when it went, so a stall that held the
+                    // publisher back shows in the latency of everything it delayed.
+                    sent_at = due;
                 }
-                sent_at = due;
             }
             let payload = Stamp {
                 source: self.index,
