@@ -21,6 +21,7 @@ use crate::{
     consumer::{Consumer, Delivery},
     error::{Error, Result},
     message::{Message, OutgoingMessage},
+    publisher::Publisher,
 };
 
 /// How long a stopped `serve` waits for its running handlers when the group's ack deadline is not
@@ -117,6 +118,8 @@ impl Client {
             grace: options.ack_deadline.unwrap_or(DEFAULT_DRAIN),
         };
         let handler = Arc::new(handler);
+        // Replies that are ready together go out in one Publish call.
+        let replies = self.publisher().build();
         while let Some(request) = requests.next().await {
             let request = match request {
                 Ok(request) => request,
@@ -130,9 +133,10 @@ impl Client {
             let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
                 return Err(Error::Closed);
             };
-            let (client, handler) = (self.clone(), Arc::clone(&handler));
+            let (client, replies) = (self.clone(), replies.clone());
+            let handler = Arc::clone(&handler);
             tokio::spawn(async move {
-                respond(&client, request, handler.as_ref()).await;
+                respond(&client, &replies, request, handler.as_ref()).await;
                 drop(slot);
             });
         }
@@ -176,7 +180,7 @@ impl Drop for Draining {
     }
 }
 
-async fn respond<H, F, R, E>(client: &Client, request: Delivery, handler: &H)
+async fn respond<H, F, R, E>(client: &Client, replies: &Publisher, request: Delivery, handler: &H)
 where
     H: Fn(Message) -> F,
     F: Future<Output = Result<R, E>>,
@@ -198,7 +202,17 @@ where
     }
     let reply =
         OutgoingMessage::new(message.reply_to, reply).correlation_id(message.correlation_id);
-    match client.publish_with(reply).await {
+    let batched = match replies.publish(reply.clone()).await {
+        Ok(pending) => pending.await,
+        Err(error) => Err(error),
+    };
+    // A batch is all or nothing: when it fails, this reply is tried alone, so one bad reply (too
+    // large, say) does not send the requests of the good ones round again.
+    let published = match batched {
+        Ok(published) => Ok(published),
+        Err(_) => client.publish_with(reply).await,
+    };
+    match published {
         Ok(_) => request.ack(),
         Err(error) => {
             tracing::warn!(id = %message.id, %error, "reply not published; request nacked");

@@ -297,3 +297,82 @@ async fn stopping_serve_finishes_what_it_handles() {
     .await;
     assert_eq!((info.ready, info.in_flight, info.redelivered), (0, 0, 0));
 }
+
+/// Replies ready together go out in one batch, and a reply the broker refuses (too large) does not
+/// take the others down with it: every good request is handled exactly once and answered, while the
+/// bad one gets no reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_refused_reply_does_not_fail_the_replies_batched_with_it() {
+    let server = TestServer::with_config(switchyard::config::Config {
+        max_payload_bytes: 1024,
+        ..test_config()
+    })
+    .await;
+    let client = server.client().await;
+    let topic = unique("svc.mixed");
+    let handled = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+        String,
+        u32,
+    >::new()));
+    let service = {
+        let (client, topic, handled) = (client.clone(), topic.clone(), Arc::clone(&handled));
+        tokio::spawn(async move {
+            client
+                .serve(topic, "mixed", move |request| {
+                    let handled = Arc::clone(&handled);
+                    async move {
+                        let text = String::from_utf8_lossy(&request.payload).into_owned();
+                        *handled
+                            .lock()
+                            .expect("handled lock")
+                            .entry(text.clone())
+                            .or_default() += 1;
+                        // All handlers finish together, so their replies share batches.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        let reply = if text == "big" {
+                            "x".repeat(4096)
+                        } else {
+                            text
+                        };
+                        Ok::<_, std::convert::Infallible>(reply)
+                    }
+                })
+                .await
+        })
+    };
+    wait_for_group(&client, &topic, "mixed", "a responder", |info| {
+        info.consumers == 1
+    })
+    .await;
+
+    let requests = (0..20).map(|n| {
+        let payload = if n == 7 {
+            "big".to_string()
+        } else {
+            format!("r{n}")
+        };
+        let request = client
+            .request(topic.clone(), payload.clone())
+            .timeout(Duration::from_secs(2));
+        async move { (payload, request.send().await) }
+    });
+    let outcomes = within_for(Duration::from_secs(10), "20 requests", join_all(requests)).await;
+    for (payload, outcome) in outcomes {
+        match outcome {
+            Ok(reply) => assert_eq!(text(&reply), payload),
+            Err(Error::TimedOut(_)) => {
+                assert_eq!(payload, "big", "only the refused reply is missing")
+            }
+            Err(other) => panic!("{payload}: {other}"),
+        }
+    }
+    let handled = handled.lock().expect("handled lock").clone();
+    for n in (0..20).filter(|n| *n != 7) {
+        assert_eq!(
+            handled.get(&format!("r{n}")),
+            Some(&1),
+            "r{n} handled exactly once"
+        );
+    }
+    service.abort();
+}
