@@ -66,18 +66,22 @@ fn millis(value: u32) -> Option<Duration> {
     (value > 0).then(|| Duration::from_millis(u64::from(value)))
 }
 
-fn check_len(field: String, value: &str, max: usize) -> Result<(), BrokerError> {
+fn check_len(field: impl FnOnce() -> String, value: &str, max: usize) -> Result<(), BrokerError> {
     if value.len() > max {
         let reason = format!("is {} bytes, more than the limit of {max}", value.len());
-        return Err(invalid(field, reason));
+        return Err(invalid(field(), reason));
     }
     Ok(())
 }
 
-/// Validates one message of a request; `at` is its path (`messages[3]`, `message`).
+/// Validates one message of a request. `at` names it in errors (`messages[3]`, `message`); it is only
+/// called on an error, so a valid message costs no formatting. `previous` is the topic of the message
+/// before it in the same request: the same text reuses it, unparsed and unallocated, as batches to one
+/// topic are the common case.
 pub fn new_message(
     message: pb::Message,
-    at: &str,
+    at: &dyn Fn() -> String,
+    previous: Option<&Topic>,
     config: &Config,
 ) -> Result<NewMessage, BrokerError> {
     let pb::Message {
@@ -90,14 +94,19 @@ pub fn new_message(
         id: _,
         published_at: _,
     } = message;
-    let topic = topic(&topic_text, &format!("{at}.topic"), config)?;
+    let field = |name: &str| format!("{}.{name}", at());
+    let topic = match previous {
+        Some(previous) if previous.as_str() == topic_text => previous.clone(),
+        _ => Topic::parse(&topic_text, config.topic_limits())
+            .map_err(|error| invalid(field("topic"), error))?,
+    };
     if payload.len() > config.max_payload_bytes {
         let reason = format!(
             "is {} bytes, more than the limit of {}",
             payload.len(),
             config.max_payload_bytes
         );
-        return Err(invalid(format!("{at}.payload"), reason));
+        return Err(invalid(field("payload"), reason));
     }
     if headers.len() > config.max_headers {
         let reason = format!(
@@ -105,7 +114,7 @@ pub fn new_message(
             headers.len(),
             config.max_headers
         );
-        return Err(invalid(format!("{at}.headers"), reason));
+        return Err(invalid(field("headers"), reason));
     }
     let header_bytes: usize = headers
         .iter()
@@ -116,21 +125,24 @@ pub fn new_message(
             "{header_bytes} bytes, more than the limit of {}",
             config.max_header_bytes
         );
-        return Err(invalid(format!("{at}.headers"), reason));
+        return Err(invalid(field("headers"), reason));
     }
     if headers.keys().any(String::is_empty) {
-        return Err(invalid(format!("{at}.headers"), "a header name is empty"));
+        return Err(invalid(field("headers"), "a header name is empty"));
     }
-    check_len(format!("{at}.key"), &key, config.max_id_bytes)?;
+    check_len(|| field("key"), &key, config.max_id_bytes)?;
     check_len(
-        format!("{at}.correlation_id"),
+        || field("correlation_id"),
         &correlation_id,
         config.max_id_bytes,
     )?;
-    check_len(format!("{at}.reply_to"), &reply_to, config.max_id_bytes)?;
+    check_len(|| field("reply_to"), &reply_to, config.max_id_bytes)?;
     let reply_to = match reply_to.as_str() {
         "" => None,
-        text => Some(self::topic(text, &format!("{at}.reply_to"), config)?),
+        text => Some(
+            Topic::parse(text, config.topic_limits())
+                .map_err(|error| invalid(field("reply_to"), error))?,
+        ),
     };
     Ok(NewMessage {
         topic,
@@ -157,12 +169,13 @@ pub fn publish_request(
         );
         return Err(invalid("messages", reason));
     }
-    request
-        .messages
-        .into_iter()
-        .enumerate()
-        .map(|(index, message)| new_message(message, &format!("messages[{index}]"), config))
-        .collect()
+    let mut batch: Vec<NewMessage> = Vec::with_capacity(count);
+    for (index, message) in request.messages.into_iter().enumerate() {
+        let at = || format!("messages[{index}]");
+        let previous = batch.last().map(|new| &new.topic);
+        batch.push(new_message(message, &at, previous, config)?);
+    }
+    Ok(batch)
 }
 
 pub fn consume_spec(
@@ -225,7 +238,7 @@ pub fn request(
     let message = request
         .message
         .ok_or_else(|| invalid("message", "is required"))?;
-    let message = new_message(message, "message", config)?;
+    let message = new_message(message, &|| "message".to_string(), None, config)?;
     let asked = millis(request.timeout_ms).unwrap_or(config.default_request_timeout);
     if asked > config.max_request_timeout {
         let reason = format!(
@@ -346,6 +359,31 @@ mod tests {
             "at most 200 ms early"
         );
         assert_eq!(request_with(50, Some(ms(5))), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_batch_to_one_topic_shares_the_topic_and_errors_name_the_message() {
+        let message = |topic: &str| pb::Message {
+            topic: topic.into(),
+            ..pb::Message::default()
+        };
+        let request = pb::PublishRequest {
+            messages: vec![message("a.b"), message("a.b"), message("a.c")],
+        };
+        let batch = publish_request(request, &Config::default()).unwrap();
+        assert_eq!(
+            batch[0].topic.as_str().as_ptr(),
+            batch[1].topic.as_str().as_ptr()
+        );
+        assert_eq!(batch[2].topic.as_str(), "a.c");
+        let request = pb::PublishRequest {
+            messages: vec![message("a.b"), message("a..b")],
+        };
+        let error = publish_request(request, &Config::default()).unwrap_err();
+        assert!(
+            error.to_string().starts_with("messages[1].topic: "),
+            "{error}"
+        );
     }
 
     #[test]
