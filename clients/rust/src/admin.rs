@@ -35,6 +35,7 @@ pub struct GroupConfig {
 }
 
 impl GroupConfig {
+    /// A group named `group` on the pattern `topic`, with the broker's defaults for everything else.
     pub fn new(topic: impl Into<String>, group: impl Into<String>) -> Self {
         Self {
             request: pb::DeclareGroupRequest {
@@ -45,6 +46,7 @@ impl GroupConfig {
         }
     }
 
+    /// Shared (default) or exclusive; fixed for the group's lifetime.
     pub fn mode(mut self, mode: ConsumeMode) -> Self {
         self.request.mode = mode.to_pb().into();
         self
@@ -56,6 +58,8 @@ impl GroupConfig {
         self
     }
 
+    /// How long a delivery may stay unacked before it is redelivered (whole milliseconds). Default: the
+    /// broker's.
     pub fn ack_deadline(mut self, deadline: Duration) -> Self {
         self.request.ack_deadline_ms = u32::try_from(deadline.as_millis()).unwrap_or(u32::MAX);
         self
@@ -67,6 +71,8 @@ impl GroupConfig {
         self
     }
 
+    /// Where rejected messages, and messages past `max_deliveries`, are published. Default: none (they
+    /// are dropped).
     pub fn dead_letter_topic(mut self, topic: impl Into<String>) -> Self {
         self.request.dead_letter_topic = topic.into();
         self
@@ -107,6 +113,7 @@ impl Admin {
         Ok(())
     }
 
+    /// Every group with its settings and counters, sorted by pattern and name.
     pub async fn list_groups(&self) -> Result<Vec<GroupInfo>> {
         let mut admin = self.client.admin.clone();
         let request = self.client.timed(pb::ListGroupsRequest {});

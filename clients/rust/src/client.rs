@@ -125,6 +125,7 @@ impl Client {
         Self::builder(url).connect().await
     }
 
+    /// Options before connecting: timeouts, keepalive, message size.
     pub fn builder(url: impl Into<String>) -> ClientBuilder {
         ClientBuilder {
             url: url.into(),

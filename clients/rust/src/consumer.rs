@@ -252,6 +252,7 @@ impl std::fmt::Debug for Delivery {
 }
 
 impl Delivery {
+    /// The delivered message.
     pub fn message(&self) -> &Message {
         &self.message
     }

@@ -9,13 +9,18 @@ pub enum Error {
     /// The address could not be parsed or the first connection failed.
     #[error("cannot connect to {url}: {source}")]
     Connect {
+        /// The address asked for.
         url: String,
         #[source]
+        /// What the transport reported.
         source: tonic::transport::Error,
     },
     /// A request found no subscriber and no group on its topic.
     #[error("no responders for topic {topic}")]
-    NoResponders { topic: String },
+    NoResponders {
+        /// The request's topic.
+        topic: String,
+    },
     /// A request got no reply in time.
     #[error("no reply within {} ms", .0.as_millis())]
     TimedOut(Duration),
@@ -54,4 +59,5 @@ pub(crate) fn is_transient(status: &tonic::Status) -> bool {
     )
 }
 
+/// The result of every fallible client call.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -11,6 +11,8 @@
 //! Every unary call has a timeout. Streams reconnect by themselves when the connection drops, and say
 //! so with one [`Error::Disconnected`] item before they go on.
 
+#![warn(missing_docs)]
+
 mod admin;
 mod client;
 mod consumer;
@@ -33,7 +35,7 @@ pub use serve::ServeOptions;
 pub use subscription::{Event, Subscription};
 
 /// The code generated from the broker's schema, for what this crate does not wrap.
-#[allow(clippy::large_enum_variant)]
+#[allow(clippy::large_enum_variant, missing_docs)]
 pub mod pb {
     tonic::include_proto!("switchyard.v1");
 }

@@ -11,13 +11,19 @@ use crate::pb;
 pub struct Message {
     /// The broker's id for the message (a UUID v7).
     pub id: String,
+    /// The topic it was published to.
     pub topic: String,
+    /// The bytes as published (shared, not copied, when cloned).
     pub payload: Bytes,
+    /// The publisher's headers, plus `x-dead-letter-*` ones on a dead letter.
     pub headers: HashMap<String, String>,
+    /// The publisher's application key; empty when none was set.
     pub key: String,
-    /// Where a reply goes, for requests.
+    /// Where a reply goes, for requests; empty otherwise.
     pub reply_to: String,
+    /// Ties a reply to its request; empty when none was set.
     pub correlation_id: String,
+    /// When the broker accepted it.
     pub published_at: Option<SystemTime>,
 }
 
@@ -56,6 +62,7 @@ pub struct OutgoingMessage {
 }
 
 impl OutgoingMessage {
+    /// A message to `topic` (no wildcards) carrying `payload`.
     pub fn new(topic: impl Into<String>, payload: impl Into<Bytes>) -> Self {
         Self {
             inner: pb::Message {
@@ -66,30 +73,36 @@ impl OutgoingMessage {
         }
     }
 
+    /// Adds a header (replacing one of the same name).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.inner.headers.insert(name.into(), value.into());
         self
     }
 
+    /// An application key, kept and delivered with the message.
     pub fn key(mut self, key: impl Into<String>) -> Self {
         self.inner.key = key.into();
         self
     }
 
+    /// The topic a receiver should answer to.
     pub fn reply_to(mut self, topic: impl Into<String>) -> Self {
         self.inner.reply_to = topic.into();
         self
     }
 
+    /// The id that ties a reply to its request.
     pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
         self.inner.correlation_id = id.into();
         self
     }
 
+    /// The topic it will be published to.
     pub fn topic(&self) -> &str {
         &self.inner.topic
     }
 
+    /// The payload it carries.
     pub fn payload(&self) -> &Bytes {
         &self.inner.payload
     }

@@ -35,11 +35,13 @@ impl RequestBuilder {
         self
     }
 
+    /// Adds a header to the request (replacing one of the same name).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.message = self.message.header(name, value);
         self
     }
 
+    /// An application key for the request.
     pub fn key(mut self, key: impl Into<String>) -> Self {
         self.message = self.message.key(key);
         self

@@ -21,9 +21,11 @@ use crate::{
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
+    /// A message published to a matching topic.
     Message(Message),
     /// This subscriber fell behind and the broker dropped `missed` messages for it, right here.
     Gap {
+        /// How many messages were dropped.
         missed: u64,
     },
 }
