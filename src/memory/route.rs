@@ -52,7 +52,11 @@ impl Shared {
                 index.for_each_match(&message.topic, |target| match target {
                     Target::Subscriber(queue) => route.subscribers.push(Arc::clone(queue)),
                     Target::Group(group) => {
-                        groups.push(Arc::clone(group));
+                        // A batch to one topic meets the same groups message after message: keep
+                        // one handle each instead of a clone per message for the dedup to drop.
+                        if !groups.iter().any(|known| known.id == group.id) {
+                            groups.push(Arc::clone(group));
+                        }
                         route.groups.push(group.id);
                     }
                 });
@@ -60,7 +64,6 @@ impl Shared {
             }
         }
         groups.sort_by_key(|group| group.id);
-        groups.dedup_by_key(|group| group.id);
         // Where each message's groups sit in the sorted list, and so in the list of locks. Every id
         // in a route was pushed to `groups`, so each search finds it.
         let slots: Vec<Vec<usize>> = routes
