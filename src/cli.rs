@@ -421,6 +421,9 @@ pub struct ServeArgs {
     /// Seconds shutdown waits for connections after ending every stream.
     #[arg(long, env = "SWITCHYARD_SHUTDOWN_GRACE_SECS", default_value_t = 5)]
     pub shutdown_grace_secs: u64,
+    /// Requests one RequestStream may have waiting for replies before the broker stops reading it.
+    #[arg(long, env = "SWITCHYARD_MAX_STREAM_REQUESTS", default_value_t = 4096)]
+    pub max_stream_requests: usize,
 }
 
 impl ServeArgs {
@@ -448,6 +451,7 @@ impl ServeArgs {
             default_request_timeout: Duration::from_millis(self.default_request_timeout_ms),
             max_request_timeout: Duration::from_millis(self.max_request_timeout_ms),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            max_stream_requests: self.max_stream_requests,
         }
     }
 }

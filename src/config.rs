@@ -53,6 +53,9 @@ pub struct Config {
     pub max_request_timeout: Duration,
     /// How long shutdown waits for connections to close after ending every stream.
     pub shutdown_grace: Duration,
+    /// Requests one RequestStream may have waiting for replies; past it the broker stops reading the
+    /// stream until replies free room, so HTTP/2 flow control holds the client back.
+    pub max_stream_requests: usize,
 }
 
 impl Default for Config {
@@ -80,6 +83,7 @@ impl Default for Config {
             default_request_timeout: Duration::from_secs(5),
             max_request_timeout: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(5),
+            max_stream_requests: 4096,
         }
     }
 }
@@ -104,7 +108,7 @@ impl Config {
     /// Rejects settings that would make the broker misbehave rather than merely be strict.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let fail = |setting, reason: String| Err(ConfigError { setting, reason });
-        let positive: [(&'static str, u64); 10] = [
+        let positive: [(&'static str, u64); 11] = [
             ("max_payload_bytes", self.max_payload_bytes as u64),
             ("max_batch_messages", self.max_batch_messages as u64),
             ("max_topic_bytes", self.max_topic_bytes as u64),
@@ -114,6 +118,7 @@ impl Config {
             ("default_prefetch", u64::from(self.default_prefetch)),
             ("default_max_length", u64::from(self.default_max_length)),
             ("max_ack_ids", self.max_ack_ids as u64),
+            ("max_stream_requests", self.max_stream_requests as u64),
             (
                 "default_ack_deadline",
                 self.default_ack_deadline.as_millis() as u64,

@@ -4,6 +4,7 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::ServingStatus;
 
@@ -66,9 +67,14 @@ pub async fn serve<B: Broker>(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let limit = config.max_request_bytes;
-    let broker_service = BrokerServer::new(BrokerService::new(broker.clone(), Arc::clone(&config)))
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
+    let streams_end = CancellationToken::new();
+    let broker_service = BrokerServer::new(BrokerService::new(
+        broker.clone(),
+        Arc::clone(&config),
+        streams_end.clone(),
+    ))
+    .max_decoding_message_size(limit)
+    .max_encoding_message_size(limit);
     let admin_service = AdminServer::new(AdminService::new(broker.clone(), Arc::clone(&config)))
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
@@ -101,6 +107,7 @@ pub async fn serve<B: Broker>(
             .await;
     }
     broker.shutdown();
+    streams_end.cancel();
     let _ = stop.send(());
     match tokio::time::timeout(config.shutdown_grace, server).await {
         Ok(result) => result?,

@@ -4,9 +4,10 @@ use std::{pin::Pin, sync::Arc, time::Duration};
 
 use futures_core::Stream;
 use futures_util::StreamExt;
-use tonic::{Request, Response, Status};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
 
-use super::convert;
+use super::{convert, pipelined};
 use crate::{broker::Broker, config::Config, pb};
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -16,11 +17,18 @@ type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 pub struct BrokerService<B> {
     broker: B,
     config: Arc<Config>,
+    /// Cancelled at shutdown, to end the streams the broker itself does not own (PublishStream and
+    /// RequestStream) with UNAVAILABLE, as it ends subscriptions.
+    shutdown: CancellationToken,
 }
 
 impl<B: Broker> BrokerService<B> {
-    pub fn new(broker: B, config: Arc<Config>) -> Self {
-        Self { broker, config }
+    pub fn new(broker: B, config: Arc<Config>, shutdown: CancellationToken) -> Self {
+        Self {
+            broker,
+            config,
+            shutdown,
+        }
     }
 }
 
@@ -44,6 +52,8 @@ fn call_deadline<T>(request: &Request<T>) -> Option<Duration> {
 impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
     type SubscribeStream = ResponseStream<pb::SubscribeResponse>;
     type ConsumeStream = ResponseStream<pb::Delivery>;
+    type PublishStreamStream = ResponseStream<pb::PublishStreamResponse>;
+    type RequestStreamStream = ResponseStream<pb::RequestStreamResponse>;
 
     async fn publish(
         &self,
@@ -114,6 +124,32 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
             .await
             .map_err(convert::status)?;
         Ok(Response::new(convert::reply(reply)))
+    }
+
+    async fn publish_stream(
+        &self,
+        request: Request<Streaming<pb::PublishStreamRequest>>,
+    ) -> Result<Response<Self::PublishStreamStream>, Status> {
+        let answers = pipelined::publish(
+            self.broker.clone(),
+            Arc::clone(&self.config),
+            request.into_inner(),
+        );
+        let answers = pipelined::until_shutdown(answers, self.shutdown.clone());
+        Ok(Response::new(Box::pin(answers)))
+    }
+
+    async fn request_stream(
+        &self,
+        request: Request<Streaming<pb::RequestStreamRequest>>,
+    ) -> Result<Response<Self::RequestStreamStream>, Status> {
+        let answers = pipelined::request(
+            self.broker.clone(),
+            Arc::clone(&self.config),
+            request.into_inner(),
+        );
+        let answers = pipelined::until_shutdown(answers, self.shutdown.clone());
+        Ok(Response::new(Box::pin(answers)))
     }
 }
 

@@ -3,3 +3,4 @@
 pub mod admin_service;
 pub mod broker_service;
 pub mod convert;
+pub mod pipelined;

@@ -13,6 +13,7 @@ use crate::{
     pb::{self, admin_client::AdminClient, broker_client::BrokerClient},
     publisher::PublisherBuilder,
     request::RequestBuilder,
+    request_channel::RequestChannel,
     subscription::Subscription,
 };
 
@@ -35,6 +36,8 @@ pub struct Client {
     pub(crate) call_timeout: Duration,
     /// Largest gRPC message either way; the batching publisher cuts its batches to fit.
     pub(crate) max_message_bytes: usize,
+    /// The one RequestStream that every clone's requests share.
+    pub(crate) requests: RequestChannel,
 }
 
 /// Options for [`Client`]: timeouts, keepalive and message size.
@@ -106,10 +109,12 @@ impl ClientBuilder {
             .keep_alive_while_idle(true);
         let channel = endpoint.connect().await.map_err(connect_error)?;
         let limit = self.max_message_bytes;
+        let broker = BrokerClient::new(channel.clone())
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit);
         Ok(Client {
-            broker: BrokerClient::new(channel.clone())
-                .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit),
+            requests: RequestChannel::start(broker.clone(), self.call_timeout),
+            broker,
             admin: AdminClient::new(channel)
                 .max_decoding_message_size(limit)
                 .max_encoding_message_size(limit),
@@ -261,7 +266,11 @@ impl Client {
     /// Refuses a request too large for one gRPC message before it is sent, with OUT_OF_RANGE as the
     /// broker would: sent anyway, it would fail as an opaque HTTP/2 error.
     pub(crate) fn check_size(&self, request: &impl prost::Message) -> Result<()> {
-        let size = request.encoded_len();
+        self.check_encoded_len(request.encoded_len())
+    }
+
+    /// [`Client::check_size`] for a request whose encoded size is already known.
+    pub(crate) fn check_encoded_len(&self, size: usize) -> Result<()> {
         if size <= self.max_message_bytes {
             return Ok(());
         }

@@ -18,9 +18,11 @@ mod client;
 mod consumer;
 mod error;
 mod message;
+mod publish_stream;
 mod publisher;
 mod reconnect;
 mod request;
+mod request_channel;
 mod serve;
 mod subscription;
 

@@ -1,13 +1,15 @@
-//! A publisher that batches: messages queue up and go out as one Publish call, in order, one batch at
-//! a time. A batch holds what queued up while the previous call was in flight, up to `max_batch`
-//! messages or as many bytes as one gRPC message may hold; with a `linger`, the first message also
-//! waits that long for company. So batches grow with the load, and a lone message goes out at once.
+//! A publisher that batches: messages queue up and go out in batches, in order, on one PublishStream,
+//! with up to `max_in_flight` batches sent ahead of the broker's answers. A batch holds what queued
+//! up while the stream was full, up to `max_batch` messages or as many bytes as one gRPC message may
+//! hold; with a `linger`, the first message also waits that long for company. So batches grow with
+//! the load, and a lone message goes out at once.
 //!
 //! Backpressure instead of unbounded buffering: at most `max_pending` messages wait; past that,
 //! [`Publisher::publish`] waits for room. A batch is all or nothing on the broker, so when a batch
 //! fails every message in it gets the error.
 
 use std::{
+    collections::VecDeque,
     pin::Pin,
     task::{Context, Poll},
     time::Duration,
@@ -22,6 +24,7 @@ use crate::{
     client::Client,
     error::{Error, Result},
     message::{OutgoingMessage, Published},
+    publish_stream::{Answer, FRAME_ENVELOPE, FRAMES, PublishStream},
 };
 
 /// Options of a [`Publisher`]. Made by [`Client::publisher`].
@@ -31,6 +34,7 @@ pub struct PublisherBuilder {
     max_batch: usize,
     linger: Duration,
     max_pending: usize,
+    max_in_flight: usize,
 }
 
 impl PublisherBuilder {
@@ -40,6 +44,7 @@ impl PublisherBuilder {
             max_batch: 500,
             linger: Duration::ZERO,
             max_pending: 10_000,
+            max_in_flight: 16,
         }
     }
 
@@ -65,6 +70,13 @@ impl PublisherBuilder {
         self
     }
 
+    /// Batches sent ahead of the broker's answers. Default 16, at most 255. More keeps a fast broker
+    /// busy across the round trip; 1 sends each batch only once the previous one is answered.
+    pub fn max_in_flight(mut self, max: usize) -> Self {
+        self.max_in_flight = max.clamp(1, FRAMES - 1);
+        self
+    }
+
     /// Starts the publisher's background task. Needs a Tokio runtime.
     pub fn build(self) -> Publisher {
         let (commands, queue) = mpsc::channel(self.max_pending);
@@ -73,6 +85,7 @@ impl PublisherBuilder {
             queue,
             self.max_batch,
             self.linger,
+            self.max_in_flight,
         ));
         Publisher { commands }
     }
@@ -200,84 +213,211 @@ impl Batch {
     }
 }
 
-/// Builds batches from the queue and sends them one after another, so order is kept.
+/// A batch sent on the stream and not answered yet.
+struct Sent {
+    sequence: u64,
+    count: usize,
+    outcomes: Vec<oneshot::Sender<Result<Published>>>,
+    /// Flushes that wait for this batch (and so for every batch before it).
+    waiters: Vec<oneshot::Sender<()>>,
+    /// When the broker's silence fails it: the client's call timeout after sending.
+    deadline: Instant,
+}
+
+impl Sent {
+    fn settle(self, answer: std::result::Result<Vec<Published>, tonic::Status>) {
+        match answer {
+            Ok(published) if published.len() == self.count => {
+                for (done, published) in self.outcomes.into_iter().zip(published) {
+                    let _ = done.send(Ok(published));
+                }
+            }
+            Ok(published) => {
+                let message = format!(
+                    "the broker answered {} of {} messages",
+                    published.len(),
+                    self.count
+                );
+                fail_all(self.outcomes, &tonic::Status::internal(message));
+            }
+            Err(status) => fail_all(self.outcomes, &status),
+        }
+        for done in self.waiters {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Builds batches from the queue and sends them on one PublishStream, up to `max_in_flight` ahead of
+/// their answers. The broker routes and answers a stream's batches in the order sent, so order is kept.
+/// A broken stream fails the batches it carried (they may or may not have been routed) and the next
+/// batch opens a new one.
 async fn run_publisher(
     client: Client,
     mut commands: mpsc::Receiver<Command>,
     max_batch: usize,
     linger: Duration,
+    max_in_flight: usize,
 ) {
-    let max_bytes = client.max_message_bytes;
+    let max_bytes = client.max_message_bytes.saturating_sub(FRAME_ENVELOPE);
+    let mut stream: Option<PublishStream> = None;
+    let mut in_flight: VecDeque<Sent> = VecDeque::new();
     // A message that did not fit the previous batch: the first of the next one.
     let mut carried = None;
-    loop {
-        let first = match carried.take() {
-            Some(command) => command,
-            None => match commands.recv().await {
-                Some(command) => command,
-                None => return,
-            },
-        };
-        let mut batch = Batch::default();
-        batch.absorb(first);
-        let deadline = Instant::now() + linger;
-        while !batch.is_due(max_batch) {
-            // Without a linger, only what is already queued joins (no timer: even an expired one
-            // would wait for the timer's next millisecond tick).
-            let command = if linger.is_zero() {
-                match commands.try_recv() {
-                    Ok(command) => Some(command),
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => None,
-                }
-            } else {
-                tokio::select! {
-                    // Biased: everything already queued joins before the linger can end the batch.
-                    biased;
-                    command = commands.recv() => command,
-                    () = tokio::time::sleep_until(deadline) => break,
-                }
-            };
-            match command {
-                Some(command) if batch.fits(&command, max_bytes) => batch.absorb(command),
-                Some(command) => {
-                    carried = Some(command);
-                    break;
-                }
-                None => break,
-            }
-        }
-        let Batch {
-            messages,
-            outcomes,
-            waiters,
-            bytes: _,
-        } = batch;
-        if !messages.is_empty() {
-            let count = messages.len();
-            match client.publish_batch(messages).await {
-                Ok(published) if published.len() == count => {
-                    for (done, published) in outcomes.into_iter().zip(published) {
-                        let _ = done.send(Ok(published));
+    let mut closed = false;
+    while !(closed && carried.is_none() && in_flight.is_empty()) {
+        let deadline = in_flight.front().map(|sent| sent.deadline);
+        tokio::select! {
+            // Answers first: they free room for the next batch.
+            biased;
+            answer = next_answer(&mut stream), if !in_flight.is_empty() => {
+                match answer {
+                    Ok(answer) => match in_flight.pop_front() {
+                        Some(sent) if sent.sequence == answer.sequence => sent.settle(answer.result),
+                        unexpected => {
+                            let status = tonic::Status::internal(
+                                "the broker answered a PublishStream batch out of order",
+                            );
+                            in_flight.extend(unexpected);
+                            stream = None;
+                            fail_in_flight(&mut in_flight, &status);
+                        }
+                    },
+                    Err(status) => {
+                        stream = None;
+                        fail_in_flight(&mut in_flight, &status);
                     }
                 }
-                Ok(published) => {
-                    let message = format!(
-                        "the broker answered {} of {count} messages",
-                        published.len()
-                    );
-                    fail_all(outcomes, &tonic::Status::internal(message));
+            }
+            () = sleep_until_some(deadline), if deadline.is_some() => {
+                let status = tonic::Status::deadline_exceeded(format!(
+                    "no answer within {} ms",
+                    client.call_timeout.as_millis()
+                ));
+                stream = None;
+                fail_in_flight(&mut in_flight, &status);
+            }
+            first = next_command(&mut carried, &mut commands),
+                if (carried.is_some() || !closed) && in_flight.len() < max_in_flight => {
+                let Some(first) = first else {
+                    closed = true;
+                    continue;
+                };
+                let batch = gather(first, &mut commands, &mut carried, max_batch, max_bytes, linger).await;
+                let Batch { messages, outcomes, waiters, bytes: _ } = batch;
+                if messages.is_empty() {
+                    // A flush waits for the last batch sent, or for nothing.
+                    match in_flight.back_mut() {
+                        Some(last) => last.waiters.extend(waiters),
+                        None => waiters.into_iter().for_each(|done| { let _ = done.send(()); }),
+                    }
+                    continue;
                 }
-                Err(Error::Status(status)) => fail_all(outcomes, &status),
-                Err(error) => {
-                    let code = error.code().unwrap_or(tonic::Code::Unknown);
-                    fail_all(outcomes, &tonic::Status::new(code, error.to_string()));
+                let count = messages.len();
+                let frame = messages.into_iter().map(OutgoingMessage::into_pb).collect();
+                let sent = match stream.as_mut() {
+                    Some(open) => open.send(frame),
+                    None => match PublishStream::open(&client, frame).await {
+                        Ok((open, sequence)) => {
+                            stream = Some(open);
+                            Ok(sequence)
+                        }
+                        Err(status) => Err(status),
+                    },
+                };
+                match sent {
+                    Ok(sequence) => in_flight.push_back(Sent {
+                        sequence,
+                        count,
+                        outcomes,
+                        waiters,
+                        deadline: Instant::now() + client.call_timeout,
+                    }),
+                    Err(status) => {
+                        stream = None;
+                        fail_in_flight(&mut in_flight, &status);
+                        fail_all(outcomes, &status);
+                        waiters.into_iter().for_each(|done| { let _ = done.send(()); });
+                    }
                 }
             }
         }
-        for done in waiters {
-            let _ = done.send(());
+    }
+}
+
+/// The next command: the one carried over from the last batch, or the next one queued.
+async fn next_command(
+    carried: &mut Option<Command>,
+    commands: &mut mpsc::Receiver<Command>,
+) -> Option<Command> {
+    match carried.take() {
+        Some(command) => Some(command),
+        None => commands.recv().await,
+    }
+}
+
+/// A batch starting with `first`: what is already queued joins (or, with a linger, what comes before
+/// it ends), until the batch is due or the next message would not fit, which is then carried over.
+async fn gather(
+    first: Command,
+    commands: &mut mpsc::Receiver<Command>,
+    carried: &mut Option<Command>,
+    max_batch: usize,
+    max_bytes: usize,
+    linger: Duration,
+) -> Batch {
+    let mut batch = Batch::default();
+    batch.absorb(first);
+    let deadline = Instant::now() + linger;
+    while !batch.is_due(max_batch) {
+        // Without a linger, only what is already queued joins (no timer: even an expired one
+        // would wait for the timer's next millisecond tick).
+        let command = if linger.is_zero() {
+            match commands.try_recv() {
+                Ok(command) => Some(command),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+            }
+        } else {
+            tokio::select! {
+                // Biased: everything already queued joins before the linger can end the batch.
+                biased;
+                command = commands.recv() => command,
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        };
+        match command {
+            Some(command) if batch.fits(&command, max_bytes) => batch.absorb(command),
+            Some(command) => {
+                *carried = Some(command);
+                break;
+            }
+            None => break,
         }
+    }
+    batch
+}
+
+async fn next_answer(
+    stream: &mut Option<PublishStream>,
+) -> std::result::Result<Answer, tonic::Status> {
+    match stream {
+        Some(stream) => stream.next_answer().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Fails every batch in flight with `status` (a copy each).
+fn fail_in_flight(in_flight: &mut VecDeque<Sent>, status: &tonic::Status) {
+    for sent in in_flight.drain(..) {
+        sent.settle(Err(status.clone()));
     }
 }
 

@@ -2,12 +2,16 @@
 
 use std::time::Duration;
 
+use prost::Message as _;
+
 use crate::{
-    client::{Client, bounded},
+    client::Client,
     error::{Error, Result},
     message::{Message, OutgoingMessage},
-    pb,
 };
+
+/// What a RequestStream frame adds around its message, at most: sequence, timeout and field tags.
+const FRAME_ENVELOPE: usize = 32;
 
 /// The broker's default request timeout, used when none is set.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -60,29 +64,23 @@ impl RequestBuilder {
         let timeout_ms = u32::try_from(self.timeout.as_millis())
             .unwrap_or(u32::MAX)
             .max(1);
-        let request = pb::RequestRequest {
-            message: Some(self.message.into_pb()),
-            timeout_ms,
-        };
-        self.client.check_size(&request)?;
-        // The call itself may take a little longer than the reply timeout, so the broker's own
-        // DEADLINE_EXCEEDED (not a local one) is what the caller sees.
-        let call_timeout = self.timeout + Duration::from_secs(1);
-        let mut call = tonic::Request::new(request);
-        call.set_timeout(call_timeout);
-        let mut broker = self.client.broker.clone();
-        match bounded(call_timeout, broker.request(call)).await {
-            Ok(response) => response.reply.map(Message::from).ok_or_else(|| {
-                Error::Status(tonic::Status::internal("the broker sent an empty reply"))
-            }),
-            Err(Error::Status(status)) => Err(match status.code() {
+        let message = self.message.into_pb();
+        self.client
+            .check_encoded_len(message.encoded_len() + FRAME_ENVELOPE)?;
+        // The broker answers at the timeout; waiting a little longer here means its DEADLINE_EXCEEDED
+        // (not this one) is what the caller sees, unless the broker is silent.
+        let local_timeout = self.timeout + Duration::from_secs(1);
+        let call = self.client.requests.call(message, timeout_ms);
+        match tokio::time::timeout(local_timeout, call).await {
+            Ok(Ok(reply)) => Ok(Message::from(reply)),
+            Ok(Err(status)) => Err(match status.code() {
                 tonic::Code::Unavailable if status.message().starts_with("no responders") => {
                     Error::NoResponders { topic }
                 }
                 tonic::Code::DeadlineExceeded => Error::TimedOut(self.timeout),
                 _ => Error::Status(status),
             }),
-            Err(other) => Err(other),
+            Err(_) => Err(Error::TimedOut(self.timeout)),
         }
     }
 }

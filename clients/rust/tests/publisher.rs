@@ -232,11 +232,12 @@ async fn publish_waits_for_room_and_completes() {
     let client = server.client().await;
     let topic = unique("backpressure");
     let mut subscription = client.subscribe(topic.clone()).await.expect("subscribe");
-    let (max_pending, max_batch) = (4, 2);
+    let (max_pending, max_batch, max_in_flight) = (4, 2, 3);
     let publisher = client
         .publisher()
         .max_pending(max_pending)
         .max_batch(max_batch)
+        .max_in_flight(max_in_flight)
         .build();
     let mut pending = Vec::new();
     let mut answered = Vec::new();
@@ -257,9 +258,10 @@ async fn publish_waits_for_room_and_completes() {
                 None => break,
             }
         }
-        // The queue holds `max_pending`, the batch being sent `max_batch`, plus the one just queued.
+        // The queue holds `max_pending`, the batches in flight `max_batch` each, plus the one just
+        // queued.
         assert!(
-            pending.len() <= max_pending + max_batch + 1,
+            pending.len() <= max_pending + max_in_flight * max_batch + 1,
             "after message {n}, {} messages are unanswered: publish did not wait for room",
             pending.len()
         );

@@ -229,6 +229,65 @@ async fn connect_to_a_closed_port_fails() {
     );
 }
 
+/// The shared RequestStream and a Publisher's PublishStream break when the broker restarts: what
+/// they carried fails (never resent), and the next request or batch opens a new stream by itself.
+#[tokio::test]
+async fn request_stream_and_publisher_reopen_after_a_restart() {
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    let topic = unique("svc.restart");
+    let publisher = client.publisher().build();
+    let serve = |client: Client, topic: String| async move {
+        client
+            .serve(topic, "svc", |request| async move {
+                Ok::<_, std::convert::Infallible>(request.payload)
+            })
+            .await
+    };
+    let responder = tokio::spawn(serve(client.clone(), topic.clone()));
+    // Until the responder has joined (and again after the restart), a request may find nobody.
+    let answered = |payload: &'static str| {
+        let (client, topic) = (client.clone(), topic.clone());
+        within("a request", async move {
+            loop {
+                match client.request(topic.clone(), payload).send().await {
+                    Ok(reply) => break reply,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        })
+    };
+    assert_eq!(text(&answered("one").await), "one");
+    within(
+        "a publish",
+        publisher.publish(OutgoingMessage::new(topic.clone(), "x")),
+    )
+    .await
+    .expect("queued")
+    .await
+    .expect("published");
+
+    let _server = server.restart().await;
+    // The responder's consumer rejoins by itself; requests and batches go through again once the
+    // new streams are open.
+    assert_eq!(text(&answered("two").await), "two");
+    let published = within("a publish after the restart", async {
+        loop {
+            let pending = publisher
+                .publish(OutgoingMessage::new(unique("after"), "y"))
+                .await
+                .expect("queued");
+            match pending.await {
+                Ok(published) => break published,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+    .await;
+    assert!(!published.id.is_empty());
+    responder.abort();
+}
+
 /// A URL that is not one fails `connect` with `Error::Connect` instead of panicking.
 #[tokio::test]
 async fn connect_to_a_bad_url_fails() {

@@ -855,6 +855,351 @@ func (x *RequestResponse) GetReply() *Message {
 	return nil
 }
 
+type PublishStreamRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sequence      uint64                 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"` // chosen by the client; echoed in the answer
+	Messages      []*Message             `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`  // one or more; atomic, as in PublishRequest
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishStreamRequest) Reset() {
+	*x = PublishStreamRequest{}
+	mi := &file_switchyard_v1_broker_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishStreamRequest) ProtoMessage() {}
+
+func (x *PublishStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_v1_broker_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishStreamRequest.ProtoReflect.Descriptor instead.
+func (*PublishStreamRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_v1_broker_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *PublishStreamRequest) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *PublishStreamRequest) GetMessages() []*Message {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+type PublishStreamResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Sequence uint64                 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// Types that are valid to be assigned to Result:
+	//
+	//	*PublishStreamResponse_Published
+	//	*PublishStreamResponse_Error
+	Result        isPublishStreamResponse_Result `protobuf_oneof:"result"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishStreamResponse) Reset() {
+	*x = PublishStreamResponse{}
+	mi := &file_switchyard_v1_broker_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishStreamResponse) ProtoMessage() {}
+
+func (x *PublishStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_v1_broker_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishStreamResponse.ProtoReflect.Descriptor instead.
+func (*PublishStreamResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_v1_broker_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *PublishStreamResponse) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *PublishStreamResponse) GetResult() isPublishStreamResponse_Result {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *PublishStreamResponse) GetPublished() *PublishResponse {
+	if x != nil {
+		if x, ok := x.Result.(*PublishStreamResponse_Published); ok {
+			return x.Published
+		}
+	}
+	return nil
+}
+
+func (x *PublishStreamResponse) GetError() *StreamError {
+	if x != nil {
+		if x, ok := x.Result.(*PublishStreamResponse_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isPublishStreamResponse_Result interface {
+	isPublishStreamResponse_Result()
+}
+
+type PublishStreamResponse_Published struct {
+	Published *PublishResponse `protobuf:"bytes,2,opt,name=published,proto3,oneof"`
+}
+
+type PublishStreamResponse_Error struct {
+	Error *StreamError `protobuf:"bytes,3,opt,name=error,proto3,oneof"`
+}
+
+func (*PublishStreamResponse_Published) isPublishStreamResponse_Result() {}
+
+func (*PublishStreamResponse_Error) isPublishStreamResponse_Result() {}
+
+type RequestStreamRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sequence      uint64                 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"` // chosen by the client; echoed in the answer
+	Message       *Message               `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	TimeoutMs     uint32                 `protobuf:"varint,3,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"` // 0 = server default
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestStreamRequest) Reset() {
+	*x = RequestStreamRequest{}
+	mi := &file_switchyard_v1_broker_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestStreamRequest) ProtoMessage() {}
+
+func (x *RequestStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_v1_broker_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestStreamRequest.ProtoReflect.Descriptor instead.
+func (*RequestStreamRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_v1_broker_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RequestStreamRequest) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *RequestStreamRequest) GetMessage() *Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *RequestStreamRequest) GetTimeoutMs() uint32 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+type RequestStreamResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Sequence uint64                 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// Types that are valid to be assigned to Result:
+	//
+	//	*RequestStreamResponse_Reply
+	//	*RequestStreamResponse_Error
+	Result        isRequestStreamResponse_Result `protobuf_oneof:"result"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestStreamResponse) Reset() {
+	*x = RequestStreamResponse{}
+	mi := &file_switchyard_v1_broker_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestStreamResponse) ProtoMessage() {}
+
+func (x *RequestStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_v1_broker_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestStreamResponse.ProtoReflect.Descriptor instead.
+func (*RequestStreamResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_v1_broker_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RequestStreamResponse) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *RequestStreamResponse) GetResult() isRequestStreamResponse_Result {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *RequestStreamResponse) GetReply() *Message {
+	if x != nil {
+		if x, ok := x.Result.(*RequestStreamResponse_Reply); ok {
+			return x.Reply
+		}
+	}
+	return nil
+}
+
+func (x *RequestStreamResponse) GetError() *StreamError {
+	if x != nil {
+		if x, ok := x.Result.(*RequestStreamResponse_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isRequestStreamResponse_Result interface {
+	isRequestStreamResponse_Result()
+}
+
+type RequestStreamResponse_Reply struct {
+	Reply *Message `protobuf:"bytes,2,opt,name=reply,proto3,oneof"`
+}
+
+type RequestStreamResponse_Error struct {
+	Error *StreamError `protobuf:"bytes,3,opt,name=error,proto3,oneof"`
+}
+
+func (*RequestStreamResponse_Reply) isRequestStreamResponse_Result() {}
+
+func (*RequestStreamResponse_Error) isRequestStreamResponse_Result() {}
+
+// The status a unary call would have ended with, for one frame of a stream that goes on.
+type StreamError struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"` // a gRPC status code
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamError) Reset() {
+	*x = StreamError{}
+	mi := &file_switchyard_v1_broker_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamError) ProtoMessage() {}
+
+func (x *StreamError) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_v1_broker_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamError.ProtoReflect.Descriptor instead.
+func (*StreamError) Descriptor() ([]byte, []int) {
+	return file_switchyard_v1_broker_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *StreamError) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *StreamError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 var File_switchyard_v1_broker_proto protoreflect.FileDescriptor
 
 const file_switchyard_v1_broker_proto_rawDesc = "" +
@@ -917,17 +1262,40 @@ const file_switchyard_v1_broker_proto_rawDesc = "" +
 	"\n" +
 	"timeout_ms\x18\x02 \x01(\rR\ttimeoutMs\"?\n" +
 	"\x0fRequestResponse\x12,\n" +
-	"\x05reply\x18\x01 \x01(\v2\x16.switchyard.v1.MessageR\x05reply*`\n" +
+	"\x05reply\x18\x01 \x01(\v2\x16.switchyard.v1.MessageR\x05reply\"f\n" +
+	"\x14PublishStreamRequest\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x04R\bsequence\x122\n" +
+	"\bmessages\x18\x02 \x03(\v2\x16.switchyard.v1.MessageR\bmessages\"\xb1\x01\n" +
+	"\x15PublishStreamResponse\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12>\n" +
+	"\tpublished\x18\x02 \x01(\v2\x1e.switchyard.v1.PublishResponseH\x00R\tpublished\x122\n" +
+	"\x05error\x18\x03 \x01(\v2\x1a.switchyard.v1.StreamErrorH\x00R\x05errorB\b\n" +
+	"\x06result\"\x83\x01\n" +
+	"\x14RequestStreamRequest\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x04R\bsequence\x120\n" +
+	"\amessage\x18\x02 \x01(\v2\x16.switchyard.v1.MessageR\amessage\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x03 \x01(\rR\ttimeoutMs\"\xa1\x01\n" +
+	"\x15RequestStreamResponse\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12.\n" +
+	"\x05reply\x18\x02 \x01(\v2\x16.switchyard.v1.MessageH\x00R\x05reply\x122\n" +
+	"\x05error\x18\x03 \x01(\v2\x1a.switchyard.v1.StreamErrorH\x00R\x05errorB\b\n" +
+	"\x06result\";\n" +
+	"\vStreamError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage*`\n" +
 	"\vConsumeMode\x12\x1c\n" +
 	"\x18CONSUME_MODE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13CONSUME_MODE_SHARED\x10\x01\x12\x1a\n" +
-	"\x16CONSUME_MODE_EXCLUSIVE\x10\x022\xf1\x02\n" +
+	"\x16CONSUME_MODE_EXCLUSIVE\x10\x022\xb1\x04\n" +
 	"\x06Broker\x12H\n" +
 	"\aPublish\x12\x1d.switchyard.v1.PublishRequest\x1a\x1e.switchyard.v1.PublishResponse\x12P\n" +
 	"\tSubscribe\x12\x1f.switchyard.v1.SubscribeRequest\x1a .switchyard.v1.SubscribeResponse0\x01\x12C\n" +
 	"\aConsume\x12\x1d.switchyard.v1.ConsumeRequest\x1a\x17.switchyard.v1.Delivery0\x01\x12<\n" +
 	"\x03Ack\x12\x19.switchyard.v1.AckRequest\x1a\x1a.switchyard.v1.AckResponse\x12H\n" +
-	"\aRequest\x12\x1d.switchyard.v1.RequestRequest\x1a\x1e.switchyard.v1.RequestResponseb\x06proto3"
+	"\aRequest\x12\x1d.switchyard.v1.RequestRequest\x1a\x1e.switchyard.v1.RequestResponse\x12^\n" +
+	"\rPublishStream\x12#.switchyard.v1.PublishStreamRequest\x1a$.switchyard.v1.PublishStreamResponse(\x010\x01\x12^\n" +
+	"\rRequestStream\x12#.switchyard.v1.RequestStreamRequest\x1a$.switchyard.v1.RequestStreamResponse(\x010\x01b\x06proto3"
 
 var (
 	file_switchyard_v1_broker_proto_rawDescOnce sync.Once
@@ -942,7 +1310,7 @@ func file_switchyard_v1_broker_proto_rawDescGZIP() []byte {
 }
 
 var file_switchyard_v1_broker_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_switchyard_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_switchyard_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_switchyard_v1_broker_proto_goTypes = []any{
 	(ConsumeMode)(0),              // 0: switchyard.v1.ConsumeMode
 	(*Message)(nil),               // 1: switchyard.v1.Message
@@ -958,12 +1326,17 @@ var file_switchyard_v1_broker_proto_goTypes = []any{
 	(*AckResponse)(nil),           // 11: switchyard.v1.AckResponse
 	(*RequestRequest)(nil),        // 12: switchyard.v1.RequestRequest
 	(*RequestResponse)(nil),       // 13: switchyard.v1.RequestResponse
-	nil,                           // 14: switchyard.v1.Message.HeadersEntry
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*PublishStreamRequest)(nil),  // 14: switchyard.v1.PublishStreamRequest
+	(*PublishStreamResponse)(nil), // 15: switchyard.v1.PublishStreamResponse
+	(*RequestStreamRequest)(nil),  // 16: switchyard.v1.RequestStreamRequest
+	(*RequestStreamResponse)(nil), // 17: switchyard.v1.RequestStreamResponse
+	(*StreamError)(nil),           // 18: switchyard.v1.StreamError
+	nil,                           // 19: switchyard.v1.Message.HeadersEntry
+	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
 }
 var file_switchyard_v1_broker_proto_depIdxs = []int32{
-	14, // 0: switchyard.v1.Message.headers:type_name -> switchyard.v1.Message.HeadersEntry
-	15, // 1: switchyard.v1.Message.published_at:type_name -> google.protobuf.Timestamp
+	19, // 0: switchyard.v1.Message.headers:type_name -> switchyard.v1.Message.HeadersEntry
+	20, // 1: switchyard.v1.Message.published_at:type_name -> google.protobuf.Timestamp
 	1,  // 2: switchyard.v1.PublishRequest.messages:type_name -> switchyard.v1.Message
 	4,  // 3: switchyard.v1.PublishResponse.published:type_name -> switchyard.v1.Published
 	1,  // 4: switchyard.v1.SubscribeResponse.message:type_name -> switchyard.v1.Message
@@ -972,21 +1345,31 @@ var file_switchyard_v1_broker_proto_depIdxs = []int32{
 	1,  // 7: switchyard.v1.Delivery.message:type_name -> switchyard.v1.Message
 	1,  // 8: switchyard.v1.RequestRequest.message:type_name -> switchyard.v1.Message
 	1,  // 9: switchyard.v1.RequestResponse.reply:type_name -> switchyard.v1.Message
-	2,  // 10: switchyard.v1.Broker.Publish:input_type -> switchyard.v1.PublishRequest
-	5,  // 11: switchyard.v1.Broker.Subscribe:input_type -> switchyard.v1.SubscribeRequest
-	8,  // 12: switchyard.v1.Broker.Consume:input_type -> switchyard.v1.ConsumeRequest
-	10, // 13: switchyard.v1.Broker.Ack:input_type -> switchyard.v1.AckRequest
-	12, // 14: switchyard.v1.Broker.Request:input_type -> switchyard.v1.RequestRequest
-	3,  // 15: switchyard.v1.Broker.Publish:output_type -> switchyard.v1.PublishResponse
-	6,  // 16: switchyard.v1.Broker.Subscribe:output_type -> switchyard.v1.SubscribeResponse
-	9,  // 17: switchyard.v1.Broker.Consume:output_type -> switchyard.v1.Delivery
-	11, // 18: switchyard.v1.Broker.Ack:output_type -> switchyard.v1.AckResponse
-	13, // 19: switchyard.v1.Broker.Request:output_type -> switchyard.v1.RequestResponse
-	15, // [15:20] is the sub-list for method output_type
-	10, // [10:15] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	1,  // 10: switchyard.v1.PublishStreamRequest.messages:type_name -> switchyard.v1.Message
+	3,  // 11: switchyard.v1.PublishStreamResponse.published:type_name -> switchyard.v1.PublishResponse
+	18, // 12: switchyard.v1.PublishStreamResponse.error:type_name -> switchyard.v1.StreamError
+	1,  // 13: switchyard.v1.RequestStreamRequest.message:type_name -> switchyard.v1.Message
+	1,  // 14: switchyard.v1.RequestStreamResponse.reply:type_name -> switchyard.v1.Message
+	18, // 15: switchyard.v1.RequestStreamResponse.error:type_name -> switchyard.v1.StreamError
+	2,  // 16: switchyard.v1.Broker.Publish:input_type -> switchyard.v1.PublishRequest
+	5,  // 17: switchyard.v1.Broker.Subscribe:input_type -> switchyard.v1.SubscribeRequest
+	8,  // 18: switchyard.v1.Broker.Consume:input_type -> switchyard.v1.ConsumeRequest
+	10, // 19: switchyard.v1.Broker.Ack:input_type -> switchyard.v1.AckRequest
+	12, // 20: switchyard.v1.Broker.Request:input_type -> switchyard.v1.RequestRequest
+	14, // 21: switchyard.v1.Broker.PublishStream:input_type -> switchyard.v1.PublishStreamRequest
+	16, // 22: switchyard.v1.Broker.RequestStream:input_type -> switchyard.v1.RequestStreamRequest
+	3,  // 23: switchyard.v1.Broker.Publish:output_type -> switchyard.v1.PublishResponse
+	6,  // 24: switchyard.v1.Broker.Subscribe:output_type -> switchyard.v1.SubscribeResponse
+	9,  // 25: switchyard.v1.Broker.Consume:output_type -> switchyard.v1.Delivery
+	11, // 26: switchyard.v1.Broker.Ack:output_type -> switchyard.v1.AckResponse
+	13, // 27: switchyard.v1.Broker.Request:output_type -> switchyard.v1.RequestResponse
+	15, // 28: switchyard.v1.Broker.PublishStream:output_type -> switchyard.v1.PublishStreamResponse
+	17, // 29: switchyard.v1.Broker.RequestStream:output_type -> switchyard.v1.RequestStreamResponse
+	23, // [23:30] is the sub-list for method output_type
+	16, // [16:23] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_v1_broker_proto_init() }
@@ -998,13 +1381,21 @@ func file_switchyard_v1_broker_proto_init() {
 		(*SubscribeResponse_Message)(nil),
 		(*SubscribeResponse_Gap)(nil),
 	}
+	file_switchyard_v1_broker_proto_msgTypes[14].OneofWrappers = []any{
+		(*PublishStreamResponse_Published)(nil),
+		(*PublishStreamResponse_Error)(nil),
+	}
+	file_switchyard_v1_broker_proto_msgTypes[16].OneofWrappers = []any{
+		(*RequestStreamResponse_Reply)(nil),
+		(*RequestStreamResponse_Error)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchyard_v1_broker_proto_rawDesc), len(file_switchyard_v1_broker_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

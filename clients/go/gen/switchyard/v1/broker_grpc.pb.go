@@ -24,11 +24,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Broker_Publish_FullMethodName   = "/switchyard.v1.Broker/Publish"
-	Broker_Subscribe_FullMethodName = "/switchyard.v1.Broker/Subscribe"
-	Broker_Consume_FullMethodName   = "/switchyard.v1.Broker/Consume"
-	Broker_Ack_FullMethodName       = "/switchyard.v1.Broker/Ack"
-	Broker_Request_FullMethodName   = "/switchyard.v1.Broker/Request"
+	Broker_Publish_FullMethodName       = "/switchyard.v1.Broker/Publish"
+	Broker_Subscribe_FullMethodName     = "/switchyard.v1.Broker/Subscribe"
+	Broker_Consume_FullMethodName       = "/switchyard.v1.Broker/Consume"
+	Broker_Ack_FullMethodName           = "/switchyard.v1.Broker/Ack"
+	Broker_Request_FullMethodName       = "/switchyard.v1.Broker/Request"
+	Broker_PublishStream_FullMethodName = "/switchyard.v1.Broker/PublishStream"
+	Broker_RequestStream_FullMethodName = "/switchyard.v1.Broker/RequestStream"
 )
 
 // BrokerClient is the client API for Broker service.
@@ -45,6 +47,13 @@ type BrokerClient interface {
 	Ack(ctx context.Context, in *AckRequest, opts ...grpc.CallOption) (*AckResponse, error)
 	// Publishes a request with a fresh reply inbox and waits for the first matching reply.
 	Request(ctx context.Context, in *RequestRequest, opts ...grpc.CallOption) (*RequestResponse, error)
+	// Publish for high-rate producers and responders: each frame is one Publish batch, routed in the
+	// order sent and answered in that order by a frame with the same sequence. A refused batch is
+	// answered with its error and the stream goes on.
+	PublishStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PublishStreamRequest, PublishStreamResponse], error)
+	// Request pipelined: many requests in flight on one stream, each answered (reply or error) by a
+	// frame with its sequence, in whatever order the replies come.
+	RequestStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RequestStreamRequest, RequestStreamResponse], error)
 }
 
 type brokerClient struct {
@@ -123,6 +132,32 @@ func (c *brokerClient) Request(ctx context.Context, in *RequestRequest, opts ...
 	return out, nil
 }
 
+func (c *brokerClient) PublishStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PublishStreamRequest, PublishStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Broker_ServiceDesc.Streams[2], Broker_PublishStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PublishStreamRequest, PublishStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Broker_PublishStreamClient = grpc.BidiStreamingClient[PublishStreamRequest, PublishStreamResponse]
+
+func (c *brokerClient) RequestStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RequestStreamRequest, RequestStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Broker_ServiceDesc.Streams[3], Broker_RequestStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[RequestStreamRequest, RequestStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Broker_RequestStreamClient = grpc.BidiStreamingClient[RequestStreamRequest, RequestStreamResponse]
+
 // BrokerServer is the server API for Broker service.
 // All implementations must embed UnimplementedBrokerServer
 // for forward compatibility.
@@ -137,6 +172,13 @@ type BrokerServer interface {
 	Ack(context.Context, *AckRequest) (*AckResponse, error)
 	// Publishes a request with a fresh reply inbox and waits for the first matching reply.
 	Request(context.Context, *RequestRequest) (*RequestResponse, error)
+	// Publish for high-rate producers and responders: each frame is one Publish batch, routed in the
+	// order sent and answered in that order by a frame with the same sequence. A refused batch is
+	// answered with its error and the stream goes on.
+	PublishStream(grpc.BidiStreamingServer[PublishStreamRequest, PublishStreamResponse]) error
+	// Request pipelined: many requests in flight on one stream, each answered (reply or error) by a
+	// frame with its sequence, in whatever order the replies come.
+	RequestStream(grpc.BidiStreamingServer[RequestStreamRequest, RequestStreamResponse]) error
 	mustEmbedUnimplementedBrokerServer()
 }
 
@@ -161,6 +203,12 @@ func (UnimplementedBrokerServer) Ack(context.Context, *AckRequest) (*AckResponse
 }
 func (UnimplementedBrokerServer) Request(context.Context, *RequestRequest) (*RequestResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Request not implemented")
+}
+func (UnimplementedBrokerServer) PublishStream(grpc.BidiStreamingServer[PublishStreamRequest, PublishStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method PublishStream not implemented")
+}
+func (UnimplementedBrokerServer) RequestStream(grpc.BidiStreamingServer[RequestStreamRequest, RequestStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method RequestStream not implemented")
 }
 func (UnimplementedBrokerServer) mustEmbedUnimplementedBrokerServer() {}
 func (UnimplementedBrokerServer) testEmbeddedByValue()                {}
@@ -259,6 +307,20 @@ func _Broker_Request_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Broker_PublishStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(BrokerServer).PublishStream(&grpc.GenericServerStream[PublishStreamRequest, PublishStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Broker_PublishStreamServer = grpc.BidiStreamingServer[PublishStreamRequest, PublishStreamResponse]
+
+func _Broker_RequestStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(BrokerServer).RequestStream(&grpc.GenericServerStream[RequestStreamRequest, RequestStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Broker_RequestStreamServer = grpc.BidiStreamingServer[RequestStreamRequest, RequestStreamResponse]
+
 // Broker_ServiceDesc is the grpc.ServiceDesc for Broker service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -289,6 +351,18 @@ var Broker_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Consume",
 			Handler:       _Broker_Consume_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "PublishStream",
+			Handler:       _Broker_PublishStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "RequestStream",
+			Handler:       _Broker_RequestStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "switchyard/v1/broker.proto",

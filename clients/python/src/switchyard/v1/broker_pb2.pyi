@@ -147,3 +147,49 @@ class RequestResponse(_message.Message):
     REPLY_FIELD_NUMBER: _ClassVar[int]
     reply: Message
     def __init__(self, reply: _Optional[_Union[Message, _Mapping]] = ...) -> None: ...
+
+class PublishStreamRequest(_message.Message):
+    __slots__ = ("sequence", "messages")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    messages: _containers.RepeatedCompositeFieldContainer[Message]
+    def __init__(self, sequence: _Optional[int] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ...) -> None: ...
+
+class PublishStreamResponse(_message.Message):
+    __slots__ = ("sequence", "published", "error")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    published: PublishResponse
+    error: StreamError
+    def __init__(self, sequence: _Optional[int] = ..., published: _Optional[_Union[PublishResponse, _Mapping]] = ..., error: _Optional[_Union[StreamError, _Mapping]] = ...) -> None: ...
+
+class RequestStreamRequest(_message.Message):
+    __slots__ = ("sequence", "message", "timeout_ms")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    message: Message
+    timeout_ms: int
+    def __init__(self, sequence: _Optional[int] = ..., message: _Optional[_Union[Message, _Mapping]] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+
+class RequestStreamResponse(_message.Message):
+    __slots__ = ("sequence", "reply", "error")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    REPLY_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    reply: Message
+    error: StreamError
+    def __init__(self, sequence: _Optional[int] = ..., reply: _Optional[_Union[Message, _Mapping]] = ..., error: _Optional[_Union[StreamError, _Mapping]] = ...) -> None: ...
+
+class StreamError(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...

@@ -59,6 +59,16 @@ class BrokerStub:
                 request_serializer=switchyard_dot_v1_dot_broker__pb2.RequestRequest.SerializeToString,
                 response_deserializer=switchyard_dot_v1_dot_broker__pb2.RequestResponse.FromString,
                 _registered_method=True)
+        self.PublishStream = channel.stream_stream(
+                '/switchyard.v1.Broker/PublishStream',
+                request_serializer=switchyard_dot_v1_dot_broker__pb2.PublishStreamRequest.SerializeToString,
+                response_deserializer=switchyard_dot_v1_dot_broker__pb2.PublishStreamResponse.FromString,
+                _registered_method=True)
+        self.RequestStream = channel.stream_stream(
+                '/switchyard.v1.Broker/RequestStream',
+                request_serializer=switchyard_dot_v1_dot_broker__pb2.RequestStreamRequest.SerializeToString,
+                response_deserializer=switchyard_dot_v1_dot_broker__pb2.RequestStreamResponse.FromString,
+                _registered_method=True)
 
 
 class BrokerServicer:
@@ -99,6 +109,23 @@ class BrokerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PublishStream(self, request_iterator, context):
+        """Publish for high-rate producers and responders: each frame is one Publish batch, routed in the
+        order sent and answered in that order by a frame with the same sequence. A refused batch is
+        answered with its error and the stream goes on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequestStream(self, request_iterator, context):
+        """Request pipelined: many requests in flight on one stream, each answered (reply or error) by a
+        frame with its sequence, in whatever order the replies come.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BrokerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +153,16 @@ def add_BrokerServicer_to_server(servicer, server):
                     servicer.Request,
                     request_deserializer=switchyard_dot_v1_dot_broker__pb2.RequestRequest.FromString,
                     response_serializer=switchyard_dot_v1_dot_broker__pb2.RequestResponse.SerializeToString,
+            ),
+            'PublishStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.PublishStream,
+                    request_deserializer=switchyard_dot_v1_dot_broker__pb2.PublishStreamRequest.FromString,
+                    response_serializer=switchyard_dot_v1_dot_broker__pb2.PublishStreamResponse.SerializeToString,
+            ),
+            'RequestStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.RequestStream,
+                    request_deserializer=switchyard_dot_v1_dot_broker__pb2.RequestStreamRequest.FromString,
+                    response_serializer=switchyard_dot_v1_dot_broker__pb2.RequestStreamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -263,6 +300,60 @@ class Broker:
             '/switchyard.v1.Broker/Request',
             switchyard_dot_v1_dot_broker__pb2.RequestRequest.SerializeToString,
             switchyard_dot_v1_dot_broker__pb2.RequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/switchyard.v1.Broker/PublishStream',
+            switchyard_dot_v1_dot_broker__pb2.PublishStreamRequest.SerializeToString,
+            switchyard_dot_v1_dot_broker__pb2.PublishStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/switchyard.v1.Broker/RequestStream',
+            switchyard_dot_v1_dot_broker__pb2.RequestStreamRequest.SerializeToString,
+            switchyard_dot_v1_dot_broker__pb2.RequestStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

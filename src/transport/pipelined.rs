@@ -1,0 +1,120 @@
+//! The streaming twins of Publish and Request: many frames on one HTTP/2 stream instead of one call
+//! each. A unary call pays for its headers, its trailers and a round trip; a frame pays for neither,
+//! which is what lets a producer or a requester go as fast as the routers.
+//!
+//! Each frame is validated and answered exactly as its unary twin would be, and a refused frame gets
+//! its status in an answer frame while the stream goes on. A broken inbound stream (the client reset it
+//! or vanished) ends the answers; on shutdown every stream ends with UNAVAILABLE.
+
+use std::{future, sync::Arc};
+
+use futures_core::Stream;
+use futures_util::{StreamExt, stream};
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+
+use super::convert;
+use crate::{broker::Broker, config::Config, error::BrokerError, pb};
+
+/// Routes each PublishStream frame in the order received and answers it before reading the next, so
+/// answers come in order and a slow broker slows the producer through HTTP/2 flow control.
+pub fn publish<B: Broker>(
+    broker: B,
+    config: Arc<Config>,
+    inbound: impl Stream<Item = Result<pb::PublishStreamRequest, Status>> + Send + 'static,
+) -> impl Stream<Item = Result<pb::PublishStreamResponse, Status>> + Send + 'static {
+    until_broken(inbound).then(move |frame| {
+        let broker = broker.clone();
+        let config = Arc::clone(&config);
+        async move {
+            let request = pb::PublishRequest {
+                messages: frame.messages,
+            };
+            let outcome = match convert::publish_request(request, &config) {
+                Ok(batch) => broker.publish(batch).await,
+                Err(error) => Err(error),
+            };
+            let result = match outcome {
+                Ok(published) => {
+                    pb::publish_stream_response::Result::Published(pb::PublishResponse {
+                        published: published.into_iter().map(convert::published).collect(),
+                    })
+                }
+                Err(error) => pb::publish_stream_response::Result::Error(stream_error(error)),
+            };
+            Ok(pb::PublishStreamResponse {
+                sequence: frame.sequence,
+                result: Some(result),
+            })
+        }
+    })
+}
+
+/// Runs up to `max_stream_requests` requests of one RequestStream at once and answers each when its
+/// reply (or its error) comes, in any order. At the limit it stops reading frames until one is answered.
+pub fn request<B: Broker>(
+    broker: B,
+    config: Arc<Config>,
+    inbound: impl Stream<Item = Result<pb::RequestStreamRequest, Status>> + Send + 'static,
+) -> impl Stream<Item = Result<pb::RequestStreamResponse, Status>> + Send + 'static {
+    let limit = config.max_stream_requests;
+    until_broken(inbound)
+        .map(move |frame| {
+            let broker = broker.clone();
+            let config = Arc::clone(&config);
+            async move {
+                let request = pb::RequestRequest {
+                    message: frame.message,
+                    timeout_ms: frame.timeout_ms,
+                };
+                let outcome = match convert::request(request, None, &config) {
+                    Ok((message, timeout)) => broker.request(message, timeout).await,
+                    Err(error) => Err(error),
+                };
+                let result = match outcome {
+                    Ok(reply) => {
+                        pb::request_stream_response::Result::Reply(convert::message(&reply))
+                    }
+                    Err(error) => pb::request_stream_response::Result::Error(stream_error(error)),
+                };
+                Ok(pb::RequestStreamResponse {
+                    sequence: frame.sequence,
+                    result: Some(result),
+                })
+            }
+        })
+        .buffer_unordered(limit)
+}
+
+/// Ends `answers` with UNAVAILABLE when `shutdown` is cancelled, as the broker ends its subscriptions.
+pub fn until_shutdown<T: Send + 'static>(
+    answers: impl Stream<Item = Result<T, Status>> + Send + 'static,
+    shutdown: CancellationToken,
+) -> impl Stream<Item = Result<T, Status>> + Send + 'static {
+    let ended = async move {
+        shutdown.cancelled().await;
+        Err(convert::status(BrokerError::ShuttingDown))
+    };
+    // Whichever comes first: the answers run out, or the shutdown's one UNAVAILABLE item (which ends
+    // the RPC, as tonic ends a response stream at its first error).
+    let answers = answers.map(Some).chain(stream::once(future::ready(None)));
+    stream::select(answers, stream::once(ended).map(Some))
+        .take_while(|item| future::ready(item.is_some()))
+        .filter_map(future::ready)
+}
+
+/// The frames of `inbound` up to its first error: a reset or vanished client leaves nobody to answer.
+fn until_broken<T>(inbound: impl Stream<Item = Result<T, Status>>) -> impl Stream<Item = T> {
+    inbound
+        .take_while(|frame| future::ready(frame.is_ok()))
+        .filter_map(|frame| future::ready(frame.ok()))
+}
+
+/// The status a unary call would have ended with, as one answer frame.
+fn stream_error(error: BrokerError) -> pb::StreamError {
+    let status = convert::status(error);
+    pb::StreamError {
+        code: status.code() as i32,
+        message: status.message().to_string(),
+    }
+}
