@@ -1,6 +1,6 @@
 //! Messages as the broker sees them: what a publisher hands in, and what the broker stamps and routes.
 
-use std::{collections::HashMap, fmt, time::SystemTime};
+use std::{collections::HashMap, fmt, sync::LazyLock, time::SystemTime};
 
 use bytes::Bytes;
 
@@ -61,17 +61,29 @@ impl NewMessage {
 
 /// A routed message. Shared as `Arc<Message>` by every subscriber and group that gets it, so a fan-out
 /// copies a pointer, not the payload.
+///
+/// Kept small because a queue holds one per waiting message: the fields most messages leave empty
+/// (headers, key, reply_to, correlation_id) live in one optional box, which halves the struct.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
     pub id: MessageId,
     pub topic: Topic,
     pub payload: Bytes,
-    pub headers: HashMap<String, String>,
-    pub key: String,
-    pub reply_to: Option<Topic>,
-    pub correlation_id: String,
     pub published_at: SystemTime,
+    extras: Option<Box<Extras>>,
 }
+
+/// The fields of a [`Message`] that are usually empty.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Extras {
+    headers: HashMap<String, String>,
+    key: String,
+    reply_to: Option<Topic>,
+    correlation_id: String,
+}
+
+/// What `headers()` lends for a message without any.
+static NO_HEADERS: LazyLock<HashMap<String, String>> = LazyLock::new(HashMap::new);
 
 impl Message {
     /// Stamps a new message with a fresh id and the current time.
@@ -89,15 +101,80 @@ impl Message {
             reply_to,
             correlation_id,
         } = new;
-        Self {
-            id,
-            topic,
-            payload,
+        let extras = Extras {
             headers,
             key,
             reply_to,
             correlation_id,
+        };
+        Self {
+            id,
+            topic,
+            payload,
             published_at,
+            extras: (extras != Extras::default()).then(|| Box::new(extras)),
         }
+    }
+
+    /// The headers; empty if none.
+    pub fn headers(&self) -> &HashMap<String, String> {
+        self.extras
+            .as_ref()
+            .map_or(&NO_HEADERS, |extras| &extras.headers)
+    }
+
+    /// The application key, empty if none.
+    pub fn key(&self) -> &str {
+        self.extras.as_ref().map_or("", |extras| &extras.key)
+    }
+
+    /// Where a reply goes, if this is a request.
+    pub fn reply_to(&self) -> Option<&Topic> {
+        self.extras
+            .as_ref()
+            .and_then(|extras| extras.reply_to.as_ref())
+    }
+
+    /// The correlation id, empty if none.
+    pub fn correlation_id(&self) -> &str {
+        self.extras
+            .as_ref()
+            .map_or("", |extras| &extras.correlation_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topic::TopicLimits;
+
+    fn topic(text: &str) -> Topic {
+        let limits = TopicLimits {
+            max_bytes: 256,
+            max_tokens: 16,
+        };
+        Topic::parse(text, limits).unwrap()
+    }
+
+    #[test]
+    fn a_plain_message_keeps_no_extras() {
+        let message = Message::stamp(NewMessage::new(topic("a.b"), "x"));
+        assert!(message.extras.is_none());
+        assert!(message.headers().is_empty());
+        assert_eq!((message.key(), message.correlation_id()), ("", ""));
+        assert_eq!(message.reply_to(), None);
+    }
+
+    #[test]
+    fn stamping_keeps_every_extra() {
+        let mut new = NewMessage::new(topic("a.b"), "x");
+        new.headers.insert("h".into(), "v".into());
+        new.key = "k".into();
+        new.reply_to = Some(topic("_INBOX.1"));
+        new.correlation_id = "c".into();
+        let message = Message::stamp(new);
+        assert_eq!(message.headers()["h"], "v");
+        assert_eq!((message.key(), message.correlation_id()), ("k", "c"));
+        assert_eq!(message.reply_to(), Some(&topic("_INBOX.1")));
     }
 }

@@ -62,7 +62,7 @@ pub fn benches(c: &mut Criterion) {
         b.iter(|| black_box(&message.topic).to_string());
     });
     group.bench_function("part/headers_clone_4", |b| {
-        b.iter(|| black_box(&message.headers).clone());
+        b.iter(|| black_box(message.headers()).clone());
     });
     group.bench_function("part/published_at", |b| {
         b.iter(|| prost_types::Timestamp::from(black_box(message.published_at)));

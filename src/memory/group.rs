@@ -364,7 +364,7 @@ impl QueueGroup {
         };
         for letter in dead {
             let original = &letter.message;
-            let mut headers = original.headers.clone();
+            let mut headers = original.headers().clone();
             headers.insert("x-dead-letter-reason".into(), letter.reason.as_str().into());
             headers.insert("x-original-topic".into(), original.topic.to_string());
             headers.insert("x-dead-letter-group".into(), self.name.to_string());
@@ -373,9 +373,9 @@ impl QueueGroup {
                 topic: topic.clone(),
                 payload: original.payload.clone(),
                 headers,
-                key: original.key.clone(),
-                reply_to: original.reply_to.clone(),
-                correlation_id: original.correlation_id.clone(),
+                key: original.key().to_owned(),
+                reply_to: original.reply_to().cloned(),
+                correlation_id: original.correlation_id().to_owned(),
             };
             let message = Message::stamp_as(forwarded, original.id, SystemTime::now());
             // The broker may be gone already; then its groups and their messages are gone too.

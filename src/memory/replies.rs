@@ -56,7 +56,7 @@ impl ReplyRouter {
     /// Hands a message published to an inbox to the request waiting there. `true` if one took it.
     pub fn deliver(&self, message: &Arc<Message>) -> bool {
         let taken = self.waiting.remove_if(&message.topic, |_, waiting| {
-            waiting.correlation_id == message.correlation_id
+            waiting.correlation_id == message.correlation_id()
         });
         // The receiver may have just given up; then this reply is as late as any other.
         let accepted =

@@ -176,8 +176,8 @@ async fn dead_letters_reach_the_dead_letter_topic() {
     };
     assert_eq!(letter.payload, "poison");
     assert_eq!(letter.id, delivery.message.id, "a dead letter keeps its id");
-    assert_eq!(letter.headers["x-dead-letter-reason"], "max-deliveries");
-    assert_eq!(letter.headers["x-original-topic"], "jobs");
+    assert_eq!(letter.headers()["x-dead-letter-reason"], "max-deliveries");
+    assert_eq!(letter.headers()["x-original-topic"], "jobs");
 }
 
 #[tokio::test]
@@ -258,8 +258,11 @@ async fn requests_get_their_reply_and_late_replies_are_counted() {
         let SubscriptionEvent::Message(request) = next(&mut requests).await.unwrap() else {
             panic!("expected a request");
         };
-        let mut reply = NewMessage::new(request.reply_to.clone().unwrap(), request.payload.clone());
-        reply.correlation_id = request.correlation_id.clone();
+        let mut reply = NewMessage::new(
+            request.reply_to().cloned().unwrap(),
+            request.payload.clone(),
+        );
+        reply.correlation_id = request.correlation_id().to_owned();
         responder.publish(vec![reply.clone()]).await.unwrap();
         responder.publish(vec![reply]).await.unwrap();
     });
