@@ -424,6 +424,19 @@ pub struct ServeArgs {
     /// Requests one RequestStream may have waiting for replies before the broker stops reading it.
     #[arg(long, env = "SWITCHYARD_MAX_STREAM_REQUESTS", default_value_t = 4096)]
     pub max_stream_requests: usize,
+    /// Client connections served at once; more are closed when accepted.
+    #[arg(long, env = "SWITCHYARD_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Concurrent calls on one HTTP/2 connection.
+    #[arg(
+        long,
+        env = "SWITCHYARD_MAX_STREAMS_PER_CONNECTION",
+        default_value_t = 1_000
+    )]
+    pub max_streams_per_connection: u32,
+    /// Subscriptions and consumers open at once on the broker.
+    #[arg(long, env = "SWITCHYARD_MAX_SUBSCRIPTIONS", default_value_t = 100_000)]
+    pub max_subscriptions: usize,
 }
 
 impl ServeArgs {
@@ -452,6 +465,9 @@ impl ServeArgs {
             max_request_timeout: Duration::from_millis(self.max_request_timeout_ms),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             max_stream_requests: self.max_stream_requests,
+            max_connections: self.max_connections,
+            max_streams_per_connection: self.max_streams_per_connection,
+            max_subscriptions: self.max_subscriptions,
         }
     }
 }

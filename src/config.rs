@@ -56,6 +56,13 @@ pub struct Config {
     /// Requests one RequestStream may have waiting for replies; past it the broker stops reading the
     /// stream until replies free room, so HTTP/2 flow control holds the client back.
     pub max_stream_requests: usize,
+    /// Client connections served at once; one more is closed as soon as it is accepted.
+    pub max_connections: usize,
+    /// Concurrent gRPC calls on one HTTP/2 connection (its SETTINGS_MAX_CONCURRENT_STREAMS); a client
+    /// past it waits for a call to end.
+    pub max_streams_per_connection: u32,
+    /// Subscriptions and consumers open at once on the whole broker; one more is RESOURCE_EXHAUSTED.
+    pub max_subscriptions: usize,
 }
 
 impl Default for Config {
@@ -84,6 +91,9 @@ impl Default for Config {
             max_request_timeout: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(5),
             max_stream_requests: 4096,
+            max_connections: 10_000,
+            max_streams_per_connection: 1_000,
+            max_subscriptions: 100_000,
         }
     }
 }
@@ -108,7 +118,7 @@ impl Config {
     /// Rejects settings that would make the broker misbehave rather than merely be strict.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let fail = |setting, reason: String| Err(ConfigError { setting, reason });
-        let positive: [(&'static str, u64); 11] = [
+        let positive: [(&'static str, u64); 14] = [
             ("max_payload_bytes", self.max_payload_bytes as u64),
             ("max_batch_messages", self.max_batch_messages as u64),
             ("max_topic_bytes", self.max_topic_bytes as u64),
@@ -119,6 +129,12 @@ impl Config {
             ("default_max_length", u64::from(self.default_max_length)),
             ("max_ack_ids", self.max_ack_ids as u64),
             ("max_stream_requests", self.max_stream_requests as u64),
+            ("max_connections", self.max_connections as u64),
+            (
+                "max_streams_per_connection",
+                u64::from(self.max_streams_per_connection),
+            ),
+            ("max_subscriptions", self.max_subscriptions as u64),
             (
                 "default_ack_deadline",
                 self.default_ack_deadline.as_millis() as u64,

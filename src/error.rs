@@ -44,6 +44,9 @@ pub enum BrokerError {
     RequestTimedOut(Duration),
     #[error("the broker is shutting down")]
     ShuttingDown,
+    /// Opening one more subscription or consumer would pass `max_subscriptions`.
+    #[error("{limit} subscriptions and consumers are open, the broker's limit (max_subscriptions)")]
+    TooManyStreams { limit: usize },
 }
 
 impl BrokerError {

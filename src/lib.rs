@@ -7,6 +7,7 @@
 
 pub mod broker;
 pub mod config;
+mod connections;
 pub mod error;
 pub mod memory;
 pub mod message;

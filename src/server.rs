@@ -11,6 +11,7 @@ use tonic_health::ServingStatus;
 use crate::{
     broker::Broker,
     config::{Config, ConfigError},
+    connections,
     memory::MemoryBroker,
     pb::{self, admin_server::AdminServer, broker_server::BrokerServer},
     transport::{admin_service::AdminService, broker_service::BrokerService},
@@ -21,6 +22,11 @@ use crate::{
 /// without closing its socket, so its deliveries return to the group.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Streams a client may open and reset before the server has accepted them, per connection; past it
+/// the connection is closed. This is h2's defence against the "rapid reset" flood (CVE-2023-44487),
+/// set here explicitly rather than left to a default.
+const MAX_PENDING_RESETS: usize = 20;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -80,11 +86,16 @@ pub async fn serve<B: Broker>(
         .max_encoding_message_size(limit);
 
     let local = listener.local_addr().ok();
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = connections::limit(
+        TcpIncoming::from(listener).with_nodelay(Some(true)),
+        config.max_connections,
+    );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = Server::builder()
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .max_concurrent_streams(config.max_streams_per_connection)
+        .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_RESETS))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

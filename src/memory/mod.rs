@@ -20,8 +20,9 @@ use std::{
     time::Duration,
 };
 
+use futures_util::StreamExt;
 use parking_lot::RwLock;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use self::{
@@ -61,6 +62,8 @@ struct Shared {
     housekeeping: mpsc::UnboundedSender<Housekeeping>,
     /// Cancelled once, at shutdown: ends every stream and refuses new work.
     shutdown: CancellationToken,
+    /// `max_subscriptions` permits, one held by each open subscription and consumer.
+    stream_slots: Arc<Semaphore>,
 }
 
 impl MemoryBroker {
@@ -68,6 +71,9 @@ impl MemoryBroker {
     pub fn new(config: Config) -> Self {
         let (housekeeping, events) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
+            stream_slots: Arc::new(Semaphore::new(
+                config.max_subscriptions.min(Semaphore::MAX_PERMITS),
+            )),
             config,
             index: RwLock::new(Sublist::default()),
             registry: Registry::default(),
@@ -82,6 +88,15 @@ impl MemoryBroker {
     /// Replies that arrived when no request was waiting for them.
     pub fn unmatched_replies(&self) -> u64 {
         self.shared.replies.unmatched()
+    }
+
+    /// One of the `max_subscriptions` slots, held for as long as a subscription or consumer lives.
+    fn stream_slot(&self) -> Result<OwnedSemaphorePermit, BrokerError> {
+        Arc::clone(&self.shared.stream_slots)
+            .try_acquire_owned()
+            .map_err(|_| BrokerError::TooManyStreams {
+                limit: self.shared.config.max_subscriptions,
+            })
     }
 
     fn check_running(&self) -> Result<(), BrokerError> {
@@ -112,6 +127,7 @@ struct Registration {
     shared: Arc<Shared>,
     pattern: Pattern,
     entry: EntryId,
+    _slot: OwnedSemaphorePermit,
 }
 
 impl Drop for Registration {
@@ -135,6 +151,7 @@ impl Broker for MemoryBroker {
         pattern: Pattern,
     ) -> Result<EventStream<SubscriptionEvent>, BrokerError> {
         self.check_running()?;
+        let slot = self.stream_slot()?;
         let queue = Arc::new(SubscriberQueue::new(self.shared.config.subscriber_buffer));
         let entry = self
             .shared
@@ -145,6 +162,7 @@ impl Broker for MemoryBroker {
             shared: Arc::clone(&self.shared),
             pattern,
             entry,
+            _slot: slot,
         };
         Ok(subscription_stream(
             queue,
@@ -165,7 +183,8 @@ impl Broker for MemoryBroker {
             let reason = "only exclusive groups have standby consumers";
             return Err(BrokerError::invalid("standby", reason));
         }
-        let group = self
+        let slot = self.stream_slot()?;
+        let deliveries = self
             .shared
             .registry
             .for_consumer(&self.shared, &spec, |group| {
@@ -176,7 +195,11 @@ impl Broker for MemoryBroker {
                 };
                 group.attach(terms, self.shared.shutdown.clone())
             })?;
-        Ok(group)
+        // The slot is given back when the consumer's stream is dropped.
+        Ok(Box::pin(deliveries.map(move |delivery| {
+            let _held = &slot;
+            delivery
+        })))
     }
 
     async fn settle(&self, settlement: Settlement) -> Result<Vec<String>, BrokerError> {

@@ -24,7 +24,9 @@ pub fn status(error: BrokerError) -> Status {
     let message = error.to_string();
     match error {
         BrokerError::InvalidArgument { .. } => Status::invalid_argument(message),
-        BrokerError::GroupFull { .. } => Status::resource_exhausted(message),
+        BrokerError::GroupFull { .. } | BrokerError::TooManyStreams { .. } => {
+            Status::resource_exhausted(message)
+        }
         BrokerError::ExclusiveTaken { .. } | BrokerError::GroupConflict { .. } => {
             Status::failed_precondition(message)
         }
