@@ -235,6 +235,47 @@ async fn a_responder_without_publish_rights_replies_to_inboxes() {
     serving.abort();
 }
 
+/// PublishStream is checked frame by frame like Publish: a forbidden frame is answered with
+/// PERMISSION_DENIED and the stream goes on carrying allowed ones. (RequestStream, which the client's
+/// requests use, is covered by the requester above.)
+#[tokio::test]
+async fn publish_streams_are_authorized_frame_by_frame() {
+    let (server, _file) = start().await;
+    let ops = client(&server, Some("ops-token")).await;
+    let mut watcher = within("Subscribe", ops.subscribe(">"))
+        .await
+        .expect("ops subscribes");
+    let orders = client(&server, Some("orders-token")).await;
+    let publisher = orders.publisher().build();
+
+    let forbidden = within(
+        "queue a forbidden message",
+        publisher.publish(OutgoingMessage::new("payments.settled", "no")),
+    )
+    .await
+    .expect("queued");
+    let message = refused(
+        within("its answer", forbidden).await,
+        Code::PermissionDenied,
+    );
+    assert!(message.contains("payments.settled"), "{message}");
+
+    let allowed = within(
+        "queue an allowed message",
+        publisher.publish(OutgoingMessage::new("orders.eu.created", "yes")),
+    )
+    .await
+    .expect("queued");
+    within("its answer", allowed)
+        .await
+        .expect("an allowed message on the same stream is published");
+    let event = within("the allowed message", watcher.next()).await;
+    assert!(
+        matches!(&event, Some(Ok(switchyard_client::Event::Message(m))) if m.payload == "yes"),
+        "only the allowed message arrives: {event:?}"
+    );
+}
+
 /// The Admin service is for admin tokens only.
 #[tokio::test]
 async fn admin_calls_need_an_admin_token() {

@@ -141,6 +141,7 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
         let answers = pipelined::publish(
             self.broker.clone(),
             Arc::clone(&self.config),
+            auth::caller(&request)?,
             request.into_inner(),
         );
         let answers = pipelined::until_shutdown(answers, self.shutdown.clone());
@@ -154,6 +155,7 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
         let answers = pipelined::request(
             self.broker.clone(),
             Arc::clone(&self.config),
+            auth::caller(&request)?,
             request.into_inner(),
         );
         let answers = pipelined::until_shutdown(answers, self.shutdown.clone());
