@@ -110,7 +110,17 @@ pub struct ClientBuilder {
     keepalive_timeout: Duration,
     max_message_bytes: usize,
     token: Option<Token>,
-    tls: Option<ClientTlsConfig>,
+    tls: Option<Tls>,
+}
+
+/// The TLS settings. tonic's own `Debug` would print the client's private key, so this one does not.
+#[derive(Clone)]
+struct Tls(ClientTlsConfig);
+
+impl fmt::Debug for Tls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Tls(<configured>)")
+    }
 }
 
 /// A bearer token before it is checked; its `Debug` redacts.
@@ -161,25 +171,32 @@ impl ClientBuilder {
     /// Speaks TLS, trusting the broker's certificate if the CA in `pem` (PEM text) signed it. The URL
     /// must then be `https://`.
     pub fn tls_ca_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
-        self.tls = Some(self.tls_config().ca_certificate(Certificate::from_pem(pem)));
+        self.tls = Some(Tls(self
+            .tls_config()
+            .ca_certificate(Certificate::from_pem(pem))));
         self
     }
 
     /// Presents this certificate and key (PEM text) to a broker that asks for client certificates
     /// (mutual TLS).
     pub fn tls_identity_pem(mut self, cert: impl AsRef<[u8]>, key: impl AsRef<[u8]>) -> Self {
-        self.tls = Some(self.tls_config().identity(Identity::from_pem(cert, key)));
+        self.tls = Some(Tls(self
+            .tls_config()
+            .identity(Identity::from_pem(cert, key))));
         self
     }
 
     /// The name the broker's certificate must carry, when it is not the URL's host.
     pub fn tls_domain_name(mut self, name: impl Into<String>) -> Self {
-        self.tls = Some(self.tls_config().domain_name(name));
+        self.tls = Some(Tls(self.tls_config().domain_name(name)));
         self
     }
 
     fn tls_config(&mut self) -> ClientTlsConfig {
-        self.tls.take().unwrap_or_default()
+        self.tls
+            .take()
+            .map(|Tls(config)| config)
+            .unwrap_or_default()
     }
 
     /// Connects, failing if the broker cannot be reached within the connect timeout.
@@ -195,7 +212,7 @@ impl ClientBuilder {
             .http2_keep_alive_interval(self.keepalive_interval)
             .keep_alive_timeout(self.keepalive_timeout)
             .keep_alive_while_idle(true);
-        if let Some(tls) = self.tls.clone() {
+        if let Some(Tls(tls)) = self.tls.clone() {
             endpoint = endpoint.tls_config(tls).map_err(connect_error)?;
         }
         let bearer = match &self.token {
@@ -419,4 +436,33 @@ pub(crate) async fn bounded<Res>(
 fn is_local_timeout(status: &tonic::Status) -> bool {
     status.code() == tonic::Code::Cancelled
         && status.message() == tonic::TimeoutExpired(()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A builder may end up in a log line: neither the token nor the client's private key shows.
+    #[test]
+    fn debug_output_shows_no_token_and_no_key() {
+        let builder = Client::builder("https://127.0.0.1:1")
+            .token("s3cret-token")
+            .tls_identity_pem("CERT", "s3cret-key")
+            .tls_domain_name("broker.test");
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("Tls(<configured>)"), "{shown}");
+    }
+
+    /// A token that cannot be sent as metadata is refused before connecting, without repeating it.
+    #[tokio::test]
+    async fn a_token_that_is_not_metadata_is_refused() {
+        let error = Client::builder("http://127.0.0.1:1")
+            .token("s3cret\n")
+            .connect()
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::InvalidToken), "{error:?}");
+        assert!(!error.to_string().contains("s3cret"));
+    }
 }
