@@ -65,6 +65,14 @@ pub trait Broker: Clone + Send + Sync + 'static {
 
     fn list_groups(&self) -> impl Future<Output = Result<Vec<GroupInfo>, BrokerError>> + Send;
 
+    /// Whether a request is waiting for its reply on `inbox` right now. Authorization lets a reply
+    /// through to such an inbox whatever the replier's publish permissions; a broker without
+    /// request/reply waits on nothing.
+    fn awaits_reply(&self, inbox: &Topic) -> bool {
+        let _ = inbox;
+        false
+    }
+
     /// Ends every stream with [`BrokerError::ShuttingDown`] and refuses new ones.
     fn shutdown(&self);
 }

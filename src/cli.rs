@@ -2,10 +2,10 @@
 //! and the client commands (`pub`, `sub`, `consume`, `request`, `reply`, `groups`) that talk to a
 //! running broker through `switchyard_client`.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use switchyard::config::Config;
+use switchyard::{auth::Secret, config::Config};
 use switchyard_client::ConsumeMode;
 
 #[derive(Debug, Parser)]
@@ -121,6 +121,51 @@ pub struct ClientArgs {
     /// "payload_base64" instead.
     #[arg(long)]
     pub json: bool,
+    /// Bearer token sent with every call, for a broker with authentication on.
+    #[arg(
+        long,
+        env = "SWITCHYARD_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<Secret>,
+    /// PEM CA certificate that signed the broker's: connect over TLS (an https:// URL).
+    #[arg(long, env = "SWITCHYARD_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// PEM client certificate, for a broker that requires one (mutual TLS).
+    #[arg(
+        long,
+        env = "SWITCHYARD_TLS_CLIENT_CERT",
+        value_name = "FILE",
+        requires = "tls_client_key"
+    )]
+    pub tls_client_cert: Option<PathBuf>,
+    /// PEM private key of --tls-client-cert.
+    #[arg(
+        long,
+        env = "SWITCHYARD_TLS_CLIENT_KEY",
+        value_name = "FILE",
+        requires = "tls_client_cert"
+    )]
+    pub tls_client_key: Option<PathBuf>,
+    /// The name the broker's certificate must carry, when it is not the URL's host.
+    #[arg(long, env = "SWITCHYARD_TLS_DOMAIN", value_name = "NAME")]
+    pub tls_domain: Option<String>,
+}
+
+impl ClientArgs {
+    /// `url` without a token or TLS, printing text: what the load generator connects with.
+    pub fn plaintext(url: String) -> Self {
+        Self {
+            server: url,
+            json: false,
+            token: None,
+            tls_ca: None,
+            tls_client_cert: None,
+            tls_client_key: None,
+            tls_domain: None,
+        }
+    }
 }
 
 /// What a published message or a request carries besides its topic and payload.
@@ -437,6 +482,50 @@ pub struct ServeArgs {
     /// Subscriptions and consumers open at once on the broker.
     #[arg(long, env = "SWITCHYARD_MAX_SUBSCRIPTIONS", default_value_t = 100_000)]
     pub max_subscriptions: usize,
+    /// PEM certificate chain to serve TLS with (needs --tls-key).
+    #[arg(
+        long,
+        env = "SWITCHYARD_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "SWITCHYARD_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates: clients must present a certificate signed by one (mutual TLS).
+    #[arg(
+        long,
+        env = "SWITCHYARD_TLS_CLIENT_CA",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Longest a TLS handshake may take, in milliseconds.
+    #[arg(
+        long,
+        env = "SWITCHYARD_TLS_HANDSHAKE_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub tls_handshake_timeout_ms: u64,
+    /// JSON file of bearer tokens and their permissions; turns authentication on.
+    #[arg(long, env = "SWITCHYARD_AUTH_FILE", value_name = "FILE")]
+    pub auth_file: Option<PathBuf>,
+    /// A bearer token that may do everything; repeat for more (the variable takes a comma list).
+    /// Turns authentication on. Prefer the variable or --auth-file: flags show in `ps`.
+    #[arg(
+        long = "auth-token",
+        env = "SWITCHYARD_AUTH_TOKENS",
+        value_name = "TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub auth_tokens: Vec<Secret>,
 }
 
 impl ServeArgs {
@@ -468,6 +557,12 @@ impl ServeArgs {
             max_connections: self.max_connections,
             max_streams_per_connection: self.max_streams_per_connection,
             max_subscriptions: self.max_subscriptions,
+            tls_cert: self.tls_cert,
+            tls_key: self.tls_key,
+            tls_client_ca: self.tls_client_ca,
+            tls_handshake_timeout: Duration::from_millis(self.tls_handshake_timeout_ms),
+            auth_file: self.auth_file,
+            auth_tokens: self.auth_tokens,
         }
     }
 }
@@ -495,6 +590,62 @@ mod tests {
         let config = args.into_config();
         assert_eq!(config.listen.port(), 7000);
         assert_eq!(config.default_prefetch, 5);
+    }
+
+    #[test]
+    fn security_flags_reach_the_config_and_tokens_stay_out_of_debug_output() {
+        let args = ServeArgs::parse_from([
+            "serve",
+            "--tls-cert",
+            "server.pem",
+            "--tls-key",
+            "server.key",
+            "--tls-client-ca",
+            "ca.pem",
+            "--tls-handshake-timeout-ms",
+            "250",
+            "--auth-file",
+            "tokens.json",
+            "--auth-token",
+            "s3cret-1",
+            "--auth-token",
+            "s3cret-2",
+        ]);
+        assert!(!format!("{args:?}").contains("s3cret"));
+        let config = args.into_config();
+        assert!(!format!("{config:?}").contains("s3cret"));
+        assert_eq!(config.tls_cert, Some(PathBuf::from("server.pem")));
+        assert_eq!(config.tls_key, Some(PathBuf::from("server.key")));
+        assert_eq!(config.tls_client_ca, Some(PathBuf::from("ca.pem")));
+        assert_eq!(config.tls_handshake_timeout, Duration::from_millis(250));
+        assert_eq!(config.auth_file, Some(PathBuf::from("tokens.json")));
+        let tokens: Vec<&str> = config.auth_tokens.iter().map(|t| t.expose()).collect();
+        assert_eq!(tokens, ["s3cret-1", "s3cret-2"]);
+        // A certificate without its key is refused by the command line already.
+        assert!(ServeArgs::try_parse_from(["serve", "--tls-cert", "server.pem"]).is_err());
+    }
+
+    #[test]
+    fn client_commands_take_a_token_and_tls_files() {
+        let cli = Cli::parse_from([
+            "switchyard",
+            "pub",
+            "orders.created",
+            "x",
+            "--token",
+            "s3cret",
+            "--tls-ca",
+            "ca.pem",
+        ]);
+        assert!(!format!("{cli:?}").contains("s3cret"));
+        let Some(Command::Client(ClientCommand::Publish(args))) = cli.command else {
+            panic!("expected pub, got {cli:?}");
+        };
+        assert_eq!(
+            args.client.token.as_ref().map(Secret::expose),
+            Some("s3cret")
+        );
+        assert_eq!(args.client.tls_ca, Some(PathBuf::from("ca.pem")));
     }
 
     /// clap's own checks of the definitions (conflicting names, bad defaults).

@@ -1,6 +1,8 @@
 //! The broker's configuration: every limit and default in one plain struct, passed in, never global.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use crate::auth::Secret;
 
 /// Everything the server and the in-memory broker need to know, with the defaults documented in the
 /// README. The command line fills it from flags and `SWITCHYARD_*` variables; tests build it directly.
@@ -63,6 +65,21 @@ pub struct Config {
     pub max_streams_per_connection: u32,
     /// Subscriptions and consumers open at once on the whole broker; one more is RESOURCE_EXHAUSTED.
     pub max_subscriptions: usize,
+    /// PEM certificate chain the server presents. With `tls_key`, the server speaks TLS only.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates. When set, a client must present a certificate signed by one of them
+    /// (mutual TLS); one without is refused during the handshake.
+    pub tls_client_ca: Option<PathBuf>,
+    /// Longest a TLS handshake may take. Handshakes run apart from the accept loop, so a client that
+    /// connects and sends nothing delays no one, but it holds a socket and a task until this passes.
+    pub tls_handshake_timeout: Duration,
+    /// JSON file of bearer tokens and their permissions (README, Security). With it or
+    /// `auth_tokens`, every Broker and Admin call needs `authorization: Bearer <token>`.
+    pub auth_file: Option<PathBuf>,
+    /// Tokens that may do everything, admin included (`--auth-token`).
+    pub auth_tokens: Vec<Secret>,
 }
 
 impl Default for Config {
@@ -94,6 +111,12 @@ impl Default for Config {
             max_connections: 10_000,
             max_streams_per_connection: 1_000,
             max_subscriptions: 100_000,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            tls_handshake_timeout: Duration::from_secs(10),
+            auth_file: None,
+            auth_tokens: Vec::new(),
         }
     }
 }
@@ -169,6 +192,20 @@ impl Config {
                 "must be greater than 0 and not exceed max_request_timeout".into(),
             );
         }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return fail("tls_cert", "needs tls_key as well".into()),
+            (None, Some(_)) => return fail("tls_key", "needs tls_cert as well".into()),
+            _ => {}
+        }
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            return fail(
+                "tls_client_ca",
+                "needs tls_cert and tls_key: client certificates are checked only over TLS".into(),
+            );
+        }
+        if self.tls_handshake_timeout.is_zero() {
+            return fail("tls_handshake_timeout", "must be greater than 0".into());
+        }
         Ok(())
     }
 }
@@ -190,5 +227,28 @@ mod tests {
         };
         let error = config.validate().unwrap_err();
         assert_eq!(error.setting, "max_request_bytes");
+    }
+
+    #[test]
+    fn tls_needs_both_cert_and_key_and_mutual_tls_needs_tls() {
+        let with = |cert: bool, key: bool, client_ca: bool| Config {
+            tls_cert: cert.then(|| "cert.pem".into()),
+            tls_key: key.then(|| "key.pem".into()),
+            tls_client_ca: client_ca.then(|| "ca.pem".into()),
+            ..Config::default()
+        };
+        assert_eq!(
+            with(true, false, false).validate().unwrap_err().setting,
+            "tls_cert"
+        );
+        assert_eq!(
+            with(false, true, false).validate().unwrap_err().setting,
+            "tls_key"
+        );
+        assert_eq!(
+            with(false, false, true).validate().unwrap_err().setting,
+            "tls_client_ca"
+        );
+        with(true, true, true).validate().unwrap();
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! The layout follows the architecture: [`broker`] is the seam (the `Broker` trait and the domain types
 //! it speaks), [`memory`] is the in-memory implementation of it (plain Rust routers, no gRPC),
-//! [`transport`] is the gRPC edge that converts between `pb` and the domain, and [`server`] wires the
-//! edge to a listener.
+//! [`transport`] is the gRPC edge that converts between `pb` and the domain, [`auth`] says which
+//! token may do what, and [`server`] wires the edge to a listener.
 
+pub mod auth;
 pub mod broker;
 pub mod config;
 mod connections;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod memory;
 pub mod message;
 pub mod server;
+pub mod tls;
 pub mod topic;
 pub mod transport;
 

@@ -1,20 +1,26 @@
-//! Wires the gRPC edge to a bound listener: the Broker and Admin services, health, reflection (v1 and
-//! v1alpha), and a shutdown that ends open streams before it waits, for at most the grace period.
+//! Wires the gRPC edge to a bound listener: TLS if configured, the Broker and Admin services behind
+//! the token check, health and reflection (v1 and v1alpha) open to all, and a shutdown that ends open
+//! streams before it waits, for at most the grace period.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Server, server::TcpIncoming};
+use tonic::{
+    service::interceptor::InterceptedService,
+    transport::{Server, server::TcpIncoming},
+};
 use tonic_health::ServingStatus;
 
 use crate::{
+    auth::{AuthError, TokenStore},
     broker::Broker,
     config::{Config, ConfigError},
     connections,
     memory::MemoryBroker,
     pb::{self, admin_server::AdminServer, broker_server::BrokerServer},
-    transport::{admin_service::AdminService, broker_service::BrokerService},
+    tls::{TlsFileError, server_tls},
+    transport::{admin_service::AdminService, auth::Authenticator, broker_service::BrokerService},
 };
 
 /// How often an idle connection is pinged, and how long a ping may go unanswered before the
@@ -33,6 +39,10 @@ const MAX_PENDING_RESETS: usize = 20;
 pub enum ServerError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Tls(#[from] TlsFileError),
     #[error("reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("transport: {0}")]
@@ -58,6 +68,15 @@ pub async fn serve<B: Broker>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     config.validate()?;
+    let tokens = TokenStore::load(
+        config.auth_file.as_deref(),
+        &config.auth_tokens,
+        config.topic_limits(),
+    )?;
+    let tls = server_tls(&config)?;
+    let local = listener.local_addr().ok();
+    announce_security(local, tokens.as_ref(), tls.is_some(), &config);
+    let authenticator = Authenticator::new(tokens.map(Arc::new));
     let config = Arc::new(config);
     let (health, health_service) = tonic_health::server::health_reporter();
     for service in ["", "switchyard.v1.Broker", "switchyard.v1.Admin"] {
@@ -81,17 +100,22 @@ pub async fn serve<B: Broker>(
     ))
     .max_decoding_message_size(limit)
     .max_encoding_message_size(limit);
+    let broker_service = InterceptedService::new(broker_service, authenticator.clone());
     let admin_service = AdminServer::new(AdminService::new(broker.clone(), Arc::clone(&config)))
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
+    let admin_service = InterceptedService::new(admin_service, authenticator);
 
-    let local = listener.local_addr().ok();
     let incoming = connections::limit(
         TcpIncoming::from(listener).with_nodelay(Some(true)),
         config.max_connections,
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let server = builder
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .max_concurrent_streams(config.max_streams_per_connection)
@@ -125,4 +149,33 @@ pub async fn serve<B: Broker>(
         Err(_) => tracing::warn!("grace period over; closing remaining connections"),
     }
     Ok(())
+}
+
+/// Logs how the server is protected, and warns when it is reachable beyond this host without tokens,
+/// or with tokens that travel in clear text.
+fn announce_security(
+    local: Option<SocketAddr>,
+    tokens: Option<&TokenStore>,
+    tls: bool,
+    config: &Config,
+) {
+    let exposed = local.is_some_and(|addr| !addr.ip().is_loopback());
+    match tokens {
+        Some(tokens) => tracing::info!(tokens = tokens.names().count(), "authentication on"),
+        None if exposed => tracing::warn!(
+            listen = ?local,
+            "listening beyond loopback without authentication: anyone who can reach this address \
+             may publish, subscribe, consume and administer groups (set --auth-file or --auth-token)"
+        ),
+        None => {}
+    }
+    if tls {
+        let mutual = config.tls_client_ca.is_some();
+        tracing::info!(mutual, handshake_timeout = ?config.tls_handshake_timeout, "TLS on");
+    } else if exposed && tokens.is_some() {
+        tracing::warn!(
+            listen = ?local,
+            "bearer tokens cross the network in clear text without TLS (set --tls-cert and --tls-key)"
+        );
+    }
 }

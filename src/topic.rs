@@ -164,6 +164,36 @@ impl Pattern {
         }
         topic_tokens.next().is_none()
     }
+
+    /// Whether every topic `other` matches, this pattern matches too. Permissions use it: a
+    /// subscription is allowed only when an allowed pattern covers all of it.
+    pub fn covers(&self, other: &Pattern) -> bool {
+        let mut theirs = other.tokens();
+        for token in self.tokens() {
+            match (token, theirs.next()) {
+                (PatternToken::Tail, Some(_)) => return true,
+                (PatternToken::AnyOne, Some(PatternToken::Literal(_) | PatternToken::AnyOne)) => {}
+                (PatternToken::Literal(want), Some(PatternToken::Literal(got))) if want == got => {}
+                _ => return false,
+            }
+        }
+        theirs.next().is_none()
+    }
+
+    /// Whether some topic matches both patterns. Permissions use it: a subscription that could see a
+    /// denied topic is refused, since deliveries are not filtered one by one.
+    pub fn overlaps(&self, other: &Pattern) -> bool {
+        let mut theirs = other.tokens();
+        for token in self.tokens() {
+            match (token, theirs.next()) {
+                (PatternToken::Tail, Some(_)) | (_, Some(PatternToken::Tail)) => return true,
+                (PatternToken::AnyOne, Some(_)) | (_, Some(PatternToken::AnyOne)) => {}
+                (PatternToken::Literal(a), Some(PatternToken::Literal(b))) if a == b => {}
+                _ => return false,
+            }
+        }
+        theirs.next().is_none()
+    }
 }
 
 impl GroupName {
@@ -285,6 +315,56 @@ mod tests {
         ];
         for (p, t, expected) in cases {
             assert_eq!(pattern(p).matches(&topic(t)), expected, "{p} ~ {t}");
+        }
+    }
+
+    #[test]
+    fn covering_means_every_matched_topic_is_matched() {
+        let cases = [
+            (">", "a.*.>", true),
+            ("a.>", "a.b", true),
+            ("a.>", "a.>", true),
+            ("a.>", "a", false),
+            ("a.>", ">", false),
+            ("a.*", "a.b", true),
+            ("a.*", "a.*", true),
+            ("a.*", "a.>", false),
+            ("a.b", "a.*", false),
+            ("a.b", "a.b", true),
+            ("*.b", "a.b.c", false),
+        ];
+        for (outer, inner, expected) in cases {
+            assert_eq!(
+                pattern(outer).covers(&pattern(inner)),
+                expected,
+                "{outer} ⊇ {inner}"
+            );
+        }
+    }
+
+    #[test]
+    fn overlapping_means_some_topic_matches_both() {
+        let cases = [
+            (">", "a", true),
+            ("a.>", "*.b", true),
+            ("a.>", "a", false),
+            ("a.*", "*.b", true),
+            ("a.*", "b.*", false),
+            ("a.b", "a.b.c", false),
+            ("a.*.c", "a.>", true),
+            ("a.*", "a.*.c", false),
+        ];
+        for (left, right, expected) in cases {
+            assert_eq!(
+                pattern(left).overlaps(&pattern(right)),
+                expected,
+                "{left} ∩ {right}"
+            );
+            assert_eq!(
+                pattern(right).overlaps(&pattern(left)),
+                expected,
+                "{right} ∩ {left}"
+            );
         }
     }
 

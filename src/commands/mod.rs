@@ -12,7 +12,7 @@ mod reply;
 mod request;
 mod subscribe;
 
-use std::{error::Error as StdError, fmt::Display, io::Write};
+use std::{error::Error as StdError, fmt::Display, io::Write, path::Path};
 
 use switchyard_client::{Client, Error};
 
@@ -54,14 +54,35 @@ pub async fn run(command: ClientCommand) -> Result<(), Failure> {
     }
 }
 
-/// Connects to `--server`; a URL without a scheme is taken as `http://`.
+/// Connects to `--server` with the token and TLS options; a URL without a scheme is taken as
+/// `http://`, or `https://` when a TLS option is given.
 async fn connect(args: &ClientArgs) -> Result<Client, Failure> {
-    let url = if args.server.contains("://") {
-        args.server.clone()
-    } else {
-        format!("http://{}", args.server)
+    let tls = args.tls_ca.is_some() || args.tls_client_cert.is_some() || args.tls_domain.is_some();
+    let url = match args.server.contains("://") {
+        true => args.server.clone(),
+        false if tls => format!("https://{}", args.server),
+        false => format!("http://{}", args.server),
     };
-    Client::connect(url)
+    let read = |flag: &str, path: &Path| {
+        std::fs::read(path)
+            .map_err(|error| Failure::new(format!("{flag} {}: {error}", path.display())))
+    };
+    let mut builder = Client::builder(url);
+    if let Some(token) = &args.token {
+        builder = builder.token(token.expose());
+    }
+    if let Some(ca) = &args.tls_ca {
+        builder = builder.tls_ca_pem(read("--tls-ca", ca)?);
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_client_cert, &args.tls_client_key) {
+        let cert = read("--tls-client-cert", cert)?;
+        builder = builder.tls_identity_pem(cert, read("--tls-client-key", key)?);
+    }
+    if let Some(name) = &args.tls_domain {
+        builder = builder.tls_domain_name(name);
+    }
+    builder
+        .connect()
         .await
         .map_err(|error| Failure::client("cannot connect", error))
 }

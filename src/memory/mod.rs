@@ -303,6 +303,10 @@ impl Broker for MemoryBroker {
         Ok(self.shared.registry.list())
     }
 
+    fn awaits_reply(&self, inbox: &Topic) -> bool {
+        self.shared.replies.is_waiting(inbox)
+    }
+
     fn shutdown(&self) {
         self.shared.shutdown.cancel();
     }

@@ -71,6 +71,11 @@ impl ReplyRouter {
         }
     }
 
+    /// Whether a request is waiting on `inbox`.
+    pub fn is_waiting(&self, inbox: &Topic) -> bool {
+        self.waiting.contains_key(inbox)
+    }
+
     /// Replies dropped because no request was waiting for them.
     pub fn unmatched(&self) -> u64 {
         self.unmatched.load(Ordering::Relaxed)

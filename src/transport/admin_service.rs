@@ -1,10 +1,10 @@
-//! The `switchyard.v1.Admin` gRPC service: queue group management.
+//! The `switchyard.v1.Admin` gRPC service: queue group management, for admin tokens only.
 
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::convert;
+use super::{auth, convert};
 use crate::{broker::Broker, config::Config, pb};
 
 /// The Admin service over any [`Broker`].
@@ -26,6 +26,7 @@ impl<B: Broker> pb::admin_server::Admin for AdminService<B> {
         &self,
         request: Request<pb::DeclareGroupRequest>,
     ) -> Result<Response<pb::DeclareGroupResponse>, Status> {
+        auth::caller(&request)?.admin()?;
         let spec =
             convert::group_spec(request.into_inner(), &self.config).map_err(convert::status)?;
         self.broker
@@ -39,6 +40,7 @@ impl<B: Broker> pb::admin_server::Admin for AdminService<B> {
         &self,
         request: Request<pb::DeleteGroupRequest>,
     ) -> Result<Response<pb::DeleteGroupResponse>, Status> {
+        auth::caller(&request)?.admin()?;
         let request = request.into_inner();
         let pattern =
             convert::pattern(&request.topic, "topic", &self.config).map_err(convert::status)?;
@@ -53,8 +55,9 @@ impl<B: Broker> pb::admin_server::Admin for AdminService<B> {
 
     async fn list_groups(
         &self,
-        _request: Request<pb::ListGroupsRequest>,
+        request: Request<pb::ListGroupsRequest>,
     ) -> Result<Response<pb::ListGroupsResponse>, Status> {
+        auth::caller(&request)?.admin()?;
         let groups = self.broker.list_groups().await.map_err(convert::status)?;
         Ok(Response::new(pb::ListGroupsResponse {
             groups: groups.into_iter().map(convert::group_info).collect(),

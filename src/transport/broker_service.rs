@@ -7,8 +7,8 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{convert, pipelined};
-use crate::{broker::Broker, config::Config, pb};
+use super::{auth, convert, pipelined};
+use crate::{auth::Action, broker::Broker, config::Config, pb};
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -59,8 +59,10 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
         &self,
         request: Request<pb::PublishRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
+        let caller = auth::caller(&request)?;
         let batch = convert::publish_request(request.into_inner(), &self.config)
             .map_err(convert::status)?;
+        caller.may_publish(&batch, &self.broker)?;
         let published = self.broker.publish(batch).await.map_err(convert::status)?;
         Ok(Response::new(pb::PublishResponse {
             published: published.into_iter().map(convert::published).collect(),
@@ -73,6 +75,7 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let pattern = convert::pattern(&request.get_ref().topic, "topic", &self.config)
             .map_err(convert::status)?;
+        auth::caller(&request)?.may(Action::Subscribe, &pattern, "topic")?;
         let events = self
             .broker
             .subscribe(pattern)
@@ -90,8 +93,10 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
         &self,
         request: Request<pb::ConsumeRequest>,
     ) -> Result<Response<Self::ConsumeStream>, Status> {
+        let caller = auth::caller(&request)?;
         let spec =
             convert::consume_spec(request.into_inner(), &self.config).map_err(convert::status)?;
+        caller.may(Action::Consume, &spec.pattern, "topic")?;
         let deliveries = self.broker.consume(spec).await.map_err(convert::status)?;
         let stream =
             deliveries.map(|delivery| delivery.map(convert::delivery).map_err(convert::status));
@@ -102,6 +107,7 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
         &self,
         request: Request<pb::AckRequest>,
     ) -> Result<Response<pb::AckResponse>, Status> {
+        auth::caller(&request)?;
         let settlement = convert::settlement(request.into_inner());
         let unknown_ids = self
             .broker
@@ -116,8 +122,10 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
         request: Request<pb::RequestRequest>,
     ) -> Result<Response<pb::RequestResponse>, Status> {
         let deadline = call_deadline(&request);
+        let caller = auth::caller(&request)?;
         let (message, timeout) = convert::request(request.into_inner(), deadline, &self.config)
             .map_err(convert::status)?;
+        caller.may_publish_to(&message.topic, "message.topic")?;
         let reply = self
             .broker
             .request(message, timeout)
@@ -133,6 +141,7 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
         let answers = pipelined::publish(
             self.broker.clone(),
             Arc::clone(&self.config),
+            auth::caller(&request)?,
             request.into_inner(),
         );
         let answers = pipelined::until_shutdown(answers, self.shutdown.clone());
@@ -146,6 +155,7 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
         let answers = pipelined::request(
             self.broker.clone(),
             Arc::clone(&self.config),
+            auth::caller(&request)?,
             request.into_inner(),
         );
         let answers = pipelined::until_shutdown(answers, self.shutdown.clone());

@@ -2,8 +2,8 @@
 //! each. A unary call pays for its headers, its trailers and a round trip; a frame pays for neither,
 //! which is what lets a producer or a requester go as fast as the routers.
 //!
-//! Each frame is validated and answered exactly as its unary twin would be, and a refused frame gets
-//! its status in an answer frame while the stream goes on. A broken inbound stream (the client reset it
+//! Each frame is validated, authorized and answered exactly as its unary twin would be, and a refused
+//! frame gets its status in an answer frame while the stream goes on. A broken inbound stream (the client reset it
 //! or vanished) ends the answers; on shutdown every stream ends with UNAVAILABLE.
 
 use std::{future, sync::Arc};
@@ -13,7 +13,7 @@ use futures_util::{StreamExt, stream};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-use super::convert;
+use super::{auth::Caller, convert};
 use crate::{broker::Broker, config::Config, error::BrokerError, pb};
 
 /// Routes each PublishStream frame in the order received and answers it before reading the next, so
@@ -21,19 +21,23 @@ use crate::{broker::Broker, config::Config, error::BrokerError, pb};
 pub fn publish<B: Broker>(
     broker: B,
     config: Arc<Config>,
+    caller: Caller,
     inbound: impl Stream<Item = Result<pb::PublishStreamRequest, Status>> + Send + 'static,
 ) -> impl Stream<Item = Result<pb::PublishStreamResponse, Status>> + Send + 'static {
     until_broken(inbound).then(move |frame| {
         let broker = broker.clone();
         let config = Arc::clone(&config);
+        let caller = caller.clone();
         async move {
             let request = pb::PublishRequest {
                 messages: frame.messages,
             };
-            let outcome = match convert::publish_request(request, &config) {
-                Ok(batch) => broker.publish(batch).await,
-                Err(error) => Err(error),
-            };
+            let outcome = async {
+                let batch = convert::publish_request(request, &config).map_err(convert::status)?;
+                caller.may_publish(&batch, &broker)?;
+                broker.publish(batch).await.map_err(convert::status)
+            }
+            .await;
             let result = match outcome {
                 Ok(published) => {
                     pb::publish_stream_response::Result::Published(pb::PublishResponse {
@@ -55,6 +59,7 @@ pub fn publish<B: Broker>(
 pub fn request<B: Broker>(
     broker: B,
     config: Arc<Config>,
+    caller: Caller,
     inbound: impl Stream<Item = Result<pb::RequestStreamRequest, Status>> + Send + 'static,
 ) -> impl Stream<Item = Result<pb::RequestStreamResponse, Status>> + Send + 'static {
     let limit = config.max_stream_requests;
@@ -62,15 +67,22 @@ pub fn request<B: Broker>(
         .map(move |frame| {
             let broker = broker.clone();
             let config = Arc::clone(&config);
+            let caller = caller.clone();
             async move {
                 let request = pb::RequestRequest {
                     message: frame.message,
                     timeout_ms: frame.timeout_ms,
                 };
-                let outcome = match convert::request(request, None, &config) {
-                    Ok((message, timeout)) => broker.request(message, timeout).await,
-                    Err(error) => Err(error),
-                };
+                let outcome = async {
+                    let (message, timeout) =
+                        convert::request(request, None, &config).map_err(convert::status)?;
+                    caller.may_publish_to(&message.topic, "message.topic")?;
+                    broker
+                        .request(message, timeout)
+                        .await
+                        .map_err(convert::status)
+                }
+                .await;
                 let result = match outcome {
                     Ok(reply) => {
                         pb::request_stream_response::Result::Reply(convert::message(&reply))
@@ -111,8 +123,7 @@ fn until_broken<T>(inbound: impl Stream<Item = Result<T, Status>>) -> impl Strea
 }
 
 /// The status a unary call would have ended with, as one answer frame.
-fn stream_error(error: BrokerError) -> pb::StreamError {
-    let status = convert::status(error);
+fn stream_error(status: Status) -> pb::StreamError {
     pb::StreamError {
         code: status.code() as i32,
         message: status.message().to_string(),

@@ -1,9 +1,14 @@
 //! The connection to a broker, and the calls that need nothing more than it.
 
-use std::time::Duration;
+use std::{fmt, time::Duration};
 
 use bytes::Bytes;
-use tonic::transport::{Channel, Endpoint};
+use tonic::{
+    Request, Status,
+    metadata::{AsciiMetadataValue, MetadataValue},
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
+};
 
 use crate::{
     admin::Admin,
@@ -30,8 +35,8 @@ use crate::{
 /// ```
 #[derive(Debug, Clone)]
 pub struct Client {
-    pub(crate) broker: BrokerClient<Channel>,
-    pub(crate) admin: AdminClient<Channel>,
+    pub(crate) broker: BrokerClient<Transport>,
+    pub(crate) admin: AdminClient<Transport>,
     /// Bound on every unary call.
     pub(crate) call_timeout: Duration,
     /// Largest gRPC message either way; the batching publisher cuts its batches to fit.
@@ -40,7 +45,36 @@ pub struct Client {
     pub(crate) requests: RequestChannel,
 }
 
-/// Options for [`Client`]: timeouts, keepalive and message size.
+/// What every call goes through: the connection, with the bearer token (if any) added to each call.
+pub(crate) type Transport = InterceptedService<Channel, BearerToken>;
+
+/// Adds `authorization: Bearer <token>` to every call when there is a token. Its `Debug` redacts.
+#[derive(Clone, Default)]
+pub(crate) struct BearerToken(Option<AsciiMetadataValue>);
+
+impl fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = if self.0.is_some() {
+            "<redacted>"
+        } else {
+            "none"
+        };
+        write!(f, "BearerToken({shown})")
+    }
+}
+
+impl Interceptor for BearerToken {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// Options for [`Client`]: timeouts, keepalive, message size, TLS and the bearer token.
 ///
 /// # Examples
 ///
@@ -55,6 +89,18 @@ pub struct Client {
 ///     .await?;
 /// # Ok(()) }
 /// ```
+///
+/// Over TLS, with a token:
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = switchyard_client::Client::builder("https://broker.internal:50051")
+///     .tls_ca_pem(std::fs::read("ca.pem")?)
+///     .token(std::env::var("SWITCHYARD_TOKEN")?)
+///     .connect()
+///     .await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
     url: String,
@@ -63,6 +109,28 @@ pub struct ClientBuilder {
     keepalive_interval: Duration,
     keepalive_timeout: Duration,
     max_message_bytes: usize,
+    token: Option<Token>,
+    tls: Option<Tls>,
+}
+
+/// The TLS settings. tonic's own `Debug` would print the client's private key, so this one does not.
+#[derive(Clone)]
+struct Tls(ClientTlsConfig);
+
+impl fmt::Debug for Tls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Tls(<configured>)")
+    }
+}
+
+/// A bearer token before it is checked; its `Debug` redacts.
+#[derive(Clone)]
+struct Token(String);
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
 }
 
 impl ClientBuilder {
@@ -94,28 +162,79 @@ impl ClientBuilder {
         self
     }
 
+    /// Sends `authorization: Bearer <token>` on every call, for a broker with authentication on.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(Token(token.into()));
+        self
+    }
+
+    /// Speaks TLS, trusting the broker's certificate if the CA in `pem` (PEM text) signed it. The URL
+    /// must then be `https://`.
+    pub fn tls_ca_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.tls = Some(Tls(self
+            .tls_config()
+            .ca_certificate(Certificate::from_pem(pem))));
+        self
+    }
+
+    /// Presents this certificate and key (PEM text) to a broker that asks for client certificates
+    /// (mutual TLS).
+    pub fn tls_identity_pem(mut self, cert: impl AsRef<[u8]>, key: impl AsRef<[u8]>) -> Self {
+        self.tls = Some(Tls(self
+            .tls_config()
+            .identity(Identity::from_pem(cert, key))));
+        self
+    }
+
+    /// The name the broker's certificate must carry, when it is not the URL's host.
+    pub fn tls_domain_name(mut self, name: impl Into<String>) -> Self {
+        self.tls = Some(Tls(self.tls_config().domain_name(name)));
+        self
+    }
+
+    fn tls_config(&mut self) -> ClientTlsConfig {
+        self.tls
+            .take()
+            .map(|Tls(config)| config)
+            .unwrap_or_default()
+    }
+
     /// Connects, failing if the broker cannot be reached within the connect timeout.
     pub async fn connect(self) -> Result<Client> {
         let connect_error = |source| Error::Connect {
             url: self.url.clone(),
             source,
         };
-        let endpoint = Endpoint::from_shared(self.url.clone())
+        let mut endpoint = Endpoint::from_shared(self.url.clone())
             .map_err(connect_error)?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(self.keepalive_interval)
             .keep_alive_timeout(self.keepalive_timeout)
             .keep_alive_while_idle(true);
+        if let Some(Tls(tls)) = self.tls.clone() {
+            endpoint = endpoint.tls_config(tls).map_err(connect_error)?;
+        }
+        let bearer = match &self.token {
+            None => BearerToken::default(),
+            Some(Token(token)) => {
+                let mut value: AsciiMetadataValue =
+                    MetadataValue::try_from(format!("Bearer {token}"))
+                        .map_err(|_| Error::InvalidToken)?;
+                // Kept out of HTTP/2 header compression tables.
+                value.set_sensitive(true);
+                BearerToken(Some(value))
+            }
+        };
         let channel = endpoint.connect().await.map_err(connect_error)?;
         let limit = self.max_message_bytes;
-        let broker = BrokerClient::new(channel.clone())
+        let broker = BrokerClient::with_interceptor(channel.clone(), bearer.clone())
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);
         Ok(Client {
             requests: RequestChannel::start(broker.clone(), self.call_timeout),
             broker,
-            admin: AdminClient::new(channel)
+            admin: AdminClient::with_interceptor(channel, bearer)
                 .max_decoding_message_size(limit)
                 .max_encoding_message_size(limit),
             call_timeout: self.call_timeout,
@@ -130,7 +249,7 @@ impl Client {
         Self::builder(url).connect().await
     }
 
-    /// Options before connecting: timeouts, keepalive, message size.
+    /// Options before connecting: timeouts, keepalive, message size, TLS, token.
     pub fn builder(url: impl Into<String>) -> ClientBuilder {
         ClientBuilder {
             url: url.into(),
@@ -139,6 +258,8 @@ impl Client {
             keepalive_interval: Duration::from_secs(20),
             keepalive_timeout: Duration::from_secs(10),
             max_message_bytes: 4 * 1024 * 1024,
+            token: None,
+            tls: None,
         }
     }
 
@@ -315,4 +436,33 @@ pub(crate) async fn bounded<Res>(
 fn is_local_timeout(status: &tonic::Status) -> bool {
     status.code() == tonic::Code::Cancelled
         && status.message() == tonic::TimeoutExpired(()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A builder may end up in a log line: neither the token nor the client's private key shows.
+    #[test]
+    fn debug_output_shows_no_token_and_no_key() {
+        let builder = Client::builder("https://127.0.0.1:1")
+            .token("s3cret-token")
+            .tls_identity_pem("CERT", "s3cret-key")
+            .tls_domain_name("broker.test");
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("Tls(<configured>)"), "{shown}");
+    }
+
+    /// A token that cannot be sent as metadata is refused before connecting, without repeating it.
+    #[tokio::test]
+    async fn a_token_that_is_not_metadata_is_refused() {
+        let error = Client::builder("http://127.0.0.1:1")
+            .token("s3cret\n")
+            .connect()
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::InvalidToken), "{error:?}");
+        assert!(!error.to_string().contains("s3cret"));
+    }
 }

@@ -28,10 +28,9 @@ use tokio::{
     sync::{mpsc, oneshot},
     time::Instant,
 };
-use tonic::transport::Channel;
 
 use crate::{
-    client::{Client, bounded},
+    client::{Client, Transport, bounded},
     error::{Error, Result},
     message::Message,
     pb::{self, broker_client::BrokerClient},
@@ -421,7 +420,7 @@ impl Batch {
 
 /// Collects settlements and sends them in batches until every sender is gone.
 async fn run_settler(
-    broker: BrokerClient<Channel>,
+    broker: BrokerClient<Transport>,
     call_timeout: Duration,
     mut commands: mpsc::UnboundedReceiver<Command>,
     max_batch: usize,

@@ -33,6 +33,10 @@ pub enum Error {
     /// The publisher or consumer was closed and takes no more work.
     #[error("closed")]
     Closed,
+    /// The bearer token given to the builder cannot be sent as gRPC metadata (it must be visible
+    /// ASCII). The token itself is not repeated here.
+    #[error("the token is not valid gRPC metadata: use visible ASCII characters only")]
+    InvalidToken,
 }
 
 impl Error {
@@ -42,7 +46,7 @@ impl Error {
             Self::Status(status) | Self::Disconnected(status) => Some(status.code()),
             Self::NoResponders { .. } => Some(tonic::Code::Unavailable),
             Self::TimedOut(_) => Some(tonic::Code::DeadlineExceeded),
-            Self::Connect { .. } | Self::Closed => None,
+            Self::Connect { .. } | Self::Closed | Self::InvalidToken => None,
         }
     }
 }

@@ -10,9 +10,12 @@ use std::{collections::HashMap, time::Duration};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Status, transport::Channel};
+use tonic::Status;
 
-use crate::pb::{self, broker_client::BrokerClient, request_stream_response};
+use crate::{
+    client::Transport,
+    pb::{self, broker_client::BrokerClient, request_stream_response},
+};
 
 /// Requests queued for the stream task before callers wait for room.
 const QUEUE: usize = 1024;
@@ -36,7 +39,7 @@ struct Queued {
 impl RequestChannel {
     /// Starts the stream task; it opens no stream before the first request, and ends when every
     /// clone of this channel is gone. Needs a Tokio runtime.
-    pub(crate) fn start(broker: BrokerClient<Channel>, open_timeout: Duration) -> Self {
+    pub(crate) fn start(broker: BrokerClient<Transport>, open_timeout: Duration) -> Self {
         let (queue, queued) = mpsc::channel(QUEUE);
         tokio::spawn(run(broker, queued, open_timeout));
         Self { queue }
@@ -102,7 +105,7 @@ impl Outstanding {
 }
 
 async fn run(
-    mut broker: BrokerClient<Channel>,
+    mut broker: BrokerClient<Transport>,
     mut queue: mpsc::Receiver<Queued>,
     open_timeout: Duration,
 ) {

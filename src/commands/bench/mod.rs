@@ -222,11 +222,7 @@ impl Session {
 
     /// A new connection to the broker.
     pub async fn connect(&self) -> Result<Client, Failure> {
-        connect(&ClientArgs {
-            server: self.url.clone(),
-            json: false,
-        })
-        .await
+        connect(&ClientArgs::plaintext(self.url.clone())).await
     }
 
     /// The timeline of a load that starts now.

@@ -1,0 +1,192 @@
+//! TLS over a real loopback server, with certificates made for each test run (never committed): a
+//! client that trusts the CA works and one that does not is refused; with mutual TLS, a client
+//! without a certificate from the client CA is refused and one with it works; a connection that
+//! never starts its handshake is closed after the handshake timeout.
+
+mod common;
+
+use std::{path::PathBuf, time::Duration};
+
+use common::*;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use switchyard::config::Config;
+use switchyard_client::Client;
+use tempfile::TempDir;
+use tokio::{io::AsyncReadExt, net::TcpStream};
+
+/// The name in the server's certificate; clients connect to 127.0.0.1 and verify this name.
+const SERVER_NAME: &str = "switchyard.test";
+
+/// A certificate and its key, as PEM text.
+struct Pem {
+    cert: String,
+    key: String,
+}
+
+/// One run's certificates: a CA with a server and a client certificate, and a second, untrusted CA
+/// with a client certificate of its own. The server's files live in `dir`.
+struct Pki {
+    dir: TempDir,
+    ca: String,
+    client: Pem,
+    stranger_ca: String,
+    stranger_client: Pem,
+}
+
+/// A self-signed CA.
+fn new_ca() -> CertifiedIssuer<'static, KeyPair> {
+    let mut params = CertificateParams::new(Vec::new()).expect("a CA needs no names");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::generate().expect("a CA key");
+    CertifiedIssuer::self_signed(params, key).expect("a self-signed CA")
+}
+
+/// A leaf certificate for `name`, signed by `ca`.
+fn new_leaf(ca: &CertifiedIssuer<'static, KeyPair>, name: &str) -> Pem {
+    let params = CertificateParams::new(vec![name.to_owned()]).expect("a valid name");
+    let key = KeyPair::generate().expect("a leaf key");
+    let cert = params.signed_by(&key, ca).expect("a signed leaf");
+    Pem {
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    }
+}
+
+fn pki() -> Pki {
+    let ca = new_ca();
+    let server = new_leaf(&ca, SERVER_NAME);
+    let stranger = new_ca();
+    let dir = TempDir::new().expect("a temporary directory");
+    for (name, text) in [
+        ("server.pem", &server.cert),
+        ("server.key", &server.key),
+        ("ca.pem", &ca.pem()),
+    ] {
+        std::fs::write(dir.path().join(name), text).expect("write a PEM file");
+    }
+    Pki {
+        ca: ca.pem(),
+        client: new_leaf(&ca, "client.test"),
+        stranger_ca: stranger.pem(),
+        stranger_client: new_leaf(&stranger, "client.test"),
+        dir,
+    }
+}
+
+impl Pki {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A server speaking TLS with the server certificate, asking for client certificates signed by
+    /// the CA when `mutual`.
+    async fn server(&self, mutual: bool) -> TestServer {
+        let config = Config {
+            tls_cert: Some(self.path("server.pem")),
+            tls_key: Some(self.path("server.key")),
+            tls_client_ca: mutual.then(|| self.path("ca.pem")),
+            ..test_config()
+        };
+        TestServer::with_config(config).await
+    }
+}
+
+/// Connects over TLS trusting `ca`, presenting `identity` if given, and publishes once.
+async fn publish_over_tls(
+    server: &TestServer,
+    ca: &str,
+    identity: Option<&Pem>,
+) -> switchyard_client::Result<()> {
+    let mut builder = Client::builder(format!("https://{}", server.addr))
+        .tls_ca_pem(ca)
+        .tls_domain_name(SERVER_NAME);
+    if let Some(identity) = identity {
+        builder = builder.tls_identity_pem(&identity.cert, &identity.key);
+    }
+    let client = within("connect over TLS", builder.connect()).await?;
+    within("Publish over TLS", client.publish("tls.check", "x")).await?;
+    Ok(())
+}
+
+/// A client that trusts the server's CA publishes; one that trusts another CA, or speaks plaintext,
+/// does not get through.
+#[tokio::test]
+async fn only_a_client_that_trusts_the_ca_gets_through() {
+    let pki = pki();
+    let server = pki.server(false).await;
+    publish_over_tls(&server, &pki.ca, None)
+        .await
+        .expect("a client trusting the CA publishes");
+
+    let untrusting = publish_over_tls(&server, &pki.stranger_ca, None).await;
+    assert!(
+        untrusting.is_err(),
+        "a client trusting another CA must fail"
+    );
+
+    let plaintext = within(
+        "plaintext against TLS",
+        Client::builder(format!("http://{}", server.addr))
+            .connect_timeout(Duration::from_secs(1))
+            .connect(),
+    )
+    .await;
+    if let Ok(client) = plaintext {
+        let published = within("plaintext Publish", client.publish("tls.check", "x")).await;
+        assert!(
+            published.is_err(),
+            "plaintext must not get through: {published:?}"
+        );
+    }
+}
+
+/// With mutual TLS, a client without a certificate, or with one from another CA, is refused; one
+/// with a certificate from the client CA publishes.
+#[tokio::test]
+async fn mutual_tls_needs_a_client_certificate_from_the_client_ca() {
+    let pki = pki();
+    let server = pki.server(true).await;
+    let without = publish_over_tls(&server, &pki.ca, None).await;
+    assert!(without.is_err(), "no client certificate must fail");
+    let stranger = publish_over_tls(&server, &pki.ca, Some(&pki.stranger_client)).await;
+    assert!(stranger.is_err(), "a certificate from another CA must fail");
+    publish_over_tls(&server, &pki.ca, Some(&pki.client))
+        .await
+        .expect("a client certificate from the client CA gets through");
+}
+
+/// A client that opens a TCP connection and never sends a byte is disconnected once the handshake
+/// timeout has passed (and not before).
+#[tokio::test]
+async fn a_silent_connection_is_closed_after_the_handshake_timeout() {
+    let pki = pki();
+    let timeout = Duration::from_millis(500);
+    let config = Config {
+        tls_cert: Some(pki.path("server.pem")),
+        tls_key: Some(pki.path("server.key")),
+        tls_handshake_timeout: timeout,
+        ..test_config()
+    };
+    let server = TestServer::with_config(config).await;
+    // Wait for the server to accept connections at all.
+    publish_over_tls(&server, &pki.ca, None)
+        .await
+        .expect("the server is up");
+
+    let mut silent = TcpStream::connect(server.addr)
+        .await
+        .expect("a TCP connection");
+    let mut buffer = [0u8; 64];
+    let early = tokio::time::timeout(Duration::from_millis(100), silent.read(&mut buffer)).await;
+    assert!(early.is_err(), "closed before the timeout: {early:?}");
+    let closed = within_for(
+        timeout + SLACK,
+        "the server to close",
+        silent.read(&mut buffer),
+    )
+    .await;
+    assert!(
+        matches!(closed, Ok(0) | Err(_)),
+        "expected the connection closed, got {closed:?}"
+    );
+}
