@@ -424,6 +424,25 @@ pub struct ServeArgs {
     /// Requests one RequestStream may have waiting for replies before the broker stops reading it.
     #[arg(long, env = "SWITCHYARD_MAX_STREAM_REQUESTS", default_value_t = 4096)]
     pub max_stream_requests: usize,
+    /// How long a connection may be silent before it is pinged (e.g. 30s, 500ms).
+    #[arg(
+        long,
+        env = "SWITCHYARD_KEEPALIVE_INTERVAL",
+        default_value = "30s",
+        value_parser = parse_duration,
+        value_name = "DURATION"
+    )]
+    pub keepalive_interval: Duration,
+    /// How long a ping may go unanswered before the connection and its streams are closed; a
+    /// consumer that vanished without closing its socket is noticed within interval + timeout.
+    #[arg(
+        long,
+        env = "SWITCHYARD_KEEPALIVE_TIMEOUT",
+        default_value = "10s",
+        value_parser = parse_duration,
+        value_name = "DURATION"
+    )]
+    pub keepalive_timeout: Duration,
 }
 
 impl ServeArgs {
@@ -452,6 +471,8 @@ impl ServeArgs {
             max_request_timeout: Duration::from_millis(self.max_request_timeout_ms),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             max_stream_requests: self.max_stream_requests,
+            keepalive_interval: self.keepalive_interval,
+            keepalive_timeout: self.keepalive_timeout,
         }
     }
 }
@@ -479,6 +500,16 @@ mod tests {
         let config = args.into_config();
         assert_eq!(config.listen.port(), 7000);
         assert_eq!(config.default_prefetch, 5);
+        let keepalive = ServeArgs::parse_from([
+            "serve",
+            "--keepalive-interval",
+            "1s",
+            "--keepalive-timeout",
+            "500ms",
+        ])
+        .into_config();
+        assert_eq!(keepalive.keepalive_interval, Duration::from_secs(1));
+        assert_eq!(keepalive.keepalive_timeout, Duration::from_millis(500));
     }
 
     /// clap's own checks of the definitions (conflicting names, bad defaults).

@@ -56,6 +56,13 @@ pub struct Config {
     /// Requests one RequestStream may have waiting for replies; past it the broker stops reading the
     /// stream until replies free room, so HTTP/2 flow control holds the client back.
     pub max_stream_requests: usize,
+    /// How long a connection may be silent before the server pings it. Together with
+    /// `keepalive_timeout` this bounds how long a consumer that vanished without closing its socket
+    /// (a crashed host, a cut network) keeps its deliveries before they return to the group.
+    pub keepalive_interval: Duration,
+    /// How long a keepalive ping may go unanswered before the connection, and every stream on it, is
+    /// closed.
+    pub keepalive_timeout: Duration,
 }
 
 impl Default for Config {
@@ -84,6 +91,8 @@ impl Default for Config {
             max_request_timeout: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(5),
             max_stream_requests: 4096,
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -153,6 +162,16 @@ impl Config {
                 "must be greater than 0 and not exceed max_request_timeout".into(),
             );
         }
+        // A zero interval would ping without pause, and a zero timeout would close every connection
+        // at its first ping; neither is a way to turn keepalive off.
+        for (setting, value) in [
+            ("keepalive_interval", self.keepalive_interval),
+            ("keepalive_timeout", self.keepalive_timeout),
+        ] {
+            if value.is_zero() {
+                return fail(setting, "must be greater than 0".into());
+            }
+        }
         Ok(())
     }
 }
@@ -174,5 +193,27 @@ mod tests {
         };
         let error = config.validate().unwrap_err();
         assert_eq!(error.setting, "max_request_bytes");
+    }
+
+    #[test]
+    fn keepalive_must_be_positive() {
+        for (config, setting) in [
+            (
+                Config {
+                    keepalive_interval: Duration::ZERO,
+                    ..Config::default()
+                },
+                "keepalive_interval",
+            ),
+            (
+                Config {
+                    keepalive_timeout: Duration::ZERO,
+                    ..Config::default()
+                },
+                "keepalive_timeout",
+            ),
+        ] {
+            assert_eq!(config.validate().unwrap_err().setting, setting);
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Wires the gRPC edge to a bound listener: the Broker and Admin services, health, reflection (v1 and
 //! v1alpha), and a shutdown that ends open streams before it waits, for at most the grace period.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -15,12 +15,6 @@ use crate::{
     pb::{self, admin_server::AdminServer, broker_server::BrokerServer},
     transport::{admin_service::AdminService, broker_service::BrokerService},
 };
-
-/// How often an idle connection is pinged, and how long a ping may go unanswered before the
-/// connection (and every stream on it) is closed. This is what notices a consumer that vanished
-/// without closing its socket, so its deliveries return to the group.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -83,8 +77,10 @@ pub async fn serve<B: Broker>(
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = Server::builder()
-        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        // The keepalive pings are what notice a consumer that vanished without closing its socket,
+        // so its deliveries return to the group.
+        .http2_keepalive_interval(Some(config.keepalive_interval))
+        .http2_keepalive_timeout(Some(config.keepalive_timeout))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
