@@ -8,7 +8,6 @@ use std::{collections::BTreeSet, time::Duration};
 use common::{proxy::SilentProxy, *};
 use switchyard::config::Config;
 use tokio::time::Instant;
-use tonic::transport::Endpoint;
 
 const INTERVAL: Duration = Duration::from_secs(1);
 const TIMEOUT: Duration = Duration::from_secs(1);
@@ -30,15 +29,7 @@ async fn a_silent_consumer_is_dropped_by_keepalive_and_its_deliveries_return() {
     let mut broker = server.broker().await;
     let mut admin = server.admin().await;
 
-    let behind_proxy = within(
-        "a connection through the proxy",
-        Endpoint::from_shared(format!("http://{}", proxy.addr))
-            .expect("a valid endpoint URI")
-            .connect(),
-    )
-    .await
-    .expect("connect through the proxy");
-    let mut silent_broker = Broker::new(behind_proxy);
+    let mut silent_broker = Broker::new(faults::connect(proxy.addr).await);
     let mut silent = consume_ok(
         &mut silent_broker,
         consume_with(&topic, "workers", 8, 60_000),

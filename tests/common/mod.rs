@@ -7,6 +7,7 @@
 // Each test file is its own crate and uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod faults;
 pub mod proxy;
 
 use std::{fmt::Debug, future::Future, net::SocketAddr, time::Duration};
