@@ -23,6 +23,11 @@ impl Rng {
         Self(seed)
     }
 
+    /// A generator of its own, for a task, drawn from a seeded one so a run stays replayable.
+    pub fn from_seed(seed: u64) -> Self {
+        Self(seed)
+    }
+
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
