@@ -526,6 +526,25 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub auth_tokens: Vec<Secret>,
+    /// How long a connection may be silent before it is pinged (e.g. 30s, 500ms).
+    #[arg(
+        long,
+        env = "SWITCHYARD_KEEPALIVE_INTERVAL",
+        default_value = "30s",
+        value_parser = parse_duration,
+        value_name = "DURATION"
+    )]
+    pub keepalive_interval: Duration,
+    /// How long a ping may go unanswered before the connection and its streams are closed; a
+    /// consumer that vanished without closing its socket is noticed within interval + timeout.
+    #[arg(
+        long,
+        env = "SWITCHYARD_KEEPALIVE_TIMEOUT",
+        default_value = "10s",
+        value_parser = parse_duration,
+        value_name = "DURATION"
+    )]
+    pub keepalive_timeout: Duration,
 }
 
 impl ServeArgs {
@@ -563,6 +582,8 @@ impl ServeArgs {
             tls_handshake_timeout: Duration::from_millis(self.tls_handshake_timeout_ms),
             auth_file: self.auth_file,
             auth_tokens: self.auth_tokens,
+            keepalive_interval: self.keepalive_interval,
+            keepalive_timeout: self.keepalive_timeout,
         }
     }
 }
@@ -590,6 +611,16 @@ mod tests {
         let config = args.into_config();
         assert_eq!(config.listen.port(), 7000);
         assert_eq!(config.default_prefetch, 5);
+        let keepalive = ServeArgs::parse_from([
+            "serve",
+            "--keepalive-interval",
+            "1s",
+            "--keepalive-timeout",
+            "500ms",
+        ])
+        .into_config();
+        assert_eq!(keepalive.keepalive_interval, Duration::from_secs(1));
+        assert_eq!(keepalive.keepalive_timeout, Duration::from_millis(500));
     }
 
     #[test]

@@ -80,6 +80,13 @@ pub struct Config {
     pub auth_file: Option<PathBuf>,
     /// Tokens that may do everything, admin included (`--auth-token`).
     pub auth_tokens: Vec<Secret>,
+    /// How long a connection may be silent before the server pings it. Together with
+    /// `keepalive_timeout` this bounds how long a consumer that vanished without closing its socket
+    /// (a crashed host, a cut network) keeps its deliveries before they return to the group.
+    pub keepalive_interval: Duration,
+    /// How long a keepalive ping may go unanswered before the connection, and every stream on it, is
+    /// closed.
+    pub keepalive_timeout: Duration,
 }
 
 impl Default for Config {
@@ -117,6 +124,8 @@ impl Default for Config {
             tls_handshake_timeout: Duration::from_secs(10),
             auth_file: None,
             auth_tokens: Vec::new(),
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -206,6 +215,16 @@ impl Config {
         if self.tls_handshake_timeout.is_zero() {
             return fail("tls_handshake_timeout", "must be greater than 0".into());
         }
+        // A zero interval would ping without pause, and a zero timeout would close every connection
+        // at its first ping; neither is a way to turn keepalive off.
+        for (setting, value) in [
+            ("keepalive_interval", self.keepalive_interval),
+            ("keepalive_timeout", self.keepalive_timeout),
+        ] {
+            if value.is_zero() {
+                return fail(setting, "must be greater than 0".into());
+            }
+        }
         Ok(())
     }
 }
@@ -250,5 +269,27 @@ mod tests {
             "tls_client_ca"
         );
         with(true, true, true).validate().unwrap();
+    }
+
+    #[test]
+    fn keepalive_must_be_positive() {
+        for (config, setting) in [
+            (
+                Config {
+                    keepalive_interval: Duration::ZERO,
+                    ..Config::default()
+                },
+                "keepalive_interval",
+            ),
+            (
+                Config {
+                    keepalive_timeout: Duration::ZERO,
+                    ..Config::default()
+                },
+                "keepalive_timeout",
+            ),
+        ] {
+            assert_eq!(config.validate().unwrap_err().setting, setting);
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! the token check, health and reflection (v1 and v1alpha) open to all, and a shutdown that ends open
 //! streams before it waits, for at most the grace period.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -22,12 +22,6 @@ use crate::{
     tls::{TlsFileError, server_tls},
     transport::{admin_service::AdminService, auth::Authenticator, broker_service::BrokerService},
 };
-
-/// How often an idle connection is pinged, and how long a ping may go unanswered before the
-/// connection (and every stream on it) is closed. This is what notices a consumer that vanished
-/// without closing its socket, so its deliveries return to the group.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Streams a client may open and reset before the server has accepted them, per connection; past it
 /// the connection is closed. This is h2's defence against the "rapid reset" flood (CVE-2023-44487),
@@ -116,8 +110,10 @@ pub async fn serve<B: Broker>(
         builder = builder.tls_config(tls)?;
     }
     let server = builder
-        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        // The keepalive pings are what notice a consumer that vanished without closing its socket,
+        // so its deliveries return to the group.
+        .http2_keepalive_interval(Some(config.keepalive_interval))
+        .http2_keepalive_timeout(Some(config.keepalive_timeout))
         .max_concurrent_streams(config.max_streams_per_connection)
         .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_RESETS))
         .add_service(health_service)

@@ -7,7 +7,9 @@
 // Each test file is its own crate and uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod faults;
 pub mod process;
+pub mod proxy;
 
 use std::{fmt::Debug, future::Future, net::SocketAddr, time::Duration};
 
