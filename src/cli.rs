@@ -482,6 +482,9 @@ pub struct ServeArgs {
     /// Subscriptions and consumers open at once on the broker.
     #[arg(long, env = "SWITCHYARD_MAX_SUBSCRIPTIONS", default_value_t = 100_000)]
     pub max_subscriptions: usize,
+    /// Bytes the messages held by the broker may take (estimated per message); then Publish is refused.
+    #[arg(long, env = "SWITCHYARD_MAX_MEMORY_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub max_memory_bytes: usize,
     /// PEM certificate chain to serve TLS with (needs --tls-key).
     #[arg(
         long,
@@ -576,6 +579,7 @@ impl ServeArgs {
             max_connections: self.max_connections,
             max_streams_per_connection: self.max_streams_per_connection,
             max_subscriptions: self.max_subscriptions,
+            max_memory_bytes: self.max_memory_bytes,
             tls_cert: self.tls_cert,
             tls_key: self.tls_key,
             tls_client_ca: self.tls_client_ca,

@@ -65,6 +65,9 @@ pub struct Config {
     pub max_streams_per_connection: u32,
     /// Subscriptions and consumers open at once on the whole broker; one more is RESOURCE_EXHAUSTED.
     pub max_subscriptions: usize,
+    /// What the messages the broker holds (in groups, subscriber buffers, anywhere) may take, by the
+    /// estimate in `budget::footprint`; past it a Publish is RESOURCE_EXHAUSTED.
+    pub max_memory_bytes: usize,
     /// PEM certificate chain the server presents. With `tls_key`, the server speaks TLS only.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert`.
@@ -118,6 +121,7 @@ impl Default for Config {
             max_connections: 10_000,
             max_streams_per_connection: 1_000,
             max_subscriptions: 100_000,
+            max_memory_bytes: 1024 * 1024 * 1024,
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
@@ -150,7 +154,7 @@ impl Config {
     /// Rejects settings that would make the broker misbehave rather than merely be strict.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let fail = |setting, reason: String| Err(ConfigError { setting, reason });
-        let positive: [(&'static str, u64); 14] = [
+        let positive: [(&'static str, u64); 15] = [
             ("max_payload_bytes", self.max_payload_bytes as u64),
             ("max_batch_messages", self.max_batch_messages as u64),
             ("max_topic_bytes", self.max_topic_bytes as u64),
@@ -167,6 +171,7 @@ impl Config {
                 u64::from(self.max_streams_per_connection),
             ),
             ("max_subscriptions", self.max_subscriptions as u64),
+            ("max_memory_bytes", self.max_memory_bytes as u64),
             (
                 "default_ack_deadline",
                 self.default_ack_deadline.as_millis() as u64,

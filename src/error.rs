@@ -44,6 +44,11 @@ pub enum BrokerError {
     RequestTimedOut(Duration),
     #[error("the broker is shutting down")]
     ShuttingDown,
+    /// The messages the broker holds take its whole memory budget; nothing of the batch was routed.
+    #[error(
+        "the broker's messages take {used} of its {limit} bytes (max_memory_bytes); nothing in the batch was published"
+    )]
+    MemoryFull { used: usize, limit: usize },
     /// Opening one more subscription or consumer would pass `max_subscriptions`.
     #[error("{limit} subscriptions and consumers are open, the broker's limit (max_subscriptions)")]
     TooManyStreams { limit: usize },

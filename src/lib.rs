@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod broker;
+pub mod budget;
 pub mod config;
 mod connections;
 pub mod error;

@@ -1,10 +1,18 @@
 //! Messages as the broker sees them: what a publisher hands in, and what the broker stamps and routes.
 
-use std::{collections::HashMap, fmt, sync::LazyLock, time::SystemTime};
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{Arc, LazyLock},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use bytes::Bytes;
 
-use crate::topic::Topic;
+use crate::{
+    budget::{MemoryBudget, footprint},
+    topic::Topic,
+};
 
 /// A message id: a UUID v7, so ids sort by publish time.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -46,6 +54,18 @@ pub struct NewMessage {
 }
 
 impl NewMessage {
+    /// What the message will be charged against the memory budget once stamped: the same as
+    /// [`Message::footprint`].
+    pub fn footprint(&self) -> usize {
+        let optional_text = self.key.len()
+            + self.correlation_id.len()
+            + self
+                .reply_to
+                .as_ref()
+                .map_or(0, |topic| topic.as_str().len());
+        footprint(self.payload.len(), &self.headers, optional_text)
+    }
+
     /// A message with only a topic and a payload.
     pub fn new(topic: Topic, payload: impl Into<Bytes>) -> Self {
         Self {
@@ -64,13 +84,28 @@ impl NewMessage {
 ///
 /// Kept small because a queue holds one per waiting message: the fields most messages leave empty
 /// (headers, key, reply_to, correlation_id) live in one optional box, which halves the struct.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Not `Clone`: a message charged to the broker's [`MemoryBudget`] gives its charge back when dropped,
+/// once; share it through its `Arc`.
+#[derive(Debug, PartialEq)]
 pub struct Message {
     pub id: MessageId,
     pub topic: Topic,
     pub payload: Bytes,
-    pub published_at: SystemTime,
+    /// Nanoseconds since the Unix epoch: half the size of a `SystemTime`.
+    published_at_nanos: u64,
     extras: Option<Box<Extras>>,
+    charge: Charge,
+}
+
+/// The budget a message is charged to, if any. Compares equal always: it is bookkeeping, not content.
+#[derive(Debug, Default)]
+struct Charge(Option<Arc<MemoryBudget>>);
+
+impl PartialEq for Charge {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// The fields of a [`Message`] that are usually empty.
@@ -107,13 +142,36 @@ impl Message {
             reply_to,
             correlation_id,
         };
+        let published_at_nanos = published_at.duration_since(UNIX_EPOCH).map_or(0, |since| {
+            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+        });
         Self {
             id,
             topic,
             payload,
-            published_at,
+            published_at_nanos,
             extras: (extras != Extras::default()).then(|| Box::new(extras)),
+            charge: Charge::default(),
         }
+    }
+
+    /// Ties the message to `budget`, which the caller has already charged its [`Message::footprint`]:
+    /// dropping the message gives it back.
+    pub fn charged_to(mut self, budget: &Arc<MemoryBudget>) -> Self {
+        self.charge = Charge(Some(Arc::clone(budget)));
+        self
+    }
+
+    /// What the message is charged against the memory budget.
+    pub fn footprint(&self) -> usize {
+        let optional_text = self.key().len()
+            + self.correlation_id().len()
+            + self.reply_to().map_or(0, |topic| topic.as_str().len());
+        footprint(self.payload.len(), self.headers(), optional_text)
+    }
+
+    pub fn published_at(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(self.published_at_nanos)
     }
 
     /// The headers; empty if none.
@@ -140,6 +198,14 @@ impl Message {
         self.extras
             .as_ref()
             .map_or("", |extras| &extras.correlation_id)
+    }
+}
+
+impl Drop for Message {
+    fn drop(&mut self) {
+        if let Some(budget) = &self.charge.0 {
+            budget.release(self.footprint());
+        }
     }
 }
 

@@ -65,7 +65,7 @@ pub fn benches(c: &mut Criterion) {
         b.iter(|| black_box(message.headers()).clone());
     });
     group.bench_function("part/published_at", |b| {
-        b.iter(|| prost_types::Timestamp::from(black_box(message.published_at)));
+        b.iter(|| prost_types::Timestamp::from(black_box(message.published_at())));
     });
     group.bench_function("part/system_time_now", |b| b.iter(SystemTime::now));
     group.bench_function("part/delivery_id_format", |b| {

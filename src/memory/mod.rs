@@ -39,6 +39,7 @@ use crate::{
         Broker, ConsumeMode, ConsumeSpec, Delivery, EventStream, GroupInfo, GroupSpec, Published,
         Settlement, SubscriptionEvent,
     },
+    budget::MemoryBudget,
     config::Config,
     error::BrokerError,
     message::{Message, NewMessage},
@@ -64,6 +65,8 @@ struct Shared {
     shutdown: CancellationToken,
     /// `max_subscriptions` permits, one held by each open subscription and consumer.
     stream_slots: Arc<Semaphore>,
+    /// `max_memory_bytes`: what the messages held may take.
+    budget: Arc<MemoryBudget>,
 }
 
 impl MemoryBroker {
@@ -71,6 +74,7 @@ impl MemoryBroker {
     pub fn new(config: Config) -> Self {
         let (housekeeping, events) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
+            budget: Arc::new(MemoryBudget::new(config.max_memory_bytes)),
             stream_slots: Arc::new(Semaphore::new(
                 config.max_subscriptions.min(Semaphore::MAX_PERMITS),
             )),
@@ -139,9 +143,19 @@ impl Drop for Registration {
 impl Broker for MemoryBroker {
     async fn publish(&self, batch: Vec<NewMessage>) -> Result<Vec<Published>, BrokerError> {
         self.check_running()?;
+        let budget = &self.shared.budget;
+        let cost = batch.iter().map(NewMessage::footprint).sum();
+        budget
+            .try_charge(cost)
+            .map_err(|over| BrokerError::MemoryFull {
+                used: over.used,
+                limit: over.limit,
+            })?;
+        // Each message now carries its part of the charge and gives it back when dropped: at once
+        // if the batch is refused or nobody takes it, later when the last holder lets go.
         let messages = batch
             .into_iter()
-            .map(|new| Arc::new(Message::stamp(new)))
+            .map(|new| Arc::new(Message::stamp(new).charged_to(budget)))
             .collect();
         self.shared.route(messages, Admission::Checked)
     }
@@ -321,6 +335,8 @@ async fn run_housekeeping(shared: Weak<Shared>, mut events: mpsc::UnboundedRecei
         match event {
             Housekeeping::DeadLetter(message) => {
                 let id = message.id;
+                shared.budget.force_charge(message.footprint());
+                let message = message.charged_to(&shared.budget);
                 if let Err(error) = shared.route(vec![Arc::new(message)], Admission::Forced) {
                     tracing::warn!(%id, %error, "dead letter could not be routed");
                 }

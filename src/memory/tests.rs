@@ -106,6 +106,46 @@ async fn a_full_group_refuses_the_whole_batch() {
     assert_eq!(info.ready, 1);
 }
 
+/// Past `max_memory_bytes` a batch is refused whole; acking gives the memory back, and a message
+/// that nobody holds (no subscriber, no group) costs nothing once routed.
+#[tokio::test]
+async fn the_memory_budget_refuses_publishers_until_consumers_ack() {
+    let one = new("jobs", "0123456789").footprint();
+    let broker = broker(Config {
+        max_memory_bytes: 3 * one,
+        ..Config::default()
+    });
+    broker.declare_group(group_spec("jobs", "w")).await.unwrap();
+    let batch = || vec![new("jobs", "0123456789"), new("jobs", "0123456789")];
+    broker.publish(batch()).await.unwrap();
+    let error = broker.publish(batch()).await.unwrap_err();
+    assert!(matches!(error, BrokerError::MemoryFull { .. }), "{error:?}");
+    assert_eq!(
+        broker.list_groups().await.unwrap()[0].ready,
+        2,
+        "nothing of the refused batch"
+    );
+    // A topic nobody holds: routed, and released at once.
+    for _ in 0..10 {
+        broker
+            .publish(vec![new("elsewhere", "0123456789")])
+            .await
+            .unwrap();
+    }
+
+    let mut consumer = broker.consume(consume_spec("jobs", "w")).await.unwrap();
+    let delivery = next(&mut consumer).await.unwrap();
+    let settlement = Settlement {
+        ack: vec![delivery.delivery_id],
+        ..Settlement::default()
+    };
+    assert!(broker.settle(settlement).await.unwrap().is_empty());
+    // The delivery handed out still holds the message until it is dropped here.
+    drop(delivery.message);
+    broker.publish(batch()).await.unwrap();
+    assert_eq!(broker.shared.budget.used(), 3 * one);
+}
+
 #[tokio::test]
 async fn each_message_goes_to_one_consumer_and_acks_settle_it() {
     let broker = broker(Config::default());

@@ -24,9 +24,9 @@ pub fn status(error: BrokerError) -> Status {
     let message = error.to_string();
     match error {
         BrokerError::InvalidArgument { .. } => Status::invalid_argument(message),
-        BrokerError::GroupFull { .. } | BrokerError::TooManyStreams { .. } => {
-            Status::resource_exhausted(message)
-        }
+        BrokerError::GroupFull { .. }
+        | BrokerError::MemoryFull { .. }
+        | BrokerError::TooManyStreams { .. } => Status::resource_exhausted(message),
         BrokerError::ExclusiveTaken { .. } | BrokerError::GroupConflict { .. } => {
             Status::failed_precondition(message)
         }
@@ -282,7 +282,7 @@ pub fn message(message: &Message) -> pb::Message {
             .map(ToString::to_string)
             .unwrap_or_default(),
         correlation_id: message.correlation_id().to_owned(),
-        published_at: Some(message.published_at.into()),
+        published_at: Some(message.published_at().into()),
     }
 }
 
