@@ -2,4 +2,5 @@
 
 pub mod admin_service;
 pub mod broker_service;
+pub mod codec;
 pub mod convert;
