@@ -10,7 +10,7 @@ use libfuzzer_sys::{
 };
 use switchyard::{
     memory::sublist::Sublist,
-    topic::{GroupName, Pattern, PatternToken, Topic, TopicLimits},
+    topic::{GroupName, NameError, Pattern, PatternToken, Topic, TopicLimits},
 };
 
 const LIMITS: TopicLimits = TopicLimits {
@@ -38,31 +38,33 @@ fn text(input: &mut Unstructured<'_>) -> Result<String> {
     Ok(text)
 }
 
-fn check(input: &mut Unstructured<'_>) -> Result<()> {
-    let pattern_count = input.int_in_range(0..=8_u8)?;
-    let mut patterns = Vec::new();
-    for _ in 0..pattern_count {
+/// Up to `most` candidate texts, each checked by [`check_parsers_agree`], and those `parse` accepts.
+fn parsed<T>(
+    input: &mut Unstructured<'_>,
+    most: u8,
+    parse: fn(&str, TopicLimits) -> std::result::Result<T, NameError>,
+) -> Result<Vec<T>> {
+    let count = input.int_in_range(0..=most)?;
+    let mut accepted = Vec::new();
+    for _ in 0..count {
         let candidate = text(input)?;
         check_parsers_agree(&candidate);
-        if let Ok(pattern) = Pattern::parse(&candidate, LIMITS) {
-            patterns.push(pattern);
+        if let Ok(value) = parse(&candidate, LIMITS) {
+            accepted.push(value);
         }
     }
+    Ok(accepted)
+}
+
+fn check(input: &mut Unstructured<'_>) -> Result<()> {
+    let patterns = parsed(input, 8, Pattern::parse)?;
     let mut trie = Sublist::default();
     let entries: Vec<_> = patterns
         .iter()
         .enumerate()
         .map(|(index, pattern)| trie.insert(pattern, index))
         .collect();
-    let topic_count = input.int_in_range(1..=8_u8)?;
-    let mut topics = Vec::new();
-    for _ in 0..topic_count {
-        let candidate = text(input)?;
-        check_parsers_agree(&candidate);
-        if let Ok(topic) = Topic::parse(&candidate, LIMITS) {
-            topics.push(topic);
-        }
-    }
+    let topics = parsed(input, 8, Topic::parse)?;
     for topic in &topics {
         let mut found = Vec::new();
         trie.for_each_match(topic, |&index| found.push(index));
@@ -73,10 +75,16 @@ fn check(input: &mut Unstructured<'_>) -> Result<()> {
         assert_eq!(found, expected, "{topic:?} against {patterns:?}");
     }
     for (index, (pattern, entry)) in patterns.iter().zip(entries).enumerate() {
-        assert_eq!(trie.remove(pattern, entry), Some(index), "removing {pattern:?}");
+        assert_eq!(
+            trie.remove(pattern, entry),
+            Some(index),
+            "removing {pattern:?}"
+        );
     }
     for topic in &topics {
-        trie.for_each_match(topic, |index| panic!("{topic:?} still matches entry {index}"));
+        trie.for_each_match(topic, |index| {
+            panic!("{topic:?} still matches entry {index}")
+        });
     }
     Ok(())
 }
@@ -95,7 +103,11 @@ fn check_parsers_agree(text: &str) {
         let literal = pattern
             .tokens()
             .all(|token| matches!(token, PatternToken::Literal(_)));
-        assert_eq!(literal, topic.is_ok(), "{text:?}: wildcard-free pattern vs topic");
+        assert_eq!(
+            literal,
+            topic.is_ok(),
+            "{text:?}: wildcard-free pattern vs topic"
+        );
     }
     if GroupName::parse(text, LIMITS.max_bytes).is_ok() {
         assert!(topic.is_ok(), "group name {text:?} is not a topic");
