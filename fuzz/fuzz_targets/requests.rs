@@ -90,7 +90,9 @@ struct Session {
 impl Session {
     fn new() -> Self {
         let config = config();
-        config.validate().expect("the fuzzing configuration is valid");
+        config
+            .validate()
+            .expect("the fuzzing configuration is valid");
         Self {
             broker: MemoryBroker::new(config.clone()),
             config,
@@ -111,7 +113,8 @@ impl Session {
                     && let Ok(batch) = convert::publish_request(request, config)
                     && let Ok(published) = self.broker.publish(batch).await
                 {
-                    let _: Vec<pb::Published> = published.into_iter().map(convert::published).collect();
+                    let _: Vec<pb::Published> =
+                        published.into_iter().map(convert::published).collect();
                 }
             }
             1 => {
@@ -162,7 +165,8 @@ impl Session {
                 if decode::<pb::ListGroupsRequest>(bytes).is_some()
                     && let Ok(groups) = self.broker.list_groups().await
                 {
-                    let _: Vec<pb::GroupInfo> = groups.into_iter().map(convert::group_info).collect();
+                    let _: Vec<pb::GroupInfo> =
+                        groups.into_iter().map(convert::group_info).collect();
                 }
             }
             _ => self.settle_known(input, bytes).await?,
