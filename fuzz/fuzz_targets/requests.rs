@@ -2,7 +2,11 @@
 //! of its protobuf encoding. Each is decoded with prost (a failure must become INVALID_ARGUMENT, as the
 //! server's codec makes it), converted and validated by the transport edge, and, when valid, run
 //! against an in-memory broker whose limits are small enough for the fuzzer to reach. Deliveries are
-//! read back so that later calls can settle real delivery ids. Nothing a client sends may panic.
+//! read back so that later calls can settle real delivery ids. The input may swap a decoded topic or
+//! group for one of a few fixed ones, and give an empty Publish or Request one message: random bytes
+//! alone almost never make a Consume and a Publish that meet, so without that the broker's delivery
+//! and settlement paths would go unexercised.
+//! Nothing a client sends may panic.
 #![no_main]
 
 use std::time::Duration;
@@ -66,6 +70,19 @@ fn config() -> Config {
     }
 }
 
+/// The names the input may swap in, so that calls meet: patterns that match each other's topics,
+/// a dead-letter topic, a reply inbox, and two groups.
+const TOPICS: &[&str] = &["a", "a.b", "a.*", "a.>", "b.dead", "_INBOX.x"];
+const GROUPS: &[&str] = &["g", "h"];
+
+/// Replaces `text` with one of `names` when the input says so.
+fn swap(input: &mut Unstructured<'_>, text: &mut String, names: &[&str]) -> Result<()> {
+    if input.ratio(3, 4)? {
+        *text = (*input.choose(names)?).to_owned();
+    }
+    Ok(())
+}
+
 /// Decodes `bytes` as `T`, checking that a failure maps to the caller's fault.
 fn decode<T: prost::Message + Default>(bytes: &[u8]) -> Option<T> {
     match T::decode(bytes) {
@@ -109,28 +126,40 @@ impl Session {
         let config = &self.config;
         match kind {
             0 => {
-                if let Some(request) = decode::<pb::PublishRequest>(bytes)
-                    && let Ok(batch) = convert::publish_request(request, config)
-                    && let Ok(published) = self.broker.publish(batch).await
-                {
-                    let _: Vec<pb::Published> =
-                        published.into_iter().map(convert::published).collect();
+                if let Some(mut request) = decode::<pb::PublishRequest>(bytes) {
+                    if request.messages.is_empty() && input.arbitrary()? {
+                        request.messages.push(pb::Message::default());
+                    }
+                    for message in &mut request.messages {
+                        swap(input, &mut message.topic, TOPICS)?;
+                    }
+                    if let Ok(batch) = convert::publish_request(request, config)
+                        && let Ok(published) = self.broker.publish(batch).await
+                    {
+                        let _: Vec<pb::Published> =
+                            published.into_iter().map(convert::published).collect();
+                    }
                 }
             }
             1 => {
-                if let Some(request) = decode::<pb::SubscribeRequest>(bytes)
-                    && let Ok(pattern) = convert::pattern(&request.topic, "topic", config)
-                    && let Ok(stream) = self.broker.subscribe(pattern).await
-                {
-                    self.subscriptions.push(stream);
+                if let Some(mut request) = decode::<pb::SubscribeRequest>(bytes) {
+                    swap(input, &mut request.topic, TOPICS)?;
+                    if let Ok(pattern) = convert::pattern(&request.topic, "topic", config)
+                        && let Ok(stream) = self.broker.subscribe(pattern).await
+                    {
+                        self.subscriptions.push(stream);
+                    }
                 }
             }
             2 => {
-                if let Some(request) = decode::<pb::ConsumeRequest>(bytes)
-                    && let Ok(spec) = convert::consume_spec(request, config)
-                    && let Ok(stream) = self.broker.consume(spec).await
-                {
-                    self.consumers.push(stream);
+                if let Some(mut request) = decode::<pb::ConsumeRequest>(bytes) {
+                    swap(input, &mut request.topic, TOPICS)?;
+                    swap(input, &mut request.group, GROUPS)?;
+                    if let Ok(spec) = convert::consume_spec(request, config)
+                        && let Ok(stream) = self.broker.consume(spec).await
+                    {
+                        self.consumers.push(stream);
+                    }
                 }
             }
             3 => {
@@ -139,26 +168,39 @@ impl Session {
                 }
             }
             4 => {
-                if let Some(request) = decode::<pb::RequestRequest>(bytes)
-                    && let Ok((message, timeout)) = convert::request(request, None, config)
-                    && let Ok(reply) = self.broker.request(message, timeout).await
-                {
-                    let _ = convert::reply(reply);
+                if let Some(mut request) = decode::<pb::RequestRequest>(bytes) {
+                    if request.message.is_none() && input.arbitrary()? {
+                        request.message = Some(pb::Message::default());
+                    }
+                    if let Some(message) = &mut request.message {
+                        swap(input, &mut message.topic, TOPICS)?;
+                    }
+                    if let Ok((message, timeout)) = convert::request(request, None, config)
+                        && let Ok(reply) = self.broker.request(message, timeout).await
+                    {
+                        let _ = convert::reply(reply);
+                    }
                 }
             }
             5 => {
-                if let Some(request) = decode::<pb::DeclareGroupRequest>(bytes)
-                    && let Ok(spec) = convert::group_spec(request, config)
-                {
-                    let _ = self.broker.declare_group(spec).await;
+                if let Some(mut request) = decode::<pb::DeclareGroupRequest>(bytes) {
+                    swap(input, &mut request.topic, TOPICS)?;
+                    swap(input, &mut request.group, GROUPS)?;
+                    swap(input, &mut request.dead_letter_topic, TOPICS)?;
+                    if let Ok(spec) = convert::group_spec(request, config) {
+                        let _ = self.broker.declare_group(spec).await;
+                    }
                 }
             }
             6 => {
-                if let Some(request) = decode::<pb::DeleteGroupRequest>(bytes)
-                    && let Ok(pattern) = convert::pattern(&request.topic, "topic", config)
-                    && let Ok(group) = convert::group_name(&request.group, "group", config)
-                {
-                    let _ = self.broker.delete_group(pattern, group).await;
+                if let Some(mut request) = decode::<pb::DeleteGroupRequest>(bytes) {
+                    swap(input, &mut request.topic, TOPICS)?;
+                    swap(input, &mut request.group, GROUPS)?;
+                    if let Ok(pattern) = convert::pattern(&request.topic, "topic", config)
+                        && let Ok(group) = convert::group_name(&request.group, "group", config)
+                    {
+                        let _ = self.broker.delete_group(pattern, group).await;
+                    }
                 }
             }
             7 => {
@@ -169,27 +211,26 @@ impl Session {
                         groups.into_iter().map(convert::group_info).collect();
                 }
             }
-            _ => self.settle_known(input, bytes).await?,
+            _ => self.settle_known(input).await?,
         }
         self.drain();
         Ok(())
     }
 
-    /// Settles delivery ids the broker really handed out, each in a way the input picks.
-    async fn settle_known(&mut self, input: &mut Unstructured<'_>, bytes: &[u8]) -> Result<()> {
+    /// Settles the delivery ids the broker really handed out, each one acked, nacked, rejected,
+    /// extended or left alone as the input picks (ids settled before come back as unknown).
+    async fn settle_known(&mut self, input: &mut Unstructured<'_>) -> Result<()> {
         let mut settlement = Settlement {
             nack_delay: Duration::from_millis(u64::from(input.int_in_range(0..=1500_u16)?)),
             ..Settlement::default()
         };
-        for &choice in bytes {
-            let Some(id) = self.delivery_ids.get(usize::from(choice >> 2)) else {
-                continue;
-            };
-            let list = match choice & 3 {
+        for id in &self.delivery_ids {
+            let list = match input.int_in_range(0..=4_u8)? {
                 0 => &mut settlement.ack,
                 1 => &mut settlement.nack,
                 2 => &mut settlement.reject,
-                _ => &mut settlement.extend,
+                3 => &mut settlement.extend,
+                _ => continue,
             };
             list.push(id.clone());
         }
@@ -197,24 +238,37 @@ impl Session {
         Ok(())
     }
 
-    /// Reads whatever the open streams have ready, converting it as the server would.
+    /// Reads whatever the open streams have ready, converting it as the server would. A stream that
+    /// has ended is dropped, never polled again: the `Stream` contract leaves that undefined, and
+    /// tonic does not do it either.
     fn drain(&mut self) {
-        for stream in &mut self.subscriptions {
-            while let Some(Some(event)) = stream.next().now_or_never() {
-                if let Ok(event) = event {
-                    let encoded = convert::subscription_event(event).encode_to_vec();
-                    assert!(pb::SubscribeResponse::decode(&encoded[..]).is_ok());
+        self.subscriptions.retain_mut(|stream| {
+            loop {
+                match stream.next().now_or_never() {
+                    Some(Some(Ok(event))) => {
+                        let encoded = convert::subscription_event(event).encode_to_vec();
+                        assert!(pb::SubscribeResponse::decode(&encoded[..]).is_ok());
+                    }
+                    Some(Some(Err(_))) => {}
+                    Some(None) => return false,
+                    None => return true,
                 }
             }
-        }
-        for stream in &mut self.consumers {
-            while let Some(Some(delivery)) = stream.next().now_or_never() {
-                if let Ok(delivery) = delivery {
-                    self.delivery_ids.push(delivery.delivery_id.clone());
-                    let encoded = convert::delivery(delivery).encode_to_vec();
-                    assert!(pb::Delivery::decode(&encoded[..]).is_ok());
+        });
+        let delivery_ids = &mut self.delivery_ids;
+        self.consumers.retain_mut(|stream| {
+            loop {
+                match stream.next().now_or_never() {
+                    Some(Some(Ok(delivery))) => {
+                        delivery_ids.push(delivery.delivery_id.clone());
+                        let encoded = convert::delivery(delivery).encode_to_vec();
+                        assert!(pb::Delivery::decode(&encoded[..]).is_ok());
+                    }
+                    Some(Some(Err(_))) => {}
+                    Some(None) => return false,
+                    None => return true,
                 }
             }
-        }
+        });
     }
 }
