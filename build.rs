@@ -17,6 +17,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     tonic_prost_build::configure()
         .bytes(".switchyard.v1.Message.payload")
+        // Blames the caller, not the server, for a request that does not decode.
+        .codec_path("crate::transport::codec::SwitchyardCodec")
         .compile_fds(descriptors)?;
     Ok(())
 }

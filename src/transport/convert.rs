@@ -127,7 +127,7 @@ pub fn new_message(
     }
     if headers.len() > config.max_headers {
         let reason = format!(
-            "{} headers, more than the limit of {}",
+            "has {} headers, more than the limit of {}",
             headers.len(),
             config.max_headers
         );
@@ -139,7 +139,7 @@ pub fn new_message(
         .sum();
     if header_bytes > config.max_header_bytes {
         let reason = format!(
-            "{header_bytes} bytes, more than the limit of {}",
+            "has {header_bytes} bytes of names and values, more than the limit of {}",
             config.max_header_bytes
         );
         return Err(invalid(field("headers"), reason));
@@ -148,11 +148,6 @@ pub fn new_message(
         return Err(invalid(field("headers"), "a header name is empty"));
     }
     check_len(|| field("key"), &key, config.max_id_bytes)?;
-    check_len(
-        || field("correlation_id"),
-        &correlation_id,
-        config.max_id_bytes,
-    )?;
     check_len(|| field("reply_to"), &reply_to, config.max_id_bytes)?;
     let reply_to = match reply_to.as_str() {
         "" => None,
@@ -161,6 +156,11 @@ pub fn new_message(
                 .map_err(|error| invalid(field("reply_to"), error))?,
         ),
     };
+    check_len(
+        || field("correlation_id"),
+        &correlation_id,
+        config.max_id_bytes,
+    )?;
     Ok(NewMessage {
         topic,
         payload: own_payload(payload),
@@ -213,14 +213,18 @@ pub fn group_spec(
     request: pb::DeclareGroupRequest,
     config: &Config,
 ) -> Result<GroupSpec, BrokerError> {
+    // Fields are checked in the schema's order, so the first bad one is the one reported.
+    let pattern = pattern(&request.topic, "topic", config)?;
+    let group = group_name(&request.group, "group", config)?;
+    let mode = mode(request.mode, "mode")?;
     let dead_letter_topic = match request.dead_letter_topic.as_str() {
         "" => None,
         text => Some(topic(text, "dead_letter_topic", config)?),
     };
     Ok(GroupSpec {
-        pattern: pattern(&request.topic, "topic", config)?,
-        group: group_name(&request.group, "group", config)?,
-        mode: mode(request.mode, "mode")?,
+        pattern,
+        group,
+        mode,
         max_length: (request.max_length > 0).then_some(request.max_length),
         ack_deadline: millis(request.ack_deadline_ms),
         max_deliveries: (request.max_deliveries > 0).then_some(request.max_deliveries),

@@ -3,5 +3,6 @@
 pub mod admin_service;
 pub mod auth;
 pub mod broker_service;
+pub mod codec;
 pub mod convert;
 pub mod pipelined;

@@ -3,8 +3,9 @@
 //! which is what lets a producer or a requester go as fast as the routers.
 //!
 //! Each frame is validated, authorized and answered exactly as its unary twin would be, and a refused
-//! frame gets its status in an answer frame while the stream goes on. A broken inbound stream (the client reset it
-//! or vanished) ends the answers; on shutdown every stream ends with UNAVAILABLE.
+//! frame gets its status in an answer frame while the stream goes on. A frame that does not decode, or
+//! a broken inbound stream (the client reset it or vanished), ends the answers with its status (tonic
+//! ends a response stream at its first error); on shutdown every stream ends with UNAVAILABLE.
 
 use std::{future, sync::Arc};
 
@@ -24,11 +25,12 @@ pub fn publish<B: Broker>(
     caller: Caller,
     inbound: impl Stream<Item = Result<pb::PublishStreamRequest, Status>> + Send + 'static,
 ) -> impl Stream<Item = Result<pb::PublishStreamResponse, Status>> + Send + 'static {
-    until_broken(inbound).then(move |frame| {
+    inbound.then(move |frame| {
         let broker = broker.clone();
         let config = Arc::clone(&config);
         let caller = caller.clone();
         async move {
+            let frame = frame?;
             let request = pb::PublishRequest {
                 messages: frame.messages,
             };
@@ -63,12 +65,13 @@ pub fn request<B: Broker>(
     inbound: impl Stream<Item = Result<pb::RequestStreamRequest, Status>> + Send + 'static,
 ) -> impl Stream<Item = Result<pb::RequestStreamResponse, Status>> + Send + 'static {
     let limit = config.max_stream_requests;
-    until_broken(inbound)
+    inbound
         .map(move |frame| {
             let broker = broker.clone();
             let config = Arc::clone(&config);
             let caller = caller.clone();
             async move {
+                let frame = frame?;
                 let request = pb::RequestRequest {
                     message: frame.message,
                     timeout_ms: frame.timeout_ms,
@@ -113,13 +116,6 @@ pub fn until_shutdown<T: Send + 'static>(
     stream::select(answers, stream::once(ended).map(Some))
         .take_while(|item| future::ready(item.is_some()))
         .filter_map(future::ready)
-}
-
-/// The frames of `inbound` up to its first error: a reset or vanished client leaves nobody to answer.
-fn until_broken<T>(inbound: impl Stream<Item = Result<T, Status>>) -> impl Stream<Item = T> {
-    inbound
-        .take_while(|frame| future::ready(frame.is_ok()))
-        .filter_map(|frame| future::ready(frame.ok()))
 }
 
 /// The status a unary call would have ended with, as one answer frame.
