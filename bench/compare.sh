@@ -17,11 +17,12 @@ usage: bench/compare.sh [options]
   --runs N            runs per scenario and broker (default 2)
   --payload-bytes N   payload size (default 128)
   --rate N            pace fanout, queue and exclusive at N msg/s (default 0: as fast as the window allows)
+  --in-flight N       reqreply requests in flight (default 16)
   --scenarios "S..."  subset of: fanout queue exclusive reqreply (default all four)
   --results FILE      where the JSON lines go (default bench/results/compare-DATE.jsonl)
   --no-build          use the binaries already built
 Shapes: fanout 1 publisher -> 4 subscribers; queue 1 publisher -> 4 consumers;
-exclusive 1 publisher -> 1 consumer; reqreply 16 requests in flight, 1 responder.
+exclusive 1 publisher -> 1 consumer; reqreply --in-flight requests in flight, 1 responder.
 Both tools run with their default --window (2048) and --prefetch (256).
 EOF
 }
@@ -32,6 +33,7 @@ WARMUP=1s
 RUNS=2
 PAYLOAD=128
 RATE=0
+IN_FLIGHT=16
 SCENARIOS="fanout queue exclusive reqreply"
 RESULTS=""
 BUILD=1
@@ -42,6 +44,7 @@ while [[ $# -gt 0 ]]; do
     --warmup) WARMUP=${2:?}; shift 2 ;;
     --runs) RUNS=${2:?}; shift 2 ;;
     --payload-bytes) PAYLOAD=${2:?}; shift 2 ;;
+    --in-flight) IN_FLIGHT=${2:?}; shift 2 ;;
     --rate) RATE=${2:?}; shift 2 ;;
     --scenarios) SCENARIOS=${2:?}; shift 2 ;;
     --results) RESULTS=${2:?}; shift 2 ;;
@@ -65,6 +68,7 @@ seconds() {
 [[ $DURATION =~ ^[0-9]+(ms|s|m)?$ && $WARMUP =~ ^[0-9]+(ms|s|m)?$ ]] || die "durations look like 500ms, 8s or 1m"
 if ! [[ $RUNS =~ ^[0-9]+$ ]] || (( RUNS < 1 || RUNS > 20 )); then die "--runs must be 1 to 20"; fi
 [[ $PAYLOAD =~ ^[0-9]+$ ]] || die "--payload-bytes must be a number"
+[[ $IN_FLIGHT =~ ^[0-9]+$ ]] || die "--in-flight must be a number"
 [[ $RATE =~ ^[0-9]+$ ]] || die "--rate must be a number"
 for scenario in $SCENARIOS; do
   case "$scenario" in fanout | queue | exclusive | reqreply) ;; *) die "unknown scenario $scenario" ;; esac
@@ -187,7 +191,7 @@ shape() { # scenario -> the flags both tools get
     fanout) echo "--publishers 1 --subscribers 4 $pacing" ;;
     queue) echo "--publishers 1 --consumers 4 $pacing" ;;
     exclusive) echo "--publishers 1 $pacing" ;;
-    reqreply) echo "--in-flight 16 --responders 1" ;;
+    reqreply) echo "--in-flight $IN_FLIGHT --responders 1" ;;
   esac
 }
 
