@@ -135,6 +135,8 @@ pub struct GroupSpec {
     pub group: GroupName,
     pub mode: ConsumeMode,
     pub max_length: Option<u32>,
+    /// `None`: no limit in bytes (only `max_length`).
+    pub max_bytes: Option<u64>,
     pub ack_deadline: Option<Duration>,
     /// `None`: redeliver forever.
     pub max_deliveries: Option<u32>,
@@ -173,4 +175,6 @@ pub struct GroupInfo {
     pub acked: u64,
     pub redelivered: u64,
     pub dead_lettered: u64,
+    /// What the held messages are charged, as the memory budget counts them.
+    pub bytes: u64,
 }

@@ -309,6 +309,9 @@ pub struct GroupsDeclareArgs {
     /// Messages the group may hold before a publish to it fails; default the broker's.
     #[arg(long, value_name = "N")]
     pub max_length: Option<u32>,
+    /// Bytes the group's messages may take (payload plus a fixed overhead each); default no limit.
+    #[arg(long, value_name = "BYTES")]
+    pub max_bytes: Option<u64>,
     /// Ack deadline of the group's deliveries (e.g. 30s); default the broker's.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub ack_deadline: Option<Duration>,

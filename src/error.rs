@@ -19,6 +19,15 @@ pub enum BrokerError {
         group: String,
         max_length: u32,
     },
+    /// Publishing the batch would push a group past its `max_bytes`; nothing was routed.
+    #[error(
+        "messages[{index}]: group {group} is full ({max_bytes} bytes, max_bytes); nothing in the batch was published"
+    )]
+    GroupBytesFull {
+        index: usize,
+        group: String,
+        max_bytes: u64,
+    },
     /// An exclusive group already has its one active consumer.
     #[error(
         "group {group} is exclusive and already has an active consumer (consume with standby to wait)"

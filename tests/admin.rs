@@ -25,6 +25,7 @@ fn declaration(
         ack_deadline_ms: 10_000,
         max_deliveries: 5,
         dead_letter_topic: format!("{topic}.dead"),
+        max_bytes: 0,
     }
 }
 
@@ -108,6 +109,57 @@ async fn declared_group_is_listed_with_its_mode_and_counts() {
 
 /// Declaring an existing group again with the same settings succeeds; with other settings it is
 /// FAILED_PRECONDITION.
+/// A group declared with `max_bytes` reports what it holds in `bytes`, and a batch that would pass
+/// the limit is RESOURCE_EXHAUSTED naming the message, the group and `max_bytes`, routing nothing.
+#[tokio::test]
+async fn a_group_refuses_batches_past_its_max_bytes() {
+    let server = TestServer::start().await;
+    let topic = unique("admin.bytes");
+    let mut admin = server.admin().await;
+    let mut broker = server.broker().await;
+    declare_ok(
+        &mut admin,
+        pb::DeclareGroupRequest {
+            max_bytes: 2_500,
+            ..declaration(&topic, "capped", pb::ConsumeMode::Shared, 1_000)
+        },
+    )
+    .await;
+    // Each 512-byte message is charged a little more than its payload: three fit, four do not.
+    let payload = vec![b'x'; 512];
+    let three = (0..3).map(|_| message(&topic, payload.clone())).collect();
+    publish_ok(&mut broker, three).await;
+    let info = group_info(&mut admin, &topic, "capped")
+        .await
+        .expect("listed");
+    assert!(
+        info.bytes > 3 * 512 && info.bytes <= 2_500,
+        "three messages of 512 bytes are charged {}",
+        info.bytes
+    );
+    let status = assert_status(
+        publish(&mut broker, vec![message(&topic, payload.clone())]).await,
+        Code::ResourceExhausted,
+        &["messages[0]", "capped", "max_bytes"],
+    );
+    let after = group_info(&mut admin, &topic, "capped")
+        .await
+        .expect("listed");
+    assert_eq!((after.ready, after.bytes), (3, info.bytes), "{status:?}");
+
+    // A different max_bytes for the same group is a conflict naming the setting.
+    assert_status(
+        admin
+            .declare_group(pb::DeclareGroupRequest {
+                max_bytes: 4_000,
+                ..declaration(&topic, "capped", pb::ConsumeMode::Shared, 1_000)
+            })
+            .await,
+        Code::FailedPrecondition,
+        &["max_bytes"],
+    );
+}
+
 #[tokio::test]
 async fn declaring_a_group_again_is_idempotent() {
     let server = TestServer::start().await;

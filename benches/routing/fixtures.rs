@@ -114,6 +114,7 @@ pub fn group_settings() -> GroupSettings {
     GroupSettings {
         mode: ConsumeMode::Shared,
         max_length: u32::MAX,
+        max_bytes: None,
         ack_deadline: Duration::from_secs(30),
         max_deliveries: None,
         dead_letter_topic: None,

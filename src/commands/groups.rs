@@ -36,6 +36,9 @@ async fn declare(args: GroupsDeclareArgs) -> Result<(), Failure> {
     if let Some(max) = args.max_length {
         config = config.max_length(max);
     }
+    if let Some(max) = args.max_bytes {
+        config = config.max_bytes(max);
+    }
     if let Some(deadline) = args.ack_deadline {
         config = config.ack_deadline(deadline);
     }

@@ -85,7 +85,7 @@ impl Printer {
             || {
                 format!(
                     "[{}] group={} mode={mode} ready={} in_flight={} consumers={} delivered={} \
-                     acked={} redelivered={} dead_lettered={}",
+                     acked={} redelivered={} dead_lettered={} bytes={}",
                     group.topic,
                     group.group,
                     group.ready,
@@ -95,6 +95,7 @@ impl Printer {
                     group.acked,
                     group.redelivered,
                     group.dead_lettered,
+                    group.bytes,
                 )
             },
             || {
@@ -105,6 +106,7 @@ impl Printer {
                     "ready": group.ready,
                     "in_flight": group.in_flight,
                     "consumers": group.consumers,
+                    "bytes": group.bytes,
                     "delivered": group.delivered,
                     "acked": group.acked,
                     "redelivered": group.redelivered,

@@ -72,6 +72,14 @@ impl Locked {
         self.state.has_room_for(extra)
     }
 
+    pub fn has_bytes_for(&self, extra: u64) -> bool {
+        self.state.has_bytes_for(extra)
+    }
+
+    pub fn max_bytes(&self) -> Option<u64> {
+        self.state.settings().max_bytes
+    }
+
     pub fn max_length(&self) -> u32 {
         self.state.settings().max_length
     }
@@ -234,6 +242,7 @@ impl QueueGroup {
             acked: stats.acked,
             redelivered: stats.redelivered,
             dead_lettered: stats.dead_lettered,
+            bytes: state.bytes(),
         }
     }
 

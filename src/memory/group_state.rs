@@ -22,6 +22,8 @@ pub struct GroupSettings {
     pub mode: ConsumeMode,
     /// Messages held at most: waiting, delayed and in flight together.
     pub max_length: u32,
+    /// What the held messages may be charged together (`Message::footprint`), if limited.
+    pub max_bytes: Option<u64>,
     pub ack_deadline: Duration,
     /// `None`: redeliver forever.
     pub max_deliveries: Option<u32>,
@@ -145,6 +147,8 @@ pub struct GroupState {
     stats: GroupStats,
     /// Since when the group has had neither consumers nor messages.
     idle_since: Option<Instant>,
+    /// The footprint of every message held, for `max_bytes`.
+    bytes: u64,
 }
 
 impl GroupState {
@@ -163,6 +167,7 @@ impl GroupState {
             wake_cursor: 0,
             stats: GroupStats::default(),
             idle_since: Some(now),
+            bytes: 0,
         }
     }
 
@@ -201,12 +206,25 @@ impl GroupState {
         self.len().saturating_add(extra) <= self.settings.max_length as usize
     }
 
+    /// Whether `extra` more bytes (of footprint) fit under `max_bytes`.
+    pub fn has_bytes_for(&self, extra: u64) -> bool {
+        self.settings
+            .max_bytes
+            .is_none_or(|max| self.bytes.saturating_add(extra) <= max)
+    }
+
+    /// The footprint of the messages held.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
     /// Since when the group has been without consumers and messages, if it is.
     pub fn idle_since(&self) -> Option<Instant> {
         self.idle_since
     }
 
     pub fn enqueue(&mut self, message: Arc<Message>) {
+        self.bytes += message.footprint() as u64;
         let seq = self.next_seq;
         self.next_seq += 1;
         self.ready.push_back(Pending {
@@ -327,6 +345,7 @@ impl GroupState {
         let dead = match action {
             Settle::Ack => {
                 self.stats.acked += 1;
+                self.bytes -= flight.pending.message.footprint() as u64;
                 None
             }
             Settle::Nack { delay } => self.requeue(flight.pending, now, delay),
@@ -429,6 +448,7 @@ impl GroupState {
 
     fn dead_letter(&mut self, pending: Pending, reason: DeadLetterReason) -> DeadLetter {
         self.stats.dead_lettered += 1;
+        self.bytes -= pending.message.footprint() as u64;
         DeadLetter {
             message: pending.message,
             reason,

@@ -17,6 +17,7 @@ fn settings(mode: ConsumeMode, max_deliveries: Option<u32>) -> GroupSettings {
     GroupSettings {
         mode,
         max_length: 1000,
+        max_bytes: None,
         ack_deadline: SECOND,
         max_deliveries,
         dead_letter_topic: None,
@@ -295,6 +296,19 @@ fn pick<T: Copy>(items: &[T], index: usize) -> Option<T> {
     (!items.is_empty()).then(|| items[index % items.len()])
 }
 
+/// The footprint of every message the state holds, counted afresh.
+fn held_bytes(state: &GroupState) -> u64 {
+    let footprint = |pending: &Pending| pending.message.footprint() as u64;
+    state.ready.iter().map(footprint).sum::<u64>()
+        + state.redeliver.values().map(footprint).sum::<u64>()
+        + state.delayed.values().map(footprint).sum::<u64>()
+        + state
+            .in_flight
+            .values()
+            .map(|flight| footprint(&flight.pending))
+            .sum::<u64>()
+}
+
 proptest! {
     /// Random interleavings of publish, take, ack, nack, reject, expiry and disconnects never lose or
     /// invent a message: at every step each published message is held exactly once or settled exactly
@@ -369,6 +383,7 @@ proptest! {
             }
             prop_assert!(acked.is_disjoint(&dead));
             prop_assert_eq!(state.len() + acked.len() + dead.len(), published as usize);
+            prop_assert_eq!(state.bytes(), held_bytes(&state), "max_bytes accounting");
             for (id, &(n, owner)) in &outstanding {
                 prop_assert_eq!(state.in_flight[id].consumer, owner);
                 prop_assert_eq!(number(&state.in_flight[id].pending.message), n);
@@ -388,6 +403,7 @@ proptest! {
             }
         }
         prop_assert!(state.is_empty());
+        prop_assert_eq!(state.bytes(), 0);
         let settled: BTreeSet<u32> = acked.union(&dead).copied().collect();
         prop_assert_eq!(settled, (0..published).collect::<BTreeSet<u32>>());
     }

@@ -65,6 +65,7 @@ impl Registry {
         let settings = GroupSettings {
             mode: spec.mode,
             max_length: shared.config.default_max_length,
+            max_bytes: None,
             ack_deadline: shared.config.default_ack_deadline,
             max_deliveries: None,
             dead_letter_topic: None,
@@ -80,6 +81,7 @@ impl Registry {
         let settings = GroupSettings {
             mode: spec.mode,
             max_length: spec.max_length.unwrap_or(config.default_max_length),
+            max_bytes: spec.max_bytes,
             ack_deadline: spec.ack_deadline.unwrap_or(config.default_ack_deadline),
             max_deliveries: spec.max_deliveries,
             dead_letter_topic: spec.dead_letter_topic,
@@ -213,6 +215,8 @@ fn first_difference(
     };
     let show_max =
         |max: Option<u32>| max.map_or_else(|| "unlimited".to_string(), |m| m.to_string());
+    let show_bytes =
+        |max: Option<u64>| max.map_or_else(|| "unlimited".to_string(), |m| m.to_string());
     let pairs = [
         (
             "mode",
@@ -223,6 +227,11 @@ fn first_difference(
             "max_length",
             existing.max_length.to_string(),
             requested.max_length.to_string(),
+        ),
+        (
+            "max_bytes",
+            show_bytes(existing.max_bytes),
+            show_bytes(requested.max_bytes),
         ),
         (
             "ack_deadline_ms",

@@ -81,15 +81,25 @@ impl Shared {
         let wakes = {
             let mut locks: Vec<_> = groups.iter().map(|group| group.lock()).collect();
             if admission == Admission::Checked {
-                let mut wanted = vec![0usize; groups.len()];
+                let mut wanted = vec![(0usize, 0u64); groups.len()];
                 for (index, message_slots) in slots.iter().enumerate() {
+                    let footprint = messages[index].footprint() as u64;
                     for &slot in message_slots {
-                        wanted[slot] += 1;
-                        if !locks[slot].has_room_for(wanted[slot]) {
+                        let (count, bytes) = &mut wanted[slot];
+                        *count += 1;
+                        *bytes += footprint;
+                        if !locks[slot].has_room_for(*count) {
                             return Err(BrokerError::GroupFull {
                                 index,
                                 group: groups[slot].name.to_string(),
                                 max_length: locks[slot].max_length(),
+                            });
+                        }
+                        if !locks[slot].has_bytes_for(*bytes) {
+                            return Err(BrokerError::GroupBytesFull {
+                                index,
+                                group: groups[slot].name.to_string(),
+                                max_bytes: locks[slot].max_bytes().unwrap_or_default(),
                             });
                         }
                     }

@@ -43,6 +43,7 @@ fn group_spec(pattern_text: &str, name: &str) -> GroupSpec {
         group: group(name),
         mode: ConsumeMode::Shared,
         max_length: None,
+        max_bytes: None,
         ack_deadline: None,
         max_deliveries: None,
         dead_letter_topic: None,
@@ -144,6 +145,39 @@ async fn the_memory_budget_refuses_publishers_until_consumers_ack() {
     drop(delivery.message);
     broker.publish(batch()).await.unwrap();
     assert_eq!(broker.shared.budget.used(), 3 * one);
+}
+
+/// A group's `max_bytes` refuses a batch whole, as `max_length` does; acking makes room.
+#[tokio::test]
+async fn a_group_past_its_max_bytes_refuses_the_whole_batch() {
+    let broker = broker(Config::default());
+    let one = new("jobs", "0123456789").footprint() as u64;
+    let mut spec = group_spec("jobs", "w");
+    spec.max_bytes = Some(2 * one);
+    broker.declare_group(spec).await.unwrap();
+    broker
+        .publish(vec![new("jobs", "0123456789")])
+        .await
+        .unwrap();
+    let batch = vec![new("jobs", "0123456789"), new("jobs", "0123456789")];
+    let error = broker.publish(batch).await.unwrap_err();
+    assert!(
+        matches!(error, BrokerError::GroupBytesFull { index: 1, .. }),
+        "{error:?}"
+    );
+    let info = &broker.list_groups().await.unwrap()[0];
+    assert_eq!((info.ready, info.bytes), (1, one));
+
+    let mut consumer = broker.consume(consume_spec("jobs", "w")).await.unwrap();
+    let delivery = next(&mut consumer).await.unwrap();
+    let settlement = Settlement {
+        ack: vec![delivery.delivery_id],
+        ..Settlement::default()
+    };
+    broker.settle(settlement).await.unwrap();
+    let batch = vec![new("jobs", "0123456789"), new("jobs", "0123456789")];
+    broker.publish(batch).await.unwrap();
+    assert_eq!(broker.list_groups().await.unwrap()[0].bytes, 2 * one);
 }
 
 #[tokio::test]

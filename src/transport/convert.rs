@@ -25,6 +25,7 @@ pub fn status(error: BrokerError) -> Status {
     match error {
         BrokerError::InvalidArgument { .. } => Status::invalid_argument(message),
         BrokerError::GroupFull { .. }
+        | BrokerError::GroupBytesFull { .. }
         | BrokerError::MemoryFull { .. }
         | BrokerError::TooManyStreams { .. } => Status::resource_exhausted(message),
         BrokerError::ExclusiveTaken { .. } | BrokerError::GroupConflict { .. } => {
@@ -226,6 +227,7 @@ pub fn group_spec(
         group,
         mode,
         max_length: (request.max_length > 0).then_some(request.max_length),
+        max_bytes: (request.max_bytes > 0).then_some(request.max_bytes),
         ack_deadline: millis(request.ack_deadline_ms),
         max_deliveries: (request.max_deliveries > 0).then_some(request.max_deliveries),
         dead_letter_topic,
@@ -340,6 +342,7 @@ pub fn group_info(info: GroupInfo) -> pb::GroupInfo {
         acked: info.acked,
         redelivered: info.redelivered,
         dead_lettered: info.dead_lettered,
+        bytes: info.bytes,
     }
 }
 

@@ -58,6 +58,13 @@ impl GroupConfig {
         self
     }
 
+    /// What the group's messages may take, counted as the broker's memory budget counts them (payload
+    /// plus a fixed overhead per message); a publish past it fails. Default: no limit in bytes.
+    pub fn max_bytes(mut self, max: u64) -> Self {
+        self.request.max_bytes = max;
+        self
+    }
+
     /// How long a delivery may stay unacked before it is redelivered (whole milliseconds). Default: the
     /// broker's.
     pub fn ack_deadline(mut self, deadline: Duration) -> Self {

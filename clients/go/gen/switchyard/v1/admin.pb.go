@@ -32,6 +32,7 @@ type DeclareGroupRequest struct {
 	AckDeadlineMs   uint32                 `protobuf:"varint,5,opt,name=ack_deadline_ms,json=ackDeadlineMs,proto3" json:"ack_deadline_ms,omitempty"` // 0 = server default
 	MaxDeliveries   uint32                 `protobuf:"varint,6,opt,name=max_deliveries,json=maxDeliveries,proto3" json:"max_deliveries,omitempty"`   // 0 = unlimited
 	DeadLetterTopic string                 `protobuf:"bytes,7,opt,name=dead_letter_topic,json=deadLetterTopic,proto3" json:"dead_letter_topic,omitempty"`
+	MaxBytes        uint64                 `protobuf:"varint,8,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"` // 0 = no limit in bytes; counted as the memory budget counts a message
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -113,6 +114,13 @@ func (x *DeclareGroupRequest) GetDeadLetterTopic() string {
 		return x.DeadLetterTopic
 	}
 	return ""
+}
+
+func (x *DeclareGroupRequest) GetMaxBytes() uint64 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
 }
 
 type DeclareGroupResponse struct {
@@ -331,6 +339,7 @@ type GroupInfo struct {
 	Acked         uint64                 `protobuf:"varint,8,opt,name=acked,proto3" json:"acked,omitempty"`
 	Redelivered   uint64                 `protobuf:"varint,9,opt,name=redelivered,proto3" json:"redelivered,omitempty"`
 	DeadLettered  uint64                 `protobuf:"varint,10,opt,name=dead_lettered,json=deadLettered,proto3" json:"dead_lettered,omitempty"`
+	Bytes         uint64                 `protobuf:"varint,11,opt,name=bytes,proto3" json:"bytes,omitempty"` // what the held messages are charged (see max_bytes)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -435,11 +444,18 @@ func (x *GroupInfo) GetDeadLettered() uint64 {
 	return 0
 }
 
+func (x *GroupInfo) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
 var File_switchyard_v1_admin_proto protoreflect.FileDescriptor
 
 const file_switchyard_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x19switchyard/v1/admin.proto\x12\rswitchyard.v1\x1a\x1aswitchyard/v1/broker.proto\"\x8b\x02\n" +
+	"\x19switchyard/v1/admin.proto\x12\rswitchyard.v1\x1a\x1aswitchyard/v1/broker.proto\"\xa8\x02\n" +
 	"\x13DeclareGroupRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12.\n" +
@@ -448,7 +464,8 @@ const file_switchyard_v1_admin_proto_rawDesc = "" +
 	"max_length\x18\x04 \x01(\rR\tmaxLength\x12&\n" +
 	"\x0fack_deadline_ms\x18\x05 \x01(\rR\rackDeadlineMs\x12%\n" +
 	"\x0emax_deliveries\x18\x06 \x01(\rR\rmaxDeliveries\x12*\n" +
-	"\x11dead_letter_topic\x18\a \x01(\tR\x0fdeadLetterTopic\"\x16\n" +
+	"\x11dead_letter_topic\x18\a \x01(\tR\x0fdeadLetterTopic\x12\x1b\n" +
+	"\tmax_bytes\x18\b \x01(\x04R\bmaxBytes\"\x16\n" +
 	"\x14DeclareGroupResponse\"@\n" +
 	"\x12DeleteGroupRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x14\n" +
@@ -456,7 +473,7 @@ const file_switchyard_v1_admin_proto_rawDesc = "" +
 	"\x13DeleteGroupResponse\"\x13\n" +
 	"\x11ListGroupsRequest\"F\n" +
 	"\x12ListGroupsResponse\x120\n" +
-	"\x06groups\x18\x01 \x03(\v2\x18.switchyard.v1.GroupInfoR\x06groups\"\xb3\x02\n" +
+	"\x06groups\x18\x01 \x03(\v2\x18.switchyard.v1.GroupInfoR\x06groups\"\xc9\x02\n" +
 	"\tGroupInfo\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12.\n" +
@@ -468,7 +485,8 @@ const file_switchyard_v1_admin_proto_rawDesc = "" +
 	"\x05acked\x18\b \x01(\x04R\x05acked\x12 \n" +
 	"\vredelivered\x18\t \x01(\x04R\vredelivered\x12#\n" +
 	"\rdead_lettered\x18\n" +
-	" \x01(\x04R\fdeadLettered2\x89\x02\n" +
+	" \x01(\x04R\fdeadLettered\x12\x14\n" +
+	"\x05bytes\x18\v \x01(\x04R\x05bytes2\x89\x02\n" +
 	"\x05Admin\x12W\n" +
 	"\fDeclareGroup\x12\".switchyard.v1.DeclareGroupRequest\x1a#.switchyard.v1.DeclareGroupResponse\x12T\n" +
 	"\vDeleteGroup\x12!.switchyard.v1.DeleteGroupRequest\x1a\".switchyard.v1.DeleteGroupResponse\x12Q\n" +

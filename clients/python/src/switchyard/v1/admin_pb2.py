@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from switchyard.v1 import broker_pb2 as switchyard_dot_v1_dot_broker__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19switchyard/v1/admin.proto\x12\rswitchyard.v1\x1a\x1aswitchyard/v1/broker.proto\"\xbd\x01\n\x13\x44\x65\x63lareGroupRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12(\n\x04mode\x18\x03 \x01(\x0e\x32\x1a.switchyard.v1.ConsumeMode\x12\x12\n\nmax_length\x18\x04 \x01(\r\x12\x17\n\x0f\x61\x63k_deadline_ms\x18\x05 \x01(\r\x12\x16\n\x0emax_deliveries\x18\x06 \x01(\r\x12\x19\n\x11\x64\x65\x61\x64_letter_topic\x18\x07 \x01(\t\"\x16\n\x14\x44\x65\x63lareGroupResponse\"2\n\x12\x44\x65leteGroupRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\"\x15\n\x13\x44\x65leteGroupResponse\"\x13\n\x11ListGroupsRequest\">\n\x12ListGroupsResponse\x12(\n\x06groups\x18\x01 \x03(\x0b\x32\x18.switchyard.v1.GroupInfo\"\xd6\x01\n\tGroupInfo\x12\r\n\x05topic\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12(\n\x04mode\x18\x03 \x01(\x0e\x32\x1a.switchyard.v1.ConsumeMode\x12\r\n\x05ready\x18\x04 \x01(\x04\x12\x11\n\tin_flight\x18\x05 \x01(\x04\x12\x11\n\tconsumers\x18\x06 \x01(\r\x12\x11\n\tdelivered\x18\x07 \x01(\x04\x12\r\n\x05\x61\x63ked\x18\x08 \x01(\x04\x12\x13\n\x0bredelivered\x18\t \x01(\x04\x12\x15\n\rdead_lettered\x18\n \x01(\x04\x32\x89\x02\n\x05\x41\x64min\x12W\n\x0c\x44\x65\x63lareGroup\x12\".switchyard.v1.DeclareGroupRequest\x1a#.switchyard.v1.DeclareGroupResponse\x12T\n\x0b\x44\x65leteGroup\x12!.switchyard.v1.DeleteGroupRequest\x1a\".switchyard.v1.DeleteGroupResponse\x12Q\n\nListGroups\x12 .switchyard.v1.ListGroupsRequest\x1a!.switchyard.v1.ListGroupsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19switchyard/v1/admin.proto\x12\rswitchyard.v1\x1a\x1aswitchyard/v1/broker.proto\"\xd0\x01\n\x13\x44\x65\x63lareGroupRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12(\n\x04mode\x18\x03 \x01(\x0e\x32\x1a.switchyard.v1.ConsumeMode\x12\x12\n\nmax_length\x18\x04 \x01(\r\x12\x17\n\x0f\x61\x63k_deadline_ms\x18\x05 \x01(\r\x12\x16\n\x0emax_deliveries\x18\x06 \x01(\r\x12\x19\n\x11\x64\x65\x61\x64_letter_topic\x18\x07 \x01(\t\x12\x11\n\tmax_bytes\x18\x08 \x01(\x04\"\x16\n\x14\x44\x65\x63lareGroupResponse\"2\n\x12\x44\x65leteGroupRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\"\x15\n\x13\x44\x65leteGroupResponse\"\x13\n\x11ListGroupsRequest\">\n\x12ListGroupsResponse\x12(\n\x06groups\x18\x01 \x03(\x0b\x32\x18.switchyard.v1.GroupInfo\"\xe5\x01\n\tGroupInfo\x12\r\n\x05topic\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12(\n\x04mode\x18\x03 \x01(\x0e\x32\x1a.switchyard.v1.ConsumeMode\x12\r\n\x05ready\x18\x04 \x01(\x04\x12\x11\n\tin_flight\x18\x05 \x01(\x04\x12\x11\n\tconsumers\x18\x06 \x01(\r\x12\x11\n\tdelivered\x18\x07 \x01(\x04\x12\r\n\x05\x61\x63ked\x18\x08 \x01(\x04\x12\x13\n\x0bredelivered\x18\t \x01(\x04\x12\x15\n\rdead_lettered\x18\n \x01(\x04\x12\r\n\x05\x62ytes\x18\x0b \x01(\x04\x32\x89\x02\n\x05\x41\x64min\x12W\n\x0c\x44\x65\x63lareGroup\x12\".switchyard.v1.DeclareGroupRequest\x1a#.switchyard.v1.DeclareGroupResponse\x12T\n\x0b\x44\x65leteGroup\x12!.switchyard.v1.DeleteGroupRequest\x1a\".switchyard.v1.DeleteGroupResponse\x12Q\n\nListGroups\x12 .switchyard.v1.ListGroupsRequest\x1a!.switchyard.v1.ListGroupsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,19 +33,19 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'switchyard.v1.admin_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DECLAREGROUPREQUEST']._serialized_start=73
-  _globals['_DECLAREGROUPREQUEST']._serialized_end=262
-  _globals['_DECLAREGROUPRESPONSE']._serialized_start=264
-  _globals['_DECLAREGROUPRESPONSE']._serialized_end=286
-  _globals['_DELETEGROUPREQUEST']._serialized_start=288
-  _globals['_DELETEGROUPREQUEST']._serialized_end=338
-  _globals['_DELETEGROUPRESPONSE']._serialized_start=340
-  _globals['_DELETEGROUPRESPONSE']._serialized_end=361
-  _globals['_LISTGROUPSREQUEST']._serialized_start=363
-  _globals['_LISTGROUPSREQUEST']._serialized_end=382
-  _globals['_LISTGROUPSRESPONSE']._serialized_start=384
-  _globals['_LISTGROUPSRESPONSE']._serialized_end=446
-  _globals['_GROUPINFO']._serialized_start=449
-  _globals['_GROUPINFO']._serialized_end=663
-  _globals['_ADMIN']._serialized_start=666
-  _globals['_ADMIN']._serialized_end=931
+  _globals['_DECLAREGROUPREQUEST']._serialized_end=281
+  _globals['_DECLAREGROUPRESPONSE']._serialized_start=283
+  _globals['_DECLAREGROUPRESPONSE']._serialized_end=305
+  _globals['_DELETEGROUPREQUEST']._serialized_start=307
+  _globals['_DELETEGROUPREQUEST']._serialized_end=357
+  _globals['_DELETEGROUPRESPONSE']._serialized_start=359
+  _globals['_DELETEGROUPRESPONSE']._serialized_end=380
+  _globals['_LISTGROUPSREQUEST']._serialized_start=382
+  _globals['_LISTGROUPSREQUEST']._serialized_end=401
+  _globals['_LISTGROUPSRESPONSE']._serialized_start=403
+  _globals['_LISTGROUPSRESPONSE']._serialized_end=465
+  _globals['_GROUPINFO']._serialized_start=468
+  _globals['_GROUPINFO']._serialized_end=697
+  _globals['_ADMIN']._serialized_start=700
+  _globals['_ADMIN']._serialized_end=965
 # @@protoc_insertion_point(module_scope)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class DeclareGroupRequest(_message.Message):
-    __slots__ = ("topic", "group", "mode", "max_length", "ack_deadline_ms", "max_deliveries", "dead_letter_topic")
+    __slots__ = ("topic", "group", "mode", "max_length", "ack_deadline_ms", "max_deliveries", "dead_letter_topic", "max_bytes")
     TOPIC_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,7 @@ class DeclareGroupRequest(_message.Message):
     ACK_DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
     MAX_DELIVERIES_FIELD_NUMBER: _ClassVar[int]
     DEAD_LETTER_TOPIC_FIELD_NUMBER: _ClassVar[int]
+    MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
     topic: str
     group: str
     mode: _broker_pb2.ConsumeMode
@@ -23,7 +24,8 @@ class DeclareGroupRequest(_message.Message):
     ack_deadline_ms: int
     max_deliveries: int
     dead_letter_topic: str
-    def __init__(self, topic: _Optional[str] = ..., group: _Optional[str] = ..., mode: _Optional[_Union[_broker_pb2.ConsumeMode, str]] = ..., max_length: _Optional[int] = ..., ack_deadline_ms: _Optional[int] = ..., max_deliveries: _Optional[int] = ..., dead_letter_topic: _Optional[str] = ...) -> None: ...
+    max_bytes: int
+    def __init__(self, topic: _Optional[str] = ..., group: _Optional[str] = ..., mode: _Optional[_Union[_broker_pb2.ConsumeMode, str]] = ..., max_length: _Optional[int] = ..., ack_deadline_ms: _Optional[int] = ..., max_deliveries: _Optional[int] = ..., dead_letter_topic: _Optional[str] = ..., max_bytes: _Optional[int] = ...) -> None: ...
 
 class DeclareGroupResponse(_message.Message):
     __slots__ = ()
@@ -52,7 +54,7 @@ class ListGroupsResponse(_message.Message):
     def __init__(self, groups: _Optional[_Iterable[_Union[GroupInfo, _Mapping]]] = ...) -> None: ...
 
 class GroupInfo(_message.Message):
-    __slots__ = ("topic", "group", "mode", "ready", "in_flight", "consumers", "delivered", "acked", "redelivered", "dead_lettered")
+    __slots__ = ("topic", "group", "mode", "ready", "in_flight", "consumers", "delivered", "acked", "redelivered", "dead_lettered", "bytes")
     TOPIC_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +65,7 @@ class GroupInfo(_message.Message):
     ACKED_FIELD_NUMBER: _ClassVar[int]
     REDELIVERED_FIELD_NUMBER: _ClassVar[int]
     DEAD_LETTERED_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
     topic: str
     group: str
     mode: _broker_pb2.ConsumeMode
@@ -73,4 +76,5 @@ class GroupInfo(_message.Message):
     acked: int
     redelivered: int
     dead_lettered: int
-    def __init__(self, topic: _Optional[str] = ..., group: _Optional[str] = ..., mode: _Optional[_Union[_broker_pb2.ConsumeMode, str]] = ..., ready: _Optional[int] = ..., in_flight: _Optional[int] = ..., consumers: _Optional[int] = ..., delivered: _Optional[int] = ..., acked: _Optional[int] = ..., redelivered: _Optional[int] = ..., dead_lettered: _Optional[int] = ...) -> None: ...
+    bytes: int
+    def __init__(self, topic: _Optional[str] = ..., group: _Optional[str] = ..., mode: _Optional[_Union[_broker_pb2.ConsumeMode, str]] = ..., ready: _Optional[int] = ..., in_flight: _Optional[int] = ..., consumers: _Optional[int] = ..., delivered: _Optional[int] = ..., acked: _Optional[int] = ..., redelivered: _Optional[int] = ..., dead_lettered: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
