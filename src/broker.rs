@@ -25,6 +25,17 @@ pub trait Broker: Clone + Send + Sync + 'static {
         batch: Vec<NewMessage>,
     ) -> impl Future<Output = Result<Vec<Published>, BrokerError>> + Send;
 
+    /// Like [`Broker::publish`], but while a group or the broker's memory is full it waits up to `wait`
+    /// for room instead of failing at once. A broker with no way to wait publishes once.
+    fn publish_waiting(
+        &self,
+        batch: Vec<NewMessage>,
+        wait: Duration,
+    ) -> impl Future<Output = Result<Vec<Published>, BrokerError>> + Send {
+        let _ = wait;
+        self.publish(batch)
+    }
+
     /// Subscribes to a pattern. The subscription is active when this returns.
     fn subscribe(
         &self,

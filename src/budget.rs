@@ -13,7 +13,10 @@
 use std::{
     collections::HashMap,
     sync::atomic::{AtomicUsize, Ordering},
+    time::Duration,
 };
+
+use tokio::{sync::Notify, time::Instant};
 
 /// Heap a message takes besides its payload and optional fields: the shared `Arc<Message>` (112
 /// bytes with the allocator's header), the payload's own allocation header, and a group's queue slot.
@@ -46,6 +49,9 @@ pub fn footprint(
 pub struct MemoryBudget {
     limit: usize,
     used: AtomicUsize,
+    /// Publishers waiting for room ([`MemoryBudget::room_freed`]); releases wake them only if any.
+    waiters: AtomicUsize,
+    room: Notify,
 }
 
 /// The budget cannot take the charge.
@@ -60,6 +66,8 @@ impl MemoryBudget {
         Self {
             limit,
             used: AtomicUsize::new(0),
+            waiters: AtomicUsize::new(0),
+            room: Notify::new(),
         }
     }
 
@@ -97,6 +105,23 @@ impl MemoryBudget {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 Some(used.saturating_sub(bytes))
             });
+        if self.waiters.load(Ordering::Acquire) > 0 {
+            self.room.notify_waiters();
+        }
+    }
+
+    /// Waits until some message is released, or `poll` passes: room in a group can also come from an
+    /// ack whose message a subscriber still holds, which releases nothing here. `false` once
+    /// `deadline` has passed.
+    pub async fn room_freed(&self, deadline: Instant, poll: Duration) -> bool {
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        self.waiters.fetch_add(1, Ordering::AcqRel);
+        let _ = tokio::time::timeout_at(deadline.min(now + poll), self.room.notified()).await;
+        self.waiters.fetch_sub(1, Ordering::AcqRel);
+        true
     }
 }
 

@@ -488,6 +488,9 @@ pub struct ServeArgs {
     /// Bytes the messages held by the broker may take (estimated per message); then Publish is refused.
     #[arg(long, env = "SWITCHYARD_MAX_MEMORY_BYTES", default_value_t = 1024 * 1024 * 1024)]
     pub max_memory_bytes: usize,
+    /// Longest a publisher asking wait_for_room waits for room, in milliseconds.
+    #[arg(long, env = "SWITCHYARD_MAX_PUBLISH_WAIT_MS", default_value_t = 30_000)]
+    pub max_publish_wait_ms: u64,
     /// PEM certificate chain to serve TLS with (needs --tls-key).
     #[arg(
         long,
@@ -583,6 +586,7 @@ impl ServeArgs {
             max_streams_per_connection: self.max_streams_per_connection,
             max_subscriptions: self.max_subscriptions,
             max_memory_bytes: self.max_memory_bytes,
+            max_publish_wait: Duration::from_millis(self.max_publish_wait_ms),
             tls_cert: self.tls_cert,
             tls_key: self.tls_key,
             tls_client_ca: self.tls_client_ca,

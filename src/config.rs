@@ -68,6 +68,8 @@ pub struct Config {
     /// What the messages the broker holds (in groups, subscriber buffers, anywhere) may take, by the
     /// estimate in `budget::footprint`; past it a Publish is RESOURCE_EXHAUSTED.
     pub max_memory_bytes: usize,
+    /// Longest a publisher that asked to wait for room (`wait_for_room`) waits before it is refused.
+    pub max_publish_wait: Duration,
     /// PEM certificate chain the server presents. With `tls_key`, the server speaks TLS only.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert`.
@@ -122,6 +124,7 @@ impl Default for Config {
             max_streams_per_connection: 1_000,
             max_subscriptions: 100_000,
             max_memory_bytes: 1024 * 1024 * 1024,
+            max_publish_wait: Duration::from_secs(30),
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
@@ -154,7 +157,7 @@ impl Config {
     /// Rejects settings that would make the broker misbehave rather than merely be strict.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let fail = |setting, reason: String| Err(ConfigError { setting, reason });
-        let positive: [(&'static str, u64); 15] = [
+        let positive: [(&'static str, u64); 16] = [
             ("max_payload_bytes", self.max_payload_bytes as u64),
             ("max_batch_messages", self.max_batch_messages as u64),
             ("max_topic_bytes", self.max_topic_bytes as u64),
@@ -172,6 +175,7 @@ impl Config {
             ),
             ("max_subscriptions", self.max_subscriptions as u64),
             ("max_memory_bytes", self.max_memory_bytes as u64),
+            ("max_publish_wait", self.max_publish_wait.as_millis() as u64),
             (
                 "default_ack_deadline",
                 self.default_ack_deadline.as_millis() as u64,

@@ -18,6 +18,8 @@ pub enum BrokerError {
         index: usize,
         group: String,
         max_length: u32,
+        /// The batch alone holds more than the group ever may, so waiting for room is pointless.
+        never_fits: bool,
     },
     /// Publishing the batch would push a group past its `max_bytes`; nothing was routed.
     #[error(
@@ -27,6 +29,8 @@ pub enum BrokerError {
         index: usize,
         group: String,
         max_bytes: u64,
+        /// As in `GroupFull`.
+        never_fits: bool,
     },
     /// An exclusive group already has its one active consumer.
     #[error(

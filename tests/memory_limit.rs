@@ -106,3 +106,60 @@ async fn publishers_are_refused_past_the_budget_and_memory_stays_within_it() {
     })
     .await;
 }
+
+/// `wait_for_room` over gRPC: a Publish into a full group waits instead of failing, and goes through
+/// once a consumer acks; one whose call deadline comes first is RESOURCE_EXHAUSTED before that
+/// deadline, not DEADLINE_EXCEEDED, and stores nothing.
+#[tokio::test]
+async fn a_publisher_that_asks_waits_for_room() {
+    let server = TestServer::start().await;
+    let mut client = server.broker().await;
+    let mut admin = server.admin().await;
+    let topic = unique("memory.wait");
+    declare_ok(
+        &mut admin,
+        pb::DeclareGroupRequest {
+            topic: topic.clone(),
+            group: "one".into(),
+            max_length: 1,
+            ..Default::default()
+        },
+    )
+    .await;
+    publish_ok(&mut client, vec![message(&topic, "first")]).await;
+    let waiting_publish = |payload: &'static str, deadline: std::time::Duration| {
+        let mut request = tonic::Request::new(pb::PublishRequest {
+            messages: vec![message(&topic, payload)],
+            wait_for_room: true,
+        });
+        request.set_timeout(deadline);
+        let mut client = client.clone();
+        async move { client.publish(request).await }
+    };
+
+    let started = tokio::time::Instant::now();
+    let short = std::time::Duration::from_millis(300);
+    let status = waiting_publish("refused", short)
+        .await
+        .expect_err("a full group until the deadline");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(started.elapsed() < short, "answered after the deadline");
+
+    let mut waiting = tokio::spawn(waiting_publish("second", WAIT));
+    assert!(
+        tokio::time::timeout(QUIET, &mut waiting).await.is_err(),
+        "published into a full group"
+    );
+    let mut consumer = consume_ok(&mut client, consume_request(&topic, "one")).await;
+    let first = next_delivery(&mut consumer).await;
+    ack_all(&mut client, &[first]).await;
+    within("the waiting publish", waiting)
+        .await
+        .expect("join")
+        .expect("published once there was room");
+    let second = next_delivery(&mut consumer).await;
+    assert_eq!(
+        second.message.expect("a message").payload.as_ref(),
+        b"second"
+    );
+}

@@ -51,7 +51,11 @@ async fn request_stream(
 }
 
 fn publish_frame(sequence: u64, messages: Vec<pb::Message>) -> pb::PublishStreamRequest {
-    pb::PublishStreamRequest { sequence, messages }
+    pb::PublishStreamRequest {
+        sequence,
+        messages,
+        wait_for_room: false,
+    }
 }
 
 fn request_frame(sequence: u64, message: pb::Message, timeout_ms: u32) -> pb::RequestStreamRequest {

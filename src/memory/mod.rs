@@ -22,7 +22,10 @@ use std::{
 
 use futures_util::StreamExt;
 use parking_lot::RwLock;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore, mpsc},
+    time::Instant,
+};
 use tokio_util::sync::CancellationToken;
 
 use self::{
@@ -69,6 +72,10 @@ struct Shared {
     budget: Arc<MemoryBudget>,
 }
 
+/// How often a publisher waiting for room looks again even if no message was released: an ack frees
+/// room in its group while a subscriber may still hold the message.
+const ROOM_POLL: Duration = Duration::from_millis(20);
+
 impl MemoryBroker {
     /// Creates a broker and starts its housekeeping task. Needs a Tokio runtime.
     pub fn new(config: Config) -> Self {
@@ -92,6 +99,63 @@ impl MemoryBroker {
     /// Replies that arrived when no request was waiting for them.
     pub fn unmatched_replies(&self) -> u64 {
         self.shared.replies.unmatched()
+    }
+
+    /// Publishes a batch; while the memory budget or a group it goes to is full, waits for room until
+    /// `deadline` (if any) and tries again, then fails with what was full.
+    async fn publish_until(
+        &self,
+        batch: Vec<NewMessage>,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<Published>, BrokerError> {
+        self.check_running()?;
+        let budget = &self.shared.budget;
+        let cost = batch.iter().map(NewMessage::footprint).sum();
+        while let Err(over) = budget.try_charge(cost) {
+            // A batch bigger than the whole budget would wait in vain.
+            if cost > budget.limit() || !self.room_freed(deadline).await? {
+                return Err(BrokerError::MemoryFull {
+                    used: over.used,
+                    limit: over.limit,
+                });
+            }
+        }
+        // Each message now carries its part of the charge and gives it back when dropped: at once
+        // if the batch is refused or nobody takes it, later when the last holder lets go.
+        let messages: Vec<Arc<Message>> = batch
+            .into_iter()
+            .map(|new| Arc::new(Message::stamp(new).charged_to(budget)))
+            .collect();
+        loop {
+            match self.shared.route(&messages, Admission::Checked) {
+                Err(
+                    full @ (BrokerError::GroupFull {
+                        never_fits: false, ..
+                    }
+                    | BrokerError::GroupBytesFull {
+                        never_fits: false, ..
+                    }),
+                ) => {
+                    if !self.room_freed(deadline).await? {
+                        return Err(full);
+                    }
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// Waits a little for room (see [`MemoryBudget::room_freed`]); `false` when there is no deadline or
+    /// it has passed.
+    async fn room_freed(&self, deadline: Option<Instant>) -> Result<bool, BrokerError> {
+        let Some(deadline) = deadline else {
+            return Ok(false);
+        };
+        let freed = tokio::select! {
+            freed = self.shared.budget.room_freed(deadline, ROOM_POLL) => freed,
+            () = self.shared.shutdown.cancelled() => return Err(BrokerError::ShuttingDown),
+        };
+        Ok(freed)
     }
 
     /// One of the `max_subscriptions` slots, held for as long as a subscription or consumer lives.
@@ -142,22 +206,15 @@ impl Drop for Registration {
 
 impl Broker for MemoryBroker {
     async fn publish(&self, batch: Vec<NewMessage>) -> Result<Vec<Published>, BrokerError> {
-        self.check_running()?;
-        let budget = &self.shared.budget;
-        let cost = batch.iter().map(NewMessage::footprint).sum();
-        budget
-            .try_charge(cost)
-            .map_err(|over| BrokerError::MemoryFull {
-                used: over.used,
-                limit: over.limit,
-            })?;
-        // Each message now carries its part of the charge and gives it back when dropped: at once
-        // if the batch is refused or nobody takes it, later when the last holder lets go.
-        let messages = batch
-            .into_iter()
-            .map(|new| Arc::new(Message::stamp(new).charged_to(budget)))
-            .collect();
-        self.shared.route(messages, Admission::Checked)
+        self.publish_until(batch, None).await
+    }
+
+    async fn publish_waiting(
+        &self,
+        batch: Vec<NewMessage>,
+        wait: Duration,
+    ) -> Result<Vec<Published>, BrokerError> {
+        self.publish_until(batch, Some(Instant::now() + wait)).await
     }
 
     async fn subscribe(
@@ -337,7 +394,7 @@ async fn run_housekeeping(shared: Weak<Shared>, mut events: mpsc::UnboundedRecei
                 let id = message.id;
                 shared.budget.force_charge(message.footprint());
                 let message = message.charged_to(&shared.budget);
-                if let Err(error) = shared.route(vec![Arc::new(message)], Admission::Forced) {
+                if let Err(error) = shared.route(&[Arc::new(message)], Admission::Forced) {
                     tracing::warn!(%id, %error, "dead letter could not be routed");
                 }
             }

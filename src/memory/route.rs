@@ -37,17 +37,28 @@ struct Route {
     groups: Vec<GroupId>,
 }
 
+/// How many messages of the batch go to the group at `slot`, and their footprint.
+fn batch_share(slots: &[Vec<usize>], messages: &[Arc<Message>], slot: usize) -> (usize, u64) {
+    slots
+        .iter()
+        .zip(messages)
+        .filter(|(message_slots, _)| message_slots.contains(&slot))
+        .fold((0, 0), |(count, bytes), (_, message)| {
+            (count + 1, bytes + message.footprint() as u64)
+        })
+}
+
 impl Shared {
     pub(super) fn route(
         &self,
-        messages: Vec<Arc<Message>>,
+        messages: &[Arc<Message>],
         admission: Admission,
     ) -> Result<Vec<Published>, BrokerError> {
         let mut routes: Vec<Route> = Vec::with_capacity(messages.len());
         let mut groups: Vec<Arc<QueueGroup>> = Vec::new();
         {
             let index = self.index.read();
-            for message in &messages {
+            for message in messages {
                 let mut route = Route::default();
                 index.for_each_match(&message.topic, |target| match target {
                     Target::Subscriber(queue) => route.subscribers.push(Arc::clone(queue)),
@@ -88,20 +99,31 @@ impl Shared {
                         let (count, bytes) = &mut wanted[slot];
                         *count += 1;
                         *bytes += footprint;
-                        if !locks[slot].has_room_for(*count) {
-                            return Err(BrokerError::GroupFull {
-                                index,
-                                group: groups[slot].name.to_string(),
-                                max_length: locks[slot].max_length(),
-                            });
+                        let fits_count = locks[slot].has_room_for(*count);
+                        if fits_count && locks[slot].has_bytes_for(*bytes) {
+                            continue;
                         }
-                        if !locks[slot].has_bytes_for(*bytes) {
-                            return Err(BrokerError::GroupBytesFull {
+                        // What the whole batch asks of this group: more than it may ever hold, and
+                        // waiting for room is pointless.
+                        let (total, total_bytes) = batch_share(&slots, messages, slot);
+                        let group = groups[slot].name.to_string();
+                        return Err(if fits_count {
+                            let max_bytes = locks[slot].max_bytes().unwrap_or_default();
+                            BrokerError::GroupBytesFull {
                                 index,
-                                group: groups[slot].name.to_string(),
-                                max_bytes: locks[slot].max_bytes().unwrap_or_default(),
-                            });
-                        }
+                                group,
+                                max_bytes,
+                                never_fits: total_bytes > max_bytes,
+                            }
+                        } else {
+                            let max_length = locks[slot].max_length();
+                            BrokerError::GroupFull {
+                                index,
+                                group,
+                                max_length,
+                                never_fits: total > max_length as usize,
+                            }
+                        });
                     }
                 }
             }

@@ -180,6 +180,63 @@ async fn a_group_past_its_max_bytes_refuses_the_whole_batch() {
     assert_eq!(broker.list_groups().await.unwrap()[0].bytes, 2 * one);
 }
 
+/// A publisher that asks to wait is held while its group is full and goes through once a consumer
+/// acks; one whose wait runs out gets the group-full error, and nothing of its batch is stored.
+#[tokio::test(start_paused = true)]
+async fn a_waiting_publisher_gets_room_when_a_consumer_acks() {
+    let broker = broker(Config::default());
+    let mut spec = group_spec("jobs", "w");
+    spec.max_length = Some(1);
+    broker.declare_group(spec).await.unwrap();
+    broker.publish(vec![new("jobs", "first")]).await.unwrap();
+
+    let error = broker
+        .publish_waiting(vec![new("jobs", "refused")], Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, BrokerError::GroupFull { .. }), "{error:?}");
+    // A batch the group could never hold is refused at once, however long it may wait.
+    let started = tokio::time::Instant::now();
+    let too_big = vec![new("jobs", "a"), new("jobs", "b")];
+    let error = broker
+        .publish_waiting(too_big, Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            BrokerError::GroupFull {
+                never_fits: true,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(started.elapsed(), Duration::ZERO);
+
+    let waiting = {
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            broker
+                .publish_waiting(vec![new("jobs", "second")], Duration::from_secs(60))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!waiting.is_finished(), "published into a full group");
+    let mut consumer = broker.consume(consume_spec("jobs", "w")).await.unwrap();
+    let delivery = next(&mut consumer).await.unwrap();
+    assert_eq!(delivery.message.payload.as_ref(), b"first");
+    let settlement = Settlement {
+        ack: vec![delivery.delivery_id],
+        ..Settlement::default()
+    };
+    broker.settle(settlement).await.unwrap();
+    waiting.await.unwrap().unwrap();
+    let second = next(&mut consumer).await.unwrap();
+    assert_eq!(second.message.payload.as_ref(), b"second");
+}
+
 #[tokio::test]
 async fn each_message_goes_to_one_consumer_and_acks_settle_it() {
     let broker = broker(Config::default());

@@ -60,10 +60,18 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
         request: Request<pb::PublishRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
         let caller = auth::caller(&request)?;
+        let wait = request
+            .get_ref()
+            .wait_for_room
+            .then(|| convert::publish_wait(call_deadline(&request), &self.config));
         let batch = convert::publish_request(request.into_inner(), &self.config)
             .map_err(convert::status)?;
         caller.may_publish(&batch, &self.broker)?;
-        let published = self.broker.publish(batch).await.map_err(convert::status)?;
+        let published = match wait {
+            Some(wait) => self.broker.publish_waiting(batch, wait).await,
+            None => self.broker.publish(batch).await,
+        }
+        .map_err(convert::status)?;
         Ok(Response::new(pb::PublishResponse {
             published: published.into_iter().map(convert::published).collect(),
         }))

@@ -251,6 +251,16 @@ fn deadline_margin(deadline: Duration) -> Duration {
     (deadline / 10).clamp(Duration::from_millis(10), Duration::from_millis(200))
 }
 
+/// How long a publisher that asked to wait for room may wait: `--max-publish-wait-ms`, cut short by
+/// the call's own gRPC deadline (less a margin, as for requests) when that comes first.
+pub fn publish_wait(call_deadline: Option<Duration>, config: &Config) -> Duration {
+    call_deadline.map_or(config.max_publish_wait, |deadline| {
+        config
+            .max_publish_wait
+            .min(deadline.saturating_sub(deadline_margin(deadline)))
+    })
+}
+
 /// The request message and how long to wait: the request's timeout (or the default), cut short by the
 /// call's own gRPC deadline (less a margin) when that comes first.
 pub fn request(
@@ -392,6 +402,7 @@ mod tests {
         };
         let request = pb::PublishRequest {
             messages: vec![message("a.b"), message("a.b"), message("a.c")],
+            wait_for_room: false,
         };
         let batch = publish_request(request, &Config::default()).unwrap();
         assert_eq!(
@@ -401,6 +412,7 @@ mod tests {
         assert_eq!(batch[2].topic.as_str(), "a.c");
         let request = pb::PublishRequest {
             messages: vec![message("a.b"), message("a..b")],
+            wait_for_room: false,
         };
         let error = publish_request(request, &Config::default()).unwrap_err();
         assert!(
@@ -419,7 +431,25 @@ mod tests {
                     index: 0,
                     group: "g".into(),
                     max_length: 1,
+                    never_fits: false,
                 },
+                Code::ResourceExhausted,
+            ),
+            (
+                BrokerError::GroupBytesFull {
+                    index: 0,
+                    group: "g".into(),
+                    max_bytes: 1,
+                    never_fits: true,
+                },
+                Code::ResourceExhausted,
+            ),
+            (
+                BrokerError::MemoryFull { used: 1, limit: 1 },
+                Code::ResourceExhausted,
+            ),
+            (
+                BrokerError::TooManyStreams { limit: 1 },
                 Code::ResourceExhausted,
             ),
             (

@@ -31,13 +31,21 @@ pub fn publish<B: Broker>(
         let caller = caller.clone();
         async move {
             let frame = frame?;
+            let wait = frame
+                .wait_for_room
+                .then(|| convert::publish_wait(None, &config));
             let request = pb::PublishRequest {
                 messages: frame.messages,
+                wait_for_room: frame.wait_for_room,
             };
             let outcome = async {
                 let batch = convert::publish_request(request, &config).map_err(convert::status)?;
                 caller.may_publish(&batch, &broker)?;
-                broker.publish(batch).await.map_err(convert::status)
+                match wait {
+                    Some(wait) => broker.publish_waiting(batch, wait).await,
+                    None => broker.publish(batch).await,
+                }
+                .map_err(convert::status)
             }
             .await;
             let result = match outcome {

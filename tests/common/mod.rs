@@ -217,7 +217,10 @@ pub async fn publish(
     broker: &mut Broker,
     messages: Vec<pb::Message>,
 ) -> Result<Vec<pb::Published>, Status> {
-    let request = pb::PublishRequest { messages };
+    let request = pb::PublishRequest {
+        messages,
+        wait_for_room: false,
+    };
     within("Publish", broker.publish(request))
         .await
         .map(|response| response.into_inner().published)

@@ -298,6 +298,7 @@ impl Client {
     /// published. Results come back in order.
     pub async fn publish_batch(&self, messages: Vec<OutgoingMessage>) -> Result<Vec<Published>> {
         let request = pb::PublishRequest {
+            wait_for_room: false,
             messages: messages.into_iter().map(OutgoingMessage::into_pb).collect(),
         };
         self.check_size(&request)?;

@@ -28,6 +28,8 @@ pub(crate) struct PublishStream {
     frames: mpsc::Sender<pb::PublishStreamRequest>,
     answers: Streaming<pb::PublishStreamResponse>,
     next_sequence: u64,
+    /// Every batch asks the broker to wait for room rather than refuse it when full.
+    wait_for_room: bool,
 }
 
 impl PublishStream {
@@ -35,6 +37,7 @@ impl PublishStream {
     pub(crate) async fn open(
         client: &Client,
         first: Vec<pb::Message>,
+        wait_for_room: bool,
     ) -> Result<(Self, u64), Status> {
         let (frames, body) = mpsc::channel(FRAMES);
         let mut broker = client.broker.clone();
@@ -43,6 +46,7 @@ impl PublishStream {
         let _ = frames.try_send(pb::PublishStreamRequest {
             sequence: 1,
             messages: first,
+            wait_for_room,
         });
         let answers = match tokio::time::timeout(client.call_timeout, call).await {
             Ok(opened) => opened?.into_inner(),
@@ -57,6 +61,7 @@ impl PublishStream {
             frames,
             answers,
             next_sequence: 1,
+            wait_for_room,
         };
         Ok((stream, 1))
     }
@@ -67,6 +72,7 @@ impl PublishStream {
         let frame = pb::PublishStreamRequest {
             sequence: self.next_sequence,
             messages,
+            wait_for_room: self.wait_for_room,
         };
         self.frames.try_send(frame).map_err(|error| match error {
             mpsc::error::TrySendError::Full(_) => {

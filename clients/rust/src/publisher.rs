@@ -35,6 +35,7 @@ pub struct PublisherBuilder {
     linger: Duration,
     max_pending: usize,
     max_in_flight: usize,
+    wait_for_room: bool,
 }
 
 impl PublisherBuilder {
@@ -45,6 +46,7 @@ impl PublisherBuilder {
             linger: Duration::ZERO,
             max_pending: 10_000,
             max_in_flight: 16,
+            wait_for_room: false,
         }
     }
 
@@ -77,6 +79,17 @@ impl PublisherBuilder {
         self
     }
 
+    /// When a group or the broker's memory is full, have the broker hold each batch until there is room
+    /// instead of refusing it with RESOURCE_EXHAUSTED: backpressure then reaches [`Publisher::publish`]
+    /// through `max_pending`. A batch waits at most the broker's `--max-publish-wait-ms` and this
+    /// client's call timeout; one that runs out of time fails and is not published. A batch larger
+    /// than a group's `max_length` (or `max_bytes`) could never fit and is refused at once: keep
+    /// `max_batch` within it. Default off.
+    pub fn wait_for_room(mut self, wait: bool) -> Self {
+        self.wait_for_room = wait;
+        self
+    }
+
     /// Starts the publisher's background task. Needs a Tokio runtime.
     pub fn build(self) -> Publisher {
         let (commands, queue) = mpsc::channel(self.max_pending);
@@ -86,6 +99,7 @@ impl PublisherBuilder {
             self.max_batch,
             self.linger,
             self.max_in_flight,
+            self.wait_for_room,
         ));
         Publisher { commands }
     }
@@ -258,6 +272,7 @@ async fn run_publisher(
     max_batch: usize,
     linger: Duration,
     max_in_flight: usize,
+    wait_for_room: bool,
 ) {
     let max_bytes = client.max_message_bytes.saturating_sub(FRAME_ENVELOPE);
     let mut stream: Option<PublishStream> = None;
@@ -317,7 +332,7 @@ async fn run_publisher(
                 let frame = messages.into_iter().map(OutgoingMessage::into_pb).collect();
                 let sent = match stream.as_mut() {
                     Some(open) => open.send(frame),
-                    None => match PublishStream::open(&client, frame).await {
+                    None => match PublishStream::open(&client, frame, wait_for_room).await {
                         Ok((open, sequence)) => {
                             stream = Some(open);
                             Ok(sequence)

@@ -297,3 +297,42 @@ async fn resolve_all(pending: Vec<PendingPublish>) -> Vec<Published> {
     }
     published
 }
+
+/// With `wait_for_room`, batches into a full group wait on the broker instead of failing, and all
+/// of them go through, in order, as a consumer acks.
+#[tokio::test]
+async fn a_publisher_that_waits_for_room_gets_everything_through_a_full_group() {
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    let topic = unique("waits");
+    client
+        .admin()
+        .declare_group(GroupConfig::new(topic.clone(), "slow").max_length(2))
+        .await
+        .expect("declare");
+    // Batches of at most 2 fit the group once it has room; a bigger one never could, and is refused
+    // at once even when waiting.
+    let publisher = client.publisher().max_batch(2).wait_for_room(true).build();
+    let mut pending = Vec::new();
+    for n in 0..10 {
+        let message = OutgoingMessage::new(topic.clone(), format!("m{n}"));
+        pending.push(publisher.publish(message).await.expect("queued"));
+    }
+    let mut consumer = client
+        .consume(topic.clone(), "slow")
+        .prefetch(1)
+        .subscribe()
+        .await
+        .expect("consume");
+    let mut received = Vec::new();
+    for _ in 0..10 {
+        let delivery = next_delivery(&mut consumer).await;
+        received.push(text(delivery.message()).to_string());
+        delivery.ack();
+    }
+    assert_eq!(
+        received,
+        (0..10).map(|n| format!("m{n}")).collect::<Vec<_>>()
+    );
+    assert_eq!(resolve_all(pending).await.len(), 10);
+}

@@ -177,8 +177,11 @@ func (x *Message) GetPublishedAt() *timestamppb.Timestamp {
 }
 
 type PublishRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Messages      []*Message             `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"` // one or more; atomic
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Messages []*Message             `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"` // one or more; atomic
+	// When a group or the broker's memory is full: wait for room (up to the call's deadline and the
+	// server's --max-publish-wait-ms) instead of failing at once with RESOURCE_EXHAUSTED.
+	WaitForRoom   bool `protobuf:"varint,2,opt,name=wait_for_room,json=waitForRoom,proto3" json:"wait_for_room,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -218,6 +221,13 @@ func (x *PublishRequest) GetMessages() []*Message {
 		return x.Messages
 	}
 	return nil
+}
+
+func (x *PublishRequest) GetWaitForRoom() bool {
+	if x != nil {
+		return x.WaitForRoom
+	}
+	return false
 }
 
 type PublishResponse struct {
@@ -857,8 +867,9 @@ func (x *RequestResponse) GetReply() *Message {
 
 type PublishStreamRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Sequence      uint64                 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"` // chosen by the client; echoed in the answer
-	Messages      []*Message             `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`  // one or more; atomic, as in PublishRequest
+	Sequence      uint64                 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`                            // chosen by the client; echoed in the answer
+	Messages      []*Message             `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`                             // one or more; atomic, as in PublishRequest
+	WaitForRoom   bool                   `protobuf:"varint,3,opt,name=wait_for_room,json=waitForRoom,proto3" json:"wait_for_room,omitempty"` // as in PublishRequest (up to --max-publish-wait-ms)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -905,6 +916,13 @@ func (x *PublishStreamRequest) GetMessages() []*Message {
 		return x.Messages
 	}
 	return nil
+}
+
+func (x *PublishStreamRequest) GetWaitForRoom() bool {
+	if x != nil {
+		return x.WaitForRoom
+	}
+	return false
 }
 
 type PublishStreamResponse struct {
@@ -1216,9 +1234,10 @@ const file_switchyard_v1_broker_proto_rawDesc = "" +
 	"\fpublished_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vpublishedAt\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"D\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"h\n" +
 	"\x0ePublishRequest\x122\n" +
-	"\bmessages\x18\x01 \x03(\v2\x16.switchyard.v1.MessageR\bmessages\"I\n" +
+	"\bmessages\x18\x01 \x03(\v2\x16.switchyard.v1.MessageR\bmessages\x12\"\n" +
+	"\rwait_for_room\x18\x02 \x01(\bR\vwaitForRoom\"I\n" +
 	"\x0fPublishResponse\x126\n" +
 	"\tpublished\x18\x01 \x03(\v2\x18.switchyard.v1.PublishedR\tpublished\"U\n" +
 	"\tPublished\x12\x0e\n" +
@@ -1262,10 +1281,11 @@ const file_switchyard_v1_broker_proto_rawDesc = "" +
 	"\n" +
 	"timeout_ms\x18\x02 \x01(\rR\ttimeoutMs\"?\n" +
 	"\x0fRequestResponse\x12,\n" +
-	"\x05reply\x18\x01 \x01(\v2\x16.switchyard.v1.MessageR\x05reply\"f\n" +
+	"\x05reply\x18\x01 \x01(\v2\x16.switchyard.v1.MessageR\x05reply\"\x8a\x01\n" +
 	"\x14PublishStreamRequest\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x122\n" +
-	"\bmessages\x18\x02 \x03(\v2\x16.switchyard.v1.MessageR\bmessages\"\xb1\x01\n" +
+	"\bmessages\x18\x02 \x03(\v2\x16.switchyard.v1.MessageR\bmessages\x12\"\n" +
+	"\rwait_for_room\x18\x03 \x01(\bR\vwaitForRoom\"\xb1\x01\n" +
 	"\x15PublishStreamResponse\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12>\n" +
 	"\tpublished\x18\x02 \x01(\v2\x1e.switchyard.v1.PublishResponseH\x00R\tpublished\x122\n" +

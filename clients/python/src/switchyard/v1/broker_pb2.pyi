@@ -47,10 +47,12 @@ class Message(_message.Message):
     def __init__(self, id: _Optional[str] = ..., topic: _Optional[str] = ..., payload: _Optional[bytes] = ..., headers: _Optional[_Mapping[str, str]] = ..., key: _Optional[str] = ..., reply_to: _Optional[str] = ..., correlation_id: _Optional[str] = ..., published_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class PublishRequest(_message.Message):
-    __slots__ = ("messages",)
+    __slots__ = ("messages", "wait_for_room")
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FOR_ROOM_FIELD_NUMBER: _ClassVar[int]
     messages: _containers.RepeatedCompositeFieldContainer[Message]
-    def __init__(self, messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ...) -> None: ...
+    wait_for_room: bool
+    def __init__(self, messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., wait_for_room: _Optional[bool] = ...) -> None: ...
 
 class PublishResponse(_message.Message):
     __slots__ = ("published",)
@@ -149,12 +151,14 @@ class RequestResponse(_message.Message):
     def __init__(self, reply: _Optional[_Union[Message, _Mapping]] = ...) -> None: ...
 
 class PublishStreamRequest(_message.Message):
-    __slots__ = ("sequence", "messages")
+    __slots__ = ("sequence", "messages", "wait_for_room")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FOR_ROOM_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     messages: _containers.RepeatedCompositeFieldContainer[Message]
-    def __init__(self, sequence: _Optional[int] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ...) -> None: ...
+    wait_for_room: bool
+    def __init__(self, sequence: _Optional[int] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., wait_for_room: _Optional[bool] = ...) -> None: ...
 
 class PublishStreamResponse(_message.Message):
     __slots__ = ("sequence", "published", "error")
