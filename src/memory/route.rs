@@ -94,6 +94,9 @@ impl Shared {
             if admission == Admission::Checked {
                 let mut wanted = vec![(0usize, 0u64); groups.len()];
                 for (index, message_slots) in slots.iter().enumerate() {
+                    if message_slots.is_empty() {
+                        continue;
+                    }
                     let footprint = messages[index].footprint() as u64;
                     for &slot in message_slots {
                         let (count, bytes) = &mut wanted[slot];
