@@ -472,6 +472,14 @@ mod raw {
         pub value: Vec<u8>,
     }
 
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct PublishStreamRequest {
+        #[prost(uint64, tag = "1")]
+        pub sequence: u64,
+        #[prost(message, repeated, tag = "2")]
+        pub messages: Vec<Message>,
+    }
+
     /// An AckRequest whose first field has the wrong wire type.
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct WrongWireType {
@@ -613,4 +621,52 @@ async fn invalid_utf8_is_invalid_argument_and_the_connection_survives() {
         &next_message(&mut stream).await.payload[..],
         b"still serving"
     );
+}
+
+/// A PublishStream frame that does not decode ends the stream with INVALID_ARGUMENT naming the
+/// field, after the frames before it were answered; the connection goes on serving.
+#[tokio::test]
+async fn a_stream_frame_that_does_not_decode_ends_its_stream_with_invalid_argument() {
+    let server = TestServer::start().await;
+    let channel = server.channel().await;
+    let mut broker = Broker::new(channel.clone());
+    let topic = unique("badinput.stream");
+    let frame = |sequence: u64, topic: &[u8]| raw::PublishStreamRequest {
+        sequence,
+        messages: vec![raw::Message {
+            topic: topic.to_vec(),
+            headers: Vec::new(),
+        }],
+    };
+    let frames = futures_util::stream::iter([frame(1, topic.as_bytes()), frame(2, b"orders.\xff")]);
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
+    within("the channel to be ready", grpc.ready())
+        .await
+        .expect("ready");
+    let codec =
+        tonic_prost::ProstCodec::<raw::PublishStreamRequest, pb::PublishStreamResponse>::default();
+    let mut answers = within(
+        "PublishStream",
+        grpc.streaming(
+            tonic::Request::new(frames),
+            PathAndQuery::from_static("/switchyard.v1.Broker/PublishStream"),
+            codec,
+        ),
+    )
+    .await
+    .expect("the stream opens")
+    .into_inner();
+    let first = next_item(&mut answers, "the answer to frame 1").await;
+    assert_eq!(first.sequence, 1);
+    assert!(
+        matches!(
+            first.result,
+            Some(pb::publish_stream_response::Result::Published(_))
+        ),
+        "{first:?}"
+    );
+    let status = end_status(&mut answers, "the end of the stream").await;
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(status.message(), "messages.topic: is not valid UTF-8");
+    publish_ok(&mut broker, vec![message(&topic, "still serving")]).await;
 }
