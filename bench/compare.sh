@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# bench/compare.sh: Switchyard side by side with NATS, on this machine, over loopback only.
+# bench/compare.sh: Switchyard side by side with NATS and/or Redis, on this machine, over
+# loopback only.
 #
-# Installs nats-server (Debian's package) and jq if missing, builds the NATS peer
-# (bench/nats-peer) and the broker, starts one nats-server with JetStream on a free 127.0.0.1
-# port, then for each scenario runs `nats-peer SCENARIO` and `switchyard bench SCENARIO` (which
-# starts its own broker) with the same flags, RUNS times each, alternating which goes first.
-# Prints one table of means and one of every run; the raw JSON lines go to the results file.
-# Everything it started is stopped on exit, Ctrl-C included.
+# For each peer broker of --peers (nats by default, redis, or both) it installs the server
+# (Debian's nats-server / redis-server) if missing, builds its load generator (the PEER-peer
+# binary of the bench/peers crate) and starts one server on a free 127.0.0.1 port; with jq and
+# the broker built, it then runs each scenario as `PEER-peer SCENARIO` for every peer and `switchyard bench SCENARIO` (which starts
+# its own broker) with the same flags, RUNS times each, alternating the order. Prints one table
+# of means and one of every run; the raw JSON lines go to the results file. Everything it
+# started is stopped on exit, Ctrl-C included.
 set -euo pipefail
 
 usage() {
@@ -19,11 +21,12 @@ usage: bench/compare.sh [options]
   --rate N            pace fanout, queue and exclusive at N msg/s (default 0: as fast as the window allows)
   --in-flight N       reqreply requests in flight (default 16)
   --scenarios "S..."  subset of: fanout queue exclusive reqreply (default all four)
+  --peers "P..."      brokers to compare with, subset of: nats redis (default nats)
   --results FILE      where the JSON lines go (default bench/results/compare-DATE.jsonl)
   --no-build          use the binaries already built
 Shapes: fanout 1 publisher -> 4 subscribers; queue 1 publisher -> 4 consumers;
 exclusive 1 publisher -> 1 consumer; reqreply --in-flight requests in flight, 1 responder.
-Both tools run with their default --window (2048) and --prefetch (256).
+All tools run with their default --window (2048) and --prefetch (256).
 EOF
 }
 
@@ -35,6 +38,7 @@ PAYLOAD=128
 RATE=0
 IN_FLIGHT=16
 SCENARIOS="fanout queue exclusive reqreply"
+PEERS="nats"
 RESULTS=""
 BUILD=1
 
@@ -47,6 +51,7 @@ while [[ $# -gt 0 ]]; do
     --in-flight) IN_FLIGHT=${2:?}; shift 2 ;;
     --rate) RATE=${2:?}; shift 2 ;;
     --scenarios) SCENARIOS=${2:?}; shift 2 ;;
+    --peers) PEERS=${2:?}; shift 2 ;;
     --results) RESULTS=${2:?}; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     -h | --help) usage; exit 0 ;;
@@ -73,11 +78,18 @@ if ! [[ $RUNS =~ ^[0-9]+$ ]] || (( RUNS < 1 || RUNS > 20 )); then die "--runs mu
 for scenario in $SCENARIOS; do
   case "$scenario" in fanout | queue | exclusive | reqreply) ;; *) die "unknown scenario $scenario" ;; esac
 done
+read -ra peer_list <<<"$PEERS"
+PEERS="${peer_list[*]}"
+[[ -n $PEERS ]] || die "--peers needs at least one of nats, redis"
+for peer in $PEERS; do
+  case "$peer" in nats | redis) ;; *) die "unknown peer $peer (nats or redis)" ;; esac
+done
 # A run may take warmup + duration, the drain (5 s), the last publishes (up to 35 s) and setup.
 RUN_LIMIT=$(( $(seconds "$WARMUP") + $(seconds "$DURATION") + 60 ))
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-compare.XXXXXX")
-NATS_PID=""
+# Per peer: its server's process id and address.
+declare -A SERVER_PID=() SERVER_URL=()
 CHILD=""
 
 # Every process below $1, deepest last.
@@ -108,19 +120,55 @@ stop_tree() {
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
+  local pid
   [[ -n $CHILD ]] && stop_tree "$CHILD"
-  if [[ -n $NATS_PID ]] && kill -0 "$NATS_PID" 2>/dev/null; then
-    kill -TERM "$NATS_PID" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$NATS_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$NATS_PID" 2>/dev/null || true
-    wait "$NATS_PID" 2>/dev/null || true
-  fi
+  for pid in "${SERVER_PID[@]}"; do
+    kill -0 "$pid" 2>/dev/null || continue
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   rm -rf "$WORK"
   exit "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# --- the peers: what differs from one to the other ------------------------------------------------
+label() { case "$1" in nats) echo NATS ;; redis) echo Redis ;; esac; }
+# The server's program, which is also its Debian package.
+server_of() { case "$1" in nats) echo nats-server ;; redis) echo redis-server ;; esac; }
+peer_binary() { echo "$ROOT/bench/peers/target/release/$1-peer"; }
+server_version() {
+  case "$1" in
+    nats) nats-server --version ;;
+    redis) redis-server --version | sed -n 's/.*v=\([^ ]*\).*/redis-server v\1/p' ;;
+  esac
+}
+
+# launch PEER PORT: starts the server in the background on 127.0.0.1:PORT, in memory only
+# (nats-server's JetStream store is in the temporary directory; redis-server saves nothing).
+launch() {
+  local log="$WORK/$1-server.log"
+  case "$1" in
+    nats)
+      mkdir -p "$WORK/jetstream"
+      nats-server -js -a 127.0.0.1 -p "$2" -sd "$WORK/jetstream" >"$log" 2>&1 & ;;
+    redis)
+      redis-server --bind 127.0.0.1 --port "$2" --save '' --appendonly no --dir "$WORK" >"$log" 2>&1 & ;;
+  esac
+  LAUNCHED=$!
+}
+
+# Whether the server of PEER says it is ready.
+says_ready() {
+  case "$1" in
+    nats) grep -q "Server is ready" "$WORK/nats-server.log" ;;
+    redis) grep -q "Ready to accept connections" "$WORK/redis-server.log" ;;
+  esac
+}
 
 # --- what it needs --------------------------------------------------------------------------------
 need_package() { # command package
@@ -130,25 +178,31 @@ need_package() { # command package
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
 }
-need_package nats-server nats-server
+for peer in $PEERS; do need_package "$(server_of "$peer")" "$(server_of "$peer")"; done
 need_package jq jq
 
-PEER="$ROOT/bench/nats-peer/target/release/nats-peer"
 SWITCHYARD="$ROOT/target/release/switchyard"
 if (( BUILD )); then
-  echo "building the NATS peer and the broker (release)..." >&2
-  cargo build --release --quiet --manifest-path "$ROOT/bench/nats-peer/Cargo.toml"
+  echo "building the peers ($PEERS) and the broker (release)..." >&2
+  # One build of the peers crate (its own workspace), for the binaries of the chosen peers only.
+  peer_bins=()
+  for peer in $PEERS; do peer_bins+=(--bin "$peer-peer"); done
+  cargo build --release --quiet --manifest-path "$ROOT/bench/peers/Cargo.toml" "${peer_bins[@]}"
   (cd "$ROOT" && cargo build --release --quiet)
 fi
-[[ -x $PEER ]] || die "$PEER is missing (run without --no-build)"
+for peer in $PEERS; do
+  [[ -x $(peer_binary "$peer") ]] || die "$(peer_binary "$peer") is missing (run without --no-build)"
+done
 [[ -x $SWITCHYARD ]] || die "$SWITCHYARD is missing (run without --no-build)"
 "$SWITCHYARD" bench --help >/dev/null 2>&1 || die "$SWITCHYARD has no bench command"
 
-# --- nats-server ----------------------------------------------------------------------------------
+# --- the peers' servers ---------------------------------------------------------------------------
 port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-start_nats() {
-  local port i
+# start_server PEER: starts its server on a free loopback port; sets SERVER_PID and SERVER_URL.
+start_server() {
+  local peer=$1 server port i
+  server=$(server_of "$peer")
   for _ in 1 2 3; do
     port=""
     for i in $(seq 50); do
@@ -157,25 +211,24 @@ start_nats() {
       port=""
     done
     [[ -n $port ]] || die "no free loopback port found"
-    mkdir -p "$WORK/jetstream"
-    nats-server -js -a 127.0.0.1 -p "$port" -sd "$WORK/jetstream" >"$WORK/nats-server.log" 2>&1 &
-    NATS_PID=$!
+    launch "$peer" "$port"
+    SERVER_PID[$peer]=$LAUNCHED
     for i in $(seq 100); do
-      kill -0 "$NATS_PID" 2>/dev/null || break
-      if port_taken "$port" && grep -q "Server is ready" "$WORK/nats-server.log"; then
-        NATS_URL="nats://127.0.0.1:$port"
+      kill -0 "$LAUNCHED" 2>/dev/null || break
+      if port_taken "$port" && says_ready "$peer"; then
+        SERVER_URL[$peer]="$peer://127.0.0.1:$port"
         return 0
       fi
       sleep 0.1
     done
-    kill -KILL "$NATS_PID" 2>/dev/null || true
-    wait "$NATS_PID" 2>/dev/null || true
-    NATS_PID=""
+    kill -KILL "$LAUNCHED" 2>/dev/null || true
+    wait "$LAUNCHED" 2>/dev/null || true
+    unset "SERVER_PID[$peer]"
   done
-  cat "$WORK/nats-server.log" >&2
-  die "nats-server did not start"
+  cat "$WORK/$peer-server.log" >&2
+  die "$server did not start"
 }
-start_nats
+for peer in $PEERS; do start_server "$peer"; done
 
 # --- the runs -------------------------------------------------------------------------------------
 if [[ -z $RESULTS ]]; then
@@ -184,7 +237,7 @@ if [[ -z $RESULTS ]]; then
 fi
 : >"$RESULTS"
 
-shape() { # scenario -> the flags both tools get
+shape() { # scenario -> the flags every tool gets
   local pacing=""
   (( RATE > 0 )) && pacing="--rate $RATE"
   case "$1" in
@@ -203,10 +256,10 @@ run_one() {
   out="$WORK/$broker-$scenario-$number.json"
   err="$WORK/$broker-$scenario-$number.err"
   case "$broker" in
-    nats) timeout --signal=INT --kill-after=10 "$RUN_LIMIT" \
-            "$PEER" "$scenario" --server "$NATS_URL" --server-pid "$NATS_PID" "${flags[@]}" >"$out" 2>"$err" & ;;
     switchyard) timeout --signal=INT --kill-after=10 "$RUN_LIMIT" \
             "$SWITCHYARD" bench "$scenario" "${flags[@]}" >"$out" 2>"$err" & ;;
+    *) timeout --signal=INT --kill-after=10 "$RUN_LIMIT" "$(peer_binary "$broker")" "$scenario" \
+            --server "${SERVER_URL[$broker]}" --server-pid "${SERVER_PID[$broker]}" "${flags[@]}" >"$out" 2>"$err" & ;;
   esac
   CHILD=$!
   status=0
@@ -223,14 +276,18 @@ run_one() {
     "$(jq -r '.throughput_per_s' "$out")" >&2
 }
 
-echo "Switchyard $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') vs $(nats-server --version)," \
+versions=""
+for peer in $PEERS; do versions+="${versions:+ and }$(server_version "$peer")"; done
+echo "Switchyard $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') vs $versions," \
   "$(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start" >&2
 echo "each run: $WARMUP warmup, $DURATION measured, $PAYLOAD-byte payloads, rate $RATE (0: unpaced);" \
   "$RUNS runs per broker" >&2
+BROKERS="$PEERS switchyard"
+REVERSED=$(echo "$BROKERS" | tr ' ' '\n' | tac | tr '\n' ' ')
 for scenario in $SCENARIOS; do
   for number in $(seq "$RUNS"); do
-    # Alternate who goes first, so that drift (the machine's other load) hits both alike.
-    if (( number % 2 )); then order="nats switchyard"; else order="switchyard nats"; fi
+    # Alternate the order, so that drift (the machine's other load) hits every broker alike.
+    if (( number % 2 )); then order=$BROKERS; else order=$REVERSED; fi
     for broker in $order; do
       run_one "$broker" "$scenario" "$number"
       sleep 1
@@ -249,23 +306,49 @@ AWK_LIB='
     return s out
   }'
 echo
+LABELS=""
+for peer in $PEERS; do LABELS+="${LABELS:+ }$(label "$peer")"; done
 echo "Means over $RUNS run(s) each. msg/s = deliveries/s (fanout), acked msgs/s (queue, exclusive),"
-echo "completed requests/s (reqreply); ratio = Switchyard / NATS; lost/dup summed over the runs."
+echo "completed requests/s (reqreply); ratio = Switchyard / ${LABELS// / or };" \
+  "lost/dup summed over the runs."
 jq -r '[.scenario, .broker, .throughput_per_s, (.latency_us.p99 // -1), .lost, .duplicates] | @tsv' "$RESULTS" |
-  awk -F'\t' -v order="$SCENARIOS" "$AWK_LIB"'
+  awk -F'\t' -v order="$SCENARIOS" -v peers="$PEERS" -v labels="$LABELS" "$AWK_LIB"'
     { key = $1 SUBSEP $2; n[key]++; rate[key] += $3; p99[key] += $4; lost[key] += $5; dup[key] += $6 }
     function mean(a, k) { return n[k] ? a[k] / n[k] : -1 }
-    BEGIN { fmt = "%-10s %12s %17s %6s %12s %18s %14s %20s\n" }
+    function add(header, what, broker) { c++; h[c] = header; kind[c] = what; b[c] = broker }
+    # Per measure, one column per peer, then one for Switchyard.
+    function measure(suffix, what,   i) {
+      for (i = 1; i <= np; i++) add(label[i] suffix, what, peer[i])
+      add("Switchyard" suffix, what, "switchyard")
+    }
+    function value(i, s,   k, ra, rb) {
+      k = s SUBSEP b[i]
+      if (kind[i] == "rate") return thousands(mean(rate, k))
+      if (kind[i] == "p99") return thousands(mean(p99, k))
+      if (kind[i] == "lost") return n[k] ? lost[k] "/" dup[k] : "-"
+      ra = mean(rate, k); rb = mean(rate, s SUBSEP "switchyard")
+      return (ra > 0 && rb >= 0) ? sprintf("%.2f", rb / ra) : "-"
+    }
     END {
-      printf fmt, "scenario", "NATS msg/s", "Switchyard msg/s", "ratio", "NATS p99 µs", "Switchyard p99 µs",
-        "NATS lost/dup", "Switchyard lost/dup"
+      np = split(peers, peer, " "); split(labels, label, " ")
+      measure(" msg/s", "rate")
+      for (i = 1; i <= np; i++) add(np == 1 ? "ratio" : "vs " label[i], "ratio", peer[i])
+      measure(" p99 µs", "p99")
+      measure(" lost/dup", "lost")
+      line = sprintf("%-10s", "scenario")
+      for (i = 1; i <= c; i++) {
+        # Widths count bytes (in mawk too), and µ takes two.
+        shown = h[i]; gsub(/µ/, "u", shown)
+        w[i] = length(shown) + 1
+        if (kind[i] != "ratio" && w[i] < 12) w[i] = 12
+        line = line sprintf("%" (w[i] + length(h[i]) - length(shown)) "s", h[i])
+      }
+      print line
       count = split(order, scenarios, " ")
-      for (i = 1; i <= count; i++) {
-        s = scenarios[i]; a = s SUBSEP "nats"; b = s SUBSEP "switchyard"
-        ra = mean(rate, a); rb = mean(rate, b)
-        ratio = (ra > 0 && rb >= 0) ? sprintf("%.2f", rb / ra) : "-"
-        printf fmt, s, thousands(ra), thousands(rb), ratio, thousands(mean(p99, a)), thousands(mean(p99, b)),
-          (n[a] ? lost[a] "/" dup[a] : "-"), (n[b] ? lost[b] "/" dup[b] : "-")
+      for (j = 1; j <= count; j++) {
+        line = sprintf("%-10s", scenarios[j])
+        for (i = 1; i <= c; i++) line = line sprintf("%" w[i] "s", value(i, scenarios[j]))
+        print line
       }
     }'
 echo

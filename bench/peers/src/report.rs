@@ -1,9 +1,9 @@
-//! What a run counted, printed as the same JSON object `switchyard bench --json` prints (with
-//! `"broker": "nats"`), or as a short summary for a person.
+//! What a run counted, printed as the same JSON object `switchyard bench --json` prints (with the
+//! broker's name in `"broker"`), or as a short summary for a person.
 
 use serde_json::{Value, json};
 
-use crate::config::{Args, Scenario};
+use crate::config::{Args, Broker, Scenario};
 use crate::publish::Tally;
 use crate::tally::Latency;
 
@@ -19,9 +19,11 @@ pub struct Counts {
     pub lost: u64,
     pub duplicates: u64,
     pub out_of_order: u64,
-    /// Messages a subscriber's connection dropped (see `connection::Counters::slow_consumer`).
+    /// Messages a subscriber's connection dropped, as the broker told it (NATS: see
+    /// `nats::connection::Counters::slow_consumer`). Always 0 on Redis: it has no gap notice, and a
+    /// subscriber too slow for its output buffer is disconnected (an error, see `redis::fanout`).
     pub gaps: u64,
-    /// Failed calls, foreign payloads, mismatched replies.
+    /// Failed calls, foreign payloads, mismatched replies, subscriptions that ended early.
     pub errors: u64,
     /// What the first of them was, for stderr.
     pub first_error: Option<String>,
@@ -40,10 +42,17 @@ impl Counts {
             ..Self::default()
         }
     }
+
+    /// Notes one error.
+    pub fn error(&mut self, what: impl FnOnce() -> String) {
+        self.errors += 1;
+        self.first_error.get_or_insert_with(what);
+    }
 }
 
 /// One run's report.
 pub struct Report<'a> {
+    pub broker: &'a Broker,
     pub args: &'a Args,
     pub counts: Counts,
     pub cpu_broker: Option<f64>,
@@ -75,7 +84,7 @@ impl Report<'_> {
         let latency = |quantile| c.latency.quantile_us(quantile).map(tenths);
         json!({
             "scenario": self.args.scenario.name(),
-            "broker": "nats",
+            "broker": self.broker.name,
             "payload_bytes": self.args.payload_bytes,
             "duration_s": self.args.duration.as_secs_f64(),
             "publishers": publishers,
@@ -104,10 +113,13 @@ impl Report<'_> {
         };
         let cpu = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0} %"));
         format!(
-            "nats {scenario}: {throughput:.0}/s over {duration:.1} s ({delivered} delivered, {sent} sent)\n  \
+            "{name} {scenario}: {throughput:.0}/s over {duration:.1} s ({delivered} delivered, {sent} sent)\n  \
              latency  p50 {p50}   p99 {p99}   p99.9 {p999}\n  \
-             cpu      nats-server {broker}   nats-peer {client}   (of one core)\n  \
+             cpu      {server} {broker}   {program} {client}   (of one core)\n  \
              lost {lost}, duplicates {dup}, out of order {ooo}, gaps {gaps}, errors {errors}",
+            name = self.broker.name,
+            server = self.broker.server,
+            program = self.broker.program,
             scenario = self.args.scenario.name(),
             throughput = self.throughput(),
             duration = self.args.duration.as_secs_f64(),

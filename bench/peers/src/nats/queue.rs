@@ -14,11 +14,9 @@
 //!   acks every `--prefetch / 2` messages and whenever it is about to wait, as a fast in-order
 //!   client batches its acks. Messages must come in each publisher's order.
 //!
-//! As in `switchyard bench`, the publishers stay `--window` messages ahead of the workers
-//! together, a message counts as delivered when a worker receives it, and it is acked right then.
+//! The load, the credit window and the counting (a message is delivered when a worker receives
+//! it) are [`crate::queue`]'s.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::Client;
@@ -26,43 +24,21 @@ use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pu
 use async_nats::jetstream::stream::{self, RetentionPolicy, StorageType};
 use async_nats::jetstream::{self, Context};
 use futures_util::{FutureExt, StreamExt};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::{self, Start};
-use crate::config::{Args, Scenario};
-use crate::connection::{Connection, Events};
-use crate::credit::{Credit, Window};
-use crate::publish::{Mode, Publishers, Setup};
+use super::connection::{Connection, Events};
+use super::publish::{self, Mode};
+use crate::clock::Start;
+use crate::config::Args;
+use crate::credit::Credit;
+use crate::queue::{self, MAX_ERRORS_IN_A_ROW, Member, Problems};
 use crate::report::Counts;
-use crate::tally::{SequenceSet, Tracker};
+use crate::tally::Tracker;
 
 const CONSUMER: &str = "workers";
-/// A worker gives up after this many pull errors in a row (the consumer is gone, say).
-const MAX_ERRORS_IN_A_ROW: u64 = 100;
-
-/// What one worker saw.
-struct Member {
-    tracker: Tracker,
-    problems: Problems,
-}
-
-/// Failed pulls, acks and flushes of one worker.
-#[derive(Default)]
-struct Problems {
-    count: u64,
-    first: Option<String>,
-}
-
-impl Problems {
-    fn note(&mut self, what: impl FnOnce() -> String) {
-        self.count += 1;
-        self.first.get_or_insert_with(what);
-    }
-}
 
 pub async fn run(args: &Args, events: &Events, start: Start) -> Result<Counts, String> {
-    let exclusive = args.scenario == Scenario::Exclusive;
+    let exclusive = queue::is_exclusive(args);
     let (stream_name, subject) = if exclusive {
         ("BENCH_EXCLUSIVE", "bench.exclusive")
     } else {
@@ -75,11 +51,7 @@ pub async fn run(args: &Args, events: &Events, start: Start) -> Result<Counts, S
     );
     // A stream left by an interrupted run would hand its old messages to this one.
     let _ = admin.delete_stream(stream_name).await;
-    let workers = if exclusive {
-        1
-    } else {
-        args.consumers as usize
-    };
+    let workers = queue::workers(args);
     let stream = admin
         .create_stream(stream::Config {
             name: stream_name.to_owned(),
@@ -112,16 +84,7 @@ pub async fn run(args: &Args, events: &Events, start: Start) -> Result<Counts, S
         })
         .await
         .map_err(|e| format!("cannot create consumer {CONSUMER}: {e}"))?;
-    let counts = consume(
-        args,
-        events,
-        start,
-        stream_name,
-        subject,
-        workers,
-        exclusive,
-    )
-    .await;
+    let counts = consume(args, events, start, stream_name, subject, workers).await;
     report_unsettled(&admin, stream_name).await;
     // Best effort: the run's result does not depend on it.
     let _ = admin.delete_stream(stream_name).await;
@@ -135,9 +98,8 @@ async fn consume(
     stream_name: &str,
     subject: &'static str,
     workers: usize,
-    exclusive: bool,
 ) -> Result<Counts, String> {
-    let mut consumers = Vec::with_capacity(workers);
+    let mut pullers = Vec::with_capacity(workers);
     for index in 0..workers {
         let connection =
             Connection::open(&args.server, &format!("consumer-{index}"), events).await?;
@@ -145,74 +107,22 @@ async fn consume(
             .get_consumer_from_stream(CONSUMER, stream_name)
             .await
             .map_err(|e| format!("cannot get consumer {CONSUMER}: {e}"))?;
-        consumers.push((connection.client, consumer));
+        pullers.push(Puller {
+            client: connection.client,
+            consumer,
+            prefetch: args.prefetch as usize,
+            ack_all: queue::is_exclusive(args),
+        });
     }
-    let publishers = Publishers::connect(&args.server, args.publishers.into(), events).await?;
-    // One lane: the workers together give credit back, whichever got the message.
-    let window = Window::new(1, args.window as usize);
-
-    let clock = start.now();
-    let stop = CancellationToken::new();
-    let mut settled = Vec::new();
-    let tasks: Vec<JoinHandle<Member>> = consumers
-        .into_iter()
-        .map(|(client, consumer)| {
-            let tracker = Tracker::new(clock, publishers.issued(), exclusive);
-            settled.push(tracker.settled());
-            let worker = Worker {
-                client,
-                consumer,
-                prefetch: args.prefetch as usize,
-                ack_all: exclusive,
-            };
-            tokio::spawn(worker.run(tracker, window.lane(0), stop.clone()))
-        })
-        .collect();
-    let setup = Setup {
+    let publishers = publish::connect(
+        &args.server,
+        args.publishers.into(),
+        events,
         subject,
-        mode: Mode::JetStream,
-        payload_bytes: args.payload_bytes as usize,
-        window: args.window as usize,
-        rate: args.rate,
-    };
-    let publishing = publishers.start(setup, clock, &window);
-    clock::window_over(clock).await;
-    let tallies = publishing.stop().await?;
-    let accepted: u64 = tallies.iter().map(|tally| tally.accepted).sum();
-    clock::drain(|| total(&settled) >= accepted).await;
-    stop.cancel();
-
-    let mut counts = Counts::from_tallies(&tallies);
-    // Every message once across the workers: one two workers both got is a duplicate too.
-    let mut group_seen = vec![SequenceSet::default(); tallies.len()];
-    for task in tasks {
-        let Member { tracker, problems } =
-            task.await.map_err(|e| format!("a worker failed: {e}"))?;
-        for (all, seen) in group_seen.iter_mut().zip(&tracker.seen) {
-            counts.duplicates += all.merge(seen);
-        }
-        counts.delivered += tracker.delivered;
-        counts.latency.merge(&tracker.latency);
-        counts.duplicates += tracker.duplicates;
-        counts.out_of_order += tracker.out_of_order;
-        counts.errors += tracker.foreign + problems.count;
-        if let Some(error) = problems.first {
-            counts.first_error.get_or_insert(error);
-        }
-    }
-    counts.lost = group_seen
-        .iter()
-        .zip(&tallies)
-        .map(|(seen, tally)| seen.missing(tally.issued, &tally.failed))
-        .sum();
-    Ok(counts)
-}
-
-fn total(counters: &[Arc<AtomicU64>]) -> u64 {
-    counters
-        .iter()
-        .map(|counter| counter.load(Ordering::Relaxed))
-        .sum()
+        Mode::JetStream,
+    )
+    .await?;
+    queue::consume(args, start, pullers, publishers).await
 }
 
 /// Says on stderr if the stream still holds messages: acked messages are removed from it, so
@@ -239,7 +149,7 @@ async fn report_unsettled(admin: &Context, stream_name: &str) {
 }
 
 /// One worker of the pull consumer, on its own connection.
-struct Worker {
+struct Puller {
     /// Its connection, flushed at the end so that the last acks leave before it closes.
     client: Client,
     consumer: PullConsumer,
@@ -248,8 +158,7 @@ struct Worker {
     ack_all: bool,
 }
 
-impl Worker {
-    /// Receives and acks until stopped.
+impl queue::Worker for Puller {
     async fn run(
         self,
         mut tracker: Tracker,
@@ -317,7 +226,9 @@ impl Worker {
         }
         Member { tracker, problems }
     }
+}
 
+impl Puller {
     /// Acks `message` (with `AckPolicy::All`, everything before it too).
     async fn ack(
         &self,

@@ -8,6 +8,7 @@
 //! take credit in chunks of at most [`MAX_CHUNK`].
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::{FutureExt, Stream, StreamExt};
 use tokio::sync::Semaphore;
@@ -48,6 +49,14 @@ impl Window {
     /// Stops counting lane `index`, from outside its receiver (see [`Credit::close`]).
     pub fn close(&self, index: usize) {
         self.lanes[index].close();
+    }
+
+    /// Whether the receiver of every open lane has `accepted` distinct messages, `received` being
+    /// the receivers' counts in lane order.
+    pub fn all_received(&self, received: &[Arc<AtomicU64>], accepted: u64) -> bool {
+        received.iter().enumerate().all(|(lane, received)| {
+            !self.is_open(lane) || received.load(Ordering::Relaxed) >= accepted
+        })
     }
 
     /// Waits for `count` units on every open lane; a closed lane holds nobody back.

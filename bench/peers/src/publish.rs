@@ -1,23 +1,20 @@
 //! The publishers of the fanout, queue and exclusive scenarios, each on its own connection, held
 //! to `--window` by [`Window`] credit as `switchyard bench`'s are.
 //!
-//! fanout publishes with core NATS: a publish is done once it is in the client's buffer, and a
-//! final flush (PING/PONG) proves the server has read them all. queue and exclusive publish to
-//! JetStream: every publish gets the stream's ack, awaited in order on a separate task so that the
-//! publishing loop only queues, like a fast client pipelining its publishes.
+//! The loop is the same for every broker: take credit, wait until the next message is due when
+//! paced, stamp it, count its sequence number as issued, and hand it to the broker's [`Outlet`],
+//! which sends it and counts the server's answers in a [`Tally`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use async_nats::Client;
-use async_nats::jetstream::{self, context::PublishAckFuture};
-use tokio::sync::mpsc;
+use bytes::Bytes;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::Clock;
-use crate::connection::{Connection, Events};
+use crate::clock::{self, Clock};
+use crate::config::Args;
 use crate::credit::{MAX_CHUNK, Window};
 use crate::payload::{PayloadWriter, Stamp};
 
@@ -29,7 +26,7 @@ const STOP_LIMIT: Duration = Duration::from_secs(35);
 pub struct Tally {
     /// Sequence numbers used: `0..issued`.
     pub issued: u64,
-    /// Messages the server took (JetStream: stored and acked).
+    /// Messages the server took (JetStream: stored and acked; Redis: its answer came back).
     pub accepted: u64,
     /// Of those, sent within the measured window.
     pub in_window: u64,
@@ -39,37 +36,72 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn fail(&mut self, seq: u64, error: impl std::fmt::Display) {
+    /// Counts a message the server took, sent at `sent_at`.
+    pub fn accept(&mut self, clock: &Clock, sent_at: u64) {
+        self.accepted += 1;
+        self.in_window += u64::from(clock.in_window(sent_at));
+    }
+
+    /// Counts a publish that failed.
+    pub fn fail(&mut self, seq: u64, error: impl std::fmt::Display) {
         self.failed.push(seq);
         self.first_error.get_or_insert_with(|| error.to_string());
     }
 }
 
-/// Core NATS or JetStream publishing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Core,
-    JetStream,
+/// What a broker does with one publisher's stamped messages.
+pub trait Outlet: Send + 'static {
+    /// Sends message `seq`, stamped `sent_at`; a failure is counted, and its credit given back,
+    /// by the outlet.
+    fn send(&mut self, seq: u64, sent_at: u64, payload: Bytes) -> impl Future<Output = ()> + Send;
+
+    /// Waits until the server has answered every message sent, and says how it went (`issued`
+    /// is filled in by the caller).
+    fn finish(self) -> impl Future<Output = Tally> + Send;
+}
+
+/// One connected publisher, ready to send.
+pub trait Publisher: Send + 'static {
+    type Outlet: Outlet;
+
+    /// Starts sending, with the run's `clock`; a failed publish gives its credit back to `window`.
+    fn open(self, load: Load, clock: Clock, window: &Window) -> Self::Outlet;
+}
+
+/// The load every publisher of a run shares, from the flags.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    pub payload_bytes: usize,
+    /// `--window`, for the chunk of credit taken at once.
+    pub window: usize,
+    /// `--rate`: messages per second over all publishers; 0 = as fast as the window allows.
+    pub rate: u64,
+}
+
+impl Load {
+    pub fn of(args: &Args) -> Self {
+        Self {
+            payload_bytes: args.payload_bytes as usize,
+            window: args.window as usize,
+            rate: args.rate,
+        }
+    }
 }
 
 /// Connected publishers, ready to start.
-pub struct Publishers {
-    connections: Vec<Connection>,
+pub struct Publishers<P> {
+    connections: Vec<P>,
     issued: Arc<[AtomicU64]>,
 }
 
-impl Publishers {
+impl<P: Publisher> Publishers<P> {
     /// One connection per publisher, made before the clock starts.
-    pub async fn connect(server: &str, count: usize, events: &Events) -> Result<Self, String> {
-        let mut connections = Vec::with_capacity(count);
-        for index in 0..count {
-            connections
-                .push(Connection::open(server, &format!("publisher-{index}"), events).await?);
-        }
-        Ok(Self {
+    pub fn new(connections: Vec<P>) -> Self {
+        let issued = connections.iter().map(|_| AtomicU64::new(0)).collect();
+        Self {
             connections,
-            issued: (0..count).map(|_| AtomicU64::new(0)).collect(),
-        })
+            issued,
+        }
     }
 
     /// Per publisher, how many sequence numbers it has used: what receivers check stamps against.
@@ -77,11 +109,11 @@ impl Publishers {
         Arc::clone(&self.issued)
     }
 
-    /// Starts publishing stamped messages to `subject` as fast as `window` allows.
-    pub fn start(self, setup: Setup, clock: Clock, window: &Window) -> Publishing {
+    /// Starts publishing stamped messages as fast as `window` allows.
+    pub fn start(self, load: Load, clock: Clock, window: &Window) -> Publishing {
         let stop = CancellationToken::new();
         let count = self.connections.len();
-        let chunk = (setup.window / (2 * count)).clamp(1, MAX_CHUNK);
+        let chunk = (load.window / (2 * count)).clamp(1, MAX_CHUNK);
         let tasks = self
             .connections
             .into_iter()
@@ -90,30 +122,19 @@ impl Publishers {
                 let source = Source {
                     // Publishers are at most u16::MAX (checked by the flag's parser).
                     index: index as u16,
-                    setup,
-                    pace: pace(setup.rate, count),
+                    payload_bytes: load.payload_bytes,
+                    pace: pace(load.rate, count),
                     clock,
                     window: window.clone(),
                     chunk,
                     issued: Arc::clone(&self.issued),
                 };
-                tokio::spawn(source.run(connection.client, stop.clone()))
+                let outlet = connection.open(load, clock, window);
+                tokio::spawn(source.run(outlet, stop.clone()))
             })
             .collect();
         Publishing { stop, tasks }
     }
-}
-
-/// What every publisher of a run shares.
-#[derive(Debug, Clone, Copy)]
-pub struct Setup {
-    pub subject: &'static str,
-    pub mode: Mode,
-    pub payload_bytes: usize,
-    /// `--window`, for the chunk size and the JetStream ack window.
-    pub window: usize,
-    /// `--rate`: messages per second over all publishers; 0 = as fast as the window allows.
-    pub rate: u64,
 }
 
 /// Running publishers.
@@ -139,6 +160,20 @@ impl Publishing {
             .map(|tally| tally.map_err(|e| format!("a publisher failed: {e}")))
             .collect()
     }
+
+    /// Lets the publishers run to the end of the measured window, stops them, then waits (for a
+    /// bounded time) until `received` says the receivers have every message the server accepted.
+    pub async fn until_drained(
+        self,
+        clock: Clock,
+        received: impl Fn(u64) -> bool,
+    ) -> Result<Vec<Tally>, String> {
+        clock::window_over(clock).await;
+        let tallies = self.stop().await?;
+        let accepted: u64 = tallies.iter().map(|tally| tally.accepted).sum();
+        clock::drain(|| received(accepted)).await;
+        Ok(tallies)
+    }
 }
 
 /// The nanoseconds between two messages of one of `publishers` sharing `rate` per second; `None`
@@ -150,7 +185,7 @@ fn pace(rate: u64, publishers: usize) -> Option<f64> {
 /// One publisher.
 struct Source {
     index: u16,
-    setup: Setup,
+    payload_bytes: usize,
     /// Nanoseconds between two messages, when paced.
     pace: Option<f64>,
     clock: Clock,
@@ -160,18 +195,8 @@ struct Source {
 }
 
 impl Source {
-    async fn run(self, client: Client, stop: CancellationToken) -> Tally {
-        // JetStream acks are awaited on their own task, in order, so the loop below only queues.
-        let (answers, queue) = mpsc::unbounded_channel();
-        let confirming = tokio::spawn(confirm(queue, self.clock, self.window.clone()));
-        let context = (self.setup.mode == Mode::JetStream).then(|| {
-            jetstream::ContextBuilder::new()
-                .max_ack_inflight(self.setup.window.max(2_500) * 2)
-                .backpressure_on_inflight(true)
-                .build(client.clone())
-        });
-        let mut writer = PayloadWriter::new(self.setup.payload_bytes);
-        let mut core = Tally::default();
+    async fn run<O: Outlet>(self, mut outlet: O, stop: CancellationToken) -> Tally {
+        let mut writer = PayloadWriter::new(self.payload_bytes);
         let issued = &self.issued[usize::from(self.index)];
         let mut seq = 0;
         let mut allowance = 0;
@@ -204,64 +229,12 @@ impl Source {
             });
             // Counted before it is sent, so a receiver never sees a sequence it does not know of.
             issued.store(seq + 1, Ordering::Relaxed);
-            match &context {
-                Some(context) => match context.publish(self.setup.subject, payload).await {
-                    // The confirming task lives until this sender is dropped.
-                    Ok(ack) => drop(answers.send((seq, sent_at, ack))),
-                    Err(error) => {
-                        core.fail(seq, error);
-                        self.window.give_back(1);
-                    }
-                },
-                None => match client.publish(self.setup.subject, payload).await {
-                    Ok(()) => {
-                        core.accepted += 1;
-                        core.in_window += u64::from(self.clock.in_window(sent_at));
-                    }
-                    Err(error) => {
-                        core.fail(seq, error);
-                        self.window.give_back(1);
-                    }
-                },
-            }
+            outlet.send(seq, sent_at, payload).await;
             seq += 1;
             allowance -= 1;
         }
-        drop(answers);
-        let mut tally = confirming.await.unwrap_or_default();
-        if context.is_none() {
-            if let Err(error) = client.flush().await {
-                core.first_error
-                    .get_or_insert_with(|| format!("the final flush failed: {error}"));
-            }
-            tally = core;
-        } else {
-            tally.failed.extend(core.failed);
-            tally.first_error = tally.first_error.or(core.first_error);
-        }
+        let mut tally = outlet.finish().await;
         tally.issued = seq;
         tally
     }
-}
-
-/// Awaits each JetStream publish's ack, in order, and counts them.
-async fn confirm(
-    mut queue: mpsc::UnboundedReceiver<(u64, u64, PublishAckFuture)>,
-    clock: Clock,
-    window: Window,
-) -> Tally {
-    let mut tally = Tally::default();
-    while let Some((seq, sent_at, ack)) = queue.recv().await {
-        match ack.await {
-            Ok(_) => {
-                tally.accepted += 1;
-                tally.in_window += u64::from(clock.in_window(sent_at));
-            }
-            Err(error) => {
-                tally.fail(seq, error);
-                window.give_back(1);
-            }
-        }
-    }
-    tally
 }

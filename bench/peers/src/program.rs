@@ -1,46 +1,34 @@
-//! nats-peer: runs `switchyard bench`'s scenarios (fanout, queue, exclusive, reqreply) against a
-//! nats-server, with the same flags, the same load shape and the same counting, and prints the
-//! same report, so that `bench/compare.sh` can put the two brokers side by side.
+//! What both peer programs do around a scenario: parse the flags, sample CPU over the measured
+//! window, run the broker's scenario, and print the report (a summary, or JSON with `--json`).
 //!
 //! Each participant (publisher, subscriber, worker, responder, the requesters) has its own
 //! connection. The clock starts once every connection is up.
 
-mod clock;
-mod config;
-mod connection;
-mod cpu;
-mod credit;
-mod fanout;
-mod payload;
-mod publish;
-mod queue;
-mod report;
-mod reqreply;
-mod tally;
-
 use std::process::ExitCode;
 
-use clap::Parser;
 use tokio::sync::oneshot;
 
 use crate::clock::{Clock, Start};
-use crate::config::{Args, Scenario};
-use crate::connection::Events;
+use crate::config::{Args, Broker};
 use crate::cpu::CpuSample;
-use crate::report::Report;
+use crate::report::{Counts, Report};
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let args = Args::parse();
+/// The whole program for `broker`, whose `scenario` runs the scenario the flags name.
+pub async fn main(
+    broker: &'static Broker,
+    scenario: impl AsyncFn(&Args, Start) -> Result<Counts, String>,
+) -> ExitCode {
+    let program = broker.program;
+    let args = Args::parse_for(broker);
     if args.duration.is_zero() {
-        eprintln!("nats-peer: --duration must be more than 0");
+        eprintln!("{program}: --duration must be more than 0");
         return ExitCode::from(2);
     }
-    match run(&args).await {
+    match run(broker, &args, scenario).await {
         Ok(report) => {
             if let Some(error) = &report.counts.first_error {
                 eprintln!(
-                    "nats-peer: {} errors; the first: {error}",
+                    "{program}: {} errors; the first: {error}",
                     report.counts.errors
                 );
             }
@@ -52,29 +40,23 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!("nats-peer: {err}");
+            eprintln!("{program}: {err}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(args: &Args) -> Result<Report<'_>, String> {
-    let events = Events::default();
+async fn run<'a>(
+    broker: &'a Broker,
+    args: &'a Args,
+    scenario: impl AsyncFn(&Args, Start) -> Result<Counts, String>,
+) -> Result<Report<'a>, String> {
     let (start, started) = Start::new(args.warmup, args.duration);
     let sampler = tokio::spawn(sample_cpu(started, args.server_pid));
-    let counts = match args.scenario {
-        Scenario::Fanout => fanout::run(args, &events, start).await?,
-        Scenario::Queue | Scenario::Exclusive => queue::run(args, &events, start).await?,
-        Scenario::ReqReply => reqreply::run(args, &events, start).await?,
-    };
+    let counts = scenario(args, start).await?;
     let (cpu_broker, cpu_client) = sampler.await.map_err(|e| format!("cpu sampler: {e}"))?;
-    let (slow, disconnects, errors) = events.totals();
-    if slow + disconnects + errors > 0 {
-        eprintln!(
-            "nats-peer: connection events: {slow} slow consumer, {disconnects} disconnects, {errors} errors"
-        );
-    }
     Ok(Report {
+        broker,
         args,
         counts,
         cpu_broker,
@@ -82,7 +64,7 @@ async fn run(args: &Args) -> Result<Report<'_>, String> {
     })
 }
 
-/// CPU use of nats-server and of this process over the measured window. Every scenario runs past
+/// CPU use of the server and of this process over the measured window. Every scenario runs past
 /// the window before it returns, so both samples are in by then.
 async fn sample_cpu(
     started: oneshot::Receiver<Clock>,

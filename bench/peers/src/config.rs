@@ -1,22 +1,45 @@
 //! The command line: the scenarios and flags of `switchyard bench`, with the same names, defaults
-//! and meaning, plus where nats-server is.
+//! and meaning, plus where the broker is. Both peers share these flags; a [`Broker`] supplies the
+//! program's name, the server's default address and the help texts that differ per broker.
 
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
-/// Runs one Switchyard benchmark scenario against a nats-server and prints what
-/// `switchyard bench --json` prints, with `"broker": "nats"`.
+/// What tells one peer program from the other: its names and the help of the flags whose meaning
+/// depends on the broker.
+#[derive(Debug)]
+pub struct Broker {
+    /// `"broker"` in the JSON report, and the first word of the summary: `nats`.
+    pub name: &'static str,
+    /// The program: `nats-peer`.
+    pub program: &'static str,
+    /// The server's process: `nats-server`.
+    pub server: &'static str,
+    /// `--server`'s default.
+    pub default_url: &'static str,
+    /// `--server`'s help.
+    pub server_help: &'static str,
+    /// `--consumers`' help.
+    pub consumers_help: &'static str,
+    /// `--responders`' help.
+    pub responders_help: &'static str,
+    /// `--prefetch`'s help.
+    pub prefetch_help: &'static str,
+}
+
+/// Runs one Switchyard benchmark scenario against a broker and prints what
+/// `switchyard bench --json` prints, with the broker's name in `"broker"`.
 #[derive(Debug, Parser)]
-#[command(name = "nats-peer", version)]
+#[command(version)]
 pub struct Args {
     /// Which pattern to load.
     #[arg(value_enum, value_name = "SCENARIO")]
     pub scenario: Scenario,
-    /// The nats-server to load; queue and exclusive need it started with JetStream (`-js`).
-    #[arg(long, default_value = "nats://127.0.0.1:4222", value_name = "URL")]
+    /// The server to load (the broker fills in the default and the help).
+    #[arg(long, value_name = "URL")]
     pub server: String,
-    /// The nats-server's process id, to report its CPU; without it `cpu_percent.broker` is null.
+    /// The server's process id, to report its CPU; without it `cpu_percent.broker` is null.
     #[arg(long, alias = "broker-pid", value_name = "PID")]
     pub server_pid: Option<u32>,
     /// Size of every payload, at least the 16-byte stamp.
@@ -31,7 +54,7 @@ pub struct Args {
     #[arg(long, default_value_t = 4, value_name = "N",
         value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub subscribers: u32,
-    /// Workers sharing the queue's pull consumer, each on its own connection.
+    /// Workers of the queue, each on its own connection (help per broker).
     #[arg(long, default_value_t = 4, value_name = "N",
         value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub consumers: u32,
@@ -39,7 +62,7 @@ pub struct Args {
     #[arg(long, default_value_t = 16, value_name = "N",
         value_parser = clap::value_parser!(u32).range(1..=65_535))]
     pub in_flight: u32,
-    /// Responders in the queue group, each on its own connection (reqreply).
+    /// Responders, each on its own connection (reqreply; help per broker).
     #[arg(long, default_value_t = 1, value_name = "N",
         value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub responders: u32,
@@ -52,8 +75,7 @@ pub struct Args {
     /// (fanout, queue, exclusive). Latency then counts from when each message was due.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub rate: u64,
-    /// Unacked messages per worker (queue, exclusive): its pull batch; the consumer's
-    /// max_ack_pending is this times the workers.
+    /// Unacked messages per worker (queue, exclusive; help per broker).
     #[arg(long, default_value_t = 256, value_name = "N",
         value_parser = clap::value_parser!(u32).range(1..))]
     pub prefetch: u32,
@@ -66,6 +88,44 @@ pub struct Args {
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     pub json: bool,
+}
+
+impl Args {
+    /// The command line of `broker`'s program, parsed; exits with clap's message on a bad one.
+    pub fn parse_for(broker: &Broker) -> Self {
+        let matches = command(broker).get_matches();
+        Self::from_matches(&matches)
+    }
+
+    fn from_matches(matches: &ArgMatches) -> Self {
+        Self::from_arg_matches(matches).unwrap_or_else(|error| error.exit())
+    }
+}
+
+/// The flags, named and described for `broker`.
+fn command(broker: &Broker) -> clap::Command {
+    let server_pid_help = format!(
+        "The {}'s process id, to report its CPU; without it `cpu_percent.broker` is null",
+        broker.server
+    );
+    Args::command()
+        .name(broker.program)
+        .bin_name(broker.program)
+        .about(format!(
+            "Runs one Switchyard benchmark scenario against a {} and prints what \
+             `switchyard bench --json` prints, with `\"broker\": \"{}\"`",
+            broker.server, broker.name
+        ))
+        .mut_arg("server", |arg| {
+            // The derived flag is required, having no default of its own; the broker's is it.
+            arg.default_value(broker.default_url)
+                .required(false)
+                .help(broker.server_help)
+        })
+        .mut_arg("server_pid", |arg| arg.help(server_pid_help))
+        .mut_arg("consumers", |arg| arg.help(broker.consumers_help))
+        .mut_arg("responders", |arg| arg.help(broker.responders_help))
+        .mut_arg("prefetch", |arg| arg.help(broker.prefetch_help))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -109,6 +169,33 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const BROKER: Broker = Broker {
+        name: "test",
+        program: "test-peer",
+        server: "test-server",
+        default_url: "test://127.0.0.1:1",
+        server_help: "where",
+        consumers_help: "workers",
+        responders_help: "responders",
+        prefetch_help: "prefetch",
+    };
+
+    /// The broker's default address fills in `--server`, and the shared flags keep their defaults.
+    #[test]
+    fn broker_defaults() {
+        let matches = command(&BROKER)
+            .try_get_matches_from(["test-peer", "queue"])
+            .expect("valid flags");
+        let args = Args::from_matches(&matches);
+        assert_eq!(args.server, "test://127.0.0.1:1");
+        assert_eq!(args.scenario, Scenario::Queue);
+        assert_eq!(args.prefetch, 256);
+        assert_eq!(args.duration, Duration::from_secs(8));
+        let help = command(&BROKER).render_help().to_string();
+        assert!(help.contains("test-server's process id"), "{help}");
+        assert!(help.contains("workers"), "{help}");
+    }
 
     /// The units of `switchyard bench` parse, and anything else is refused.
     #[test]
