@@ -61,6 +61,10 @@ pub trait Broker: Clone + Send + Sync + 'static {
         timeout: Duration,
     ) -> impl Future<Output = Result<Arc<Message>, BrokerError>> + Send;
 
+    /// The pattern of the group that made `delivery_id`, while that group exists: what settling the
+    /// delivery is authorized against (delivery ids are not secret).
+    fn delivery_pattern(&self, delivery_id: &str) -> Option<Pattern>;
+
     /// Creates a group ahead of traffic; succeeds unchanged if an identical one exists.
     fn declare_group(
         &self,

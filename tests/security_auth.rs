@@ -49,6 +49,29 @@ async fn client(server: &TestServer, token: Option<&str>) -> Client {
         .expect("connect to the test server")
 }
 
+/// The generated client of `server`, sending `token`: for calls the Rust client makes only its own way.
+async fn raw_client(
+    server: &TestServer,
+    token: &str,
+) -> switchyard::pb::broker_client::BrokerClient<
+    tonic::service::interceptor::InterceptedService<
+        tonic::transport::Channel,
+        impl tonic::service::Interceptor,
+    >,
+> {
+    let header: tonic::metadata::MetadataValue<_> =
+        format!("Bearer {token}").parse().expect("a header value");
+    switchyard::pb::broker_client::BrokerClient::with_interceptor(
+        server.channel().await,
+        move |mut request: tonic::Request<()>| {
+            request
+                .metadata_mut()
+                .insert("authorization", header.clone());
+            Ok(request)
+        },
+    )
+}
+
 /// The status behind a client error, which must have `code`; returns its message.
 fn refused<T: std::fmt::Debug>(result: switchyard_client::Result<T>, code: Code) -> String {
     match result {
@@ -312,4 +335,78 @@ async fn flag_tokens_may_do_everything() {
     within("ListGroups", full.admin().list_groups())
         .await
         .expect("admin with a flag token");
+}
+
+/// Settling a delivery takes the right to consume its group's pattern: delivery ids are counters,
+/// so a token that may not consume a group must not be able to ack (or nack, reject, extend) what
+/// another consumer holds. The refused calls settle nothing: the delivery stays outstanding.
+#[tokio::test]
+async fn settling_another_groups_delivery_is_permission_denied() {
+    let (server, _file) = start().await;
+    let responder = client(&server, Some("responder-token")).await;
+    let mut jobs = within(
+        "Consume",
+        responder.consume("svc.jobs", "workers").subscribe(),
+    )
+    .await
+    .expect("the responder may consume svc.>");
+    let ops = client(&server, Some("ops-token")).await;
+    within("Publish", ops.publish("svc.jobs", "job"))
+        .await
+        .expect("publish");
+    let delivery = within("a delivery", jobs.next())
+        .await
+        .expect("the stream goes on")
+        .expect("a delivery");
+
+    let mut orders = raw_client(&server, "orders-token").await;
+    for (field, request) in [
+        (
+            "ack_ids",
+            switchyard::pb::AckRequest {
+                ack_ids: vec![delivery.id().to_owned()],
+                ..Default::default()
+            },
+        ),
+        (
+            "reject_ids",
+            switchyard::pb::AckRequest {
+                reject_ids: vec!["bogus".into(), delivery.id().to_owned()],
+                ..Default::default()
+            },
+        ),
+    ] {
+        let status = within("Ack", orders.ack(request))
+            .await
+            .expect_err("another group's delivery");
+        assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+        assert!(
+            status.message().starts_with(field) && status.message().contains("svc.jobs"),
+            "{status:?}"
+        );
+    }
+    // Ids of no live group are not a permission matter: they come back unknown.
+    let unknown = within(
+        "Ack",
+        orders.ack(switchyard::pb::AckRequest {
+            ack_ids: vec!["ffff.1".into()],
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("unknown ids are not refused")
+    .into_inner();
+    assert_eq!(unknown.unknown_ids, ["ffff.1"]);
+
+    // The refused calls settled nothing: the delivery is still the holder's to ack.
+    let holder_ack = switchyard::pb::AckRequest {
+        ack_ids: vec![delivery.id().to_owned()],
+        ..Default::default()
+    };
+    let mut ops = raw_client(&server, "ops-token").await;
+    let answer = within("Ack", ops.ack(holder_ack))
+        .await
+        .expect("an admin token may settle")
+        .into_inner();
+    assert!(answer.unknown_ids.is_empty(), "{answer:?}");
 }

@@ -55,6 +55,11 @@ impl Rule {
         Self { allow, deny }
     }
 
+    /// Whether the rule allows every topic (nothing listed): checks against it can be skipped.
+    pub fn permits_all(&self) -> bool {
+        self.allow.is_none() && self.deny.is_empty()
+    }
+
     /// Whether a message may go to `topic`: some allowed pattern matches it and no denied one does.
     pub fn permits_topic(&self, topic: &Topic) -> bool {
         !self.deny.iter().any(|denied| denied.matches(topic))

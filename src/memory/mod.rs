@@ -273,6 +273,12 @@ impl Broker for MemoryBroker {
         })))
     }
 
+    fn delivery_pattern(&self, delivery_id: &str) -> Option<Pattern> {
+        let (group, _) = QueueGroup::parse_delivery_id(delivery_id)?;
+        let group = self.shared.registry.by_id(group)?;
+        Some(group.pattern.clone())
+    }
+
     async fn settle(&self, settlement: Settlement) -> Result<Vec<String>, BrokerError> {
         let config = &self.shared.config;
         let Settlement {

@@ -128,6 +128,29 @@ impl Caller {
         }
     }
 
+    /// Ack: settling a delivery takes the right to consume its group's pattern, checked for every
+    /// id before anything is settled (so a call is refused whole). Delivery ids are counters, easy
+    /// to guess; without this any token could settle another consumer's deliveries. Ids that name no
+    /// live group are left to the broker, which reports them unknown.
+    pub fn may_settle<'a, B: Broker>(
+        &self,
+        ids: impl IntoIterator<Item = (&'a str, &'a str)>,
+        broker: &B,
+    ) -> Result<(), Status> {
+        let rule = self.0.permissions.rule(Action::Consume);
+        if rule.permits_all() {
+            return Ok(());
+        }
+        for (field, id) in ids {
+            if let Some(pattern) = broker.delivery_pattern(id)
+                && !rule.permits_pattern(&pattern)
+            {
+                return Err(self.denied(Action::Consume, pattern.as_str(), field.to_owned()));
+            }
+        }
+        Ok(())
+    }
+
     /// The Admin service is for tokens marked `"admin": true`.
     pub fn admin(&self) -> Result<(), Status> {
         match self.0.permissions.admin {

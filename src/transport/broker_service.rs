@@ -115,8 +115,18 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
         &self,
         request: Request<pb::AckRequest>,
     ) -> Result<Response<pb::AckResponse>, Status> {
-        auth::caller(&request)?;
+        let caller = auth::caller(&request)?;
         let settlement = convert::settlement(request.into_inner());
+        let ids = [
+            ("ack_ids", &settlement.ack),
+            ("nack_ids", &settlement.nack),
+            ("reject_ids", &settlement.reject),
+            ("extend_ids", &settlement.extend),
+        ];
+        let ids = ids
+            .into_iter()
+            .flat_map(|(field, ids)| ids.iter().map(move |id| (field, id.as_str())));
+        caller.may_settle(ids, &self.broker)?;
         let unknown_ids = self
             .broker
             .settle(settlement)
