@@ -19,6 +19,10 @@ type GroupConfig struct {
 	// MaxLength is the most messages the group holds (waiting, delayed and in flight); a publish
 	// past it fails with ErrGroupFull. 0 is the broker's --default-max-length.
 	MaxLength uint32
+	// MaxBytes is what the group's messages may take, counted as the broker's memory budget counts
+	// them (payload plus a fixed overhead each); a publish past it fails with ErrGroupFull. 0 is no
+	// limit in bytes.
+	MaxBytes uint64
 	// AckDeadline is the group's default time to settle a delivery (whole milliseconds); 0 is the
 	// broker's --default-ack-deadline-ms.
 	AckDeadline time.Duration
@@ -46,6 +50,8 @@ type GroupInfo struct {
 	Acked        uint64
 	Redelivered  uint64
 	DeadLettered uint64
+	// Bytes is what the held messages are charged, as the broker's memory budget counts them.
+	Bytes uint64
 }
 
 // DeclareGroup creates a group, or succeeds if an identical one exists. One with other settings is
@@ -56,6 +62,7 @@ func (c *Client) DeclareGroup(ctx context.Context, g GroupConfig) error {
 		Group:           g.Group,
 		Mode:            g.Mode.toPB(),
 		MaxLength:       g.MaxLength,
+		MaxBytes:        g.MaxBytes,
 		AckDeadlineMs:   millis(g.AckDeadline),
 		MaxDeliveries:   g.MaxDeliveries,
 		DeadLetterTopic: g.DeadLetterTopic,
@@ -89,6 +96,7 @@ func (c *Client) ListGroups(ctx context.Context) ([]GroupInfo, error) {
 			Acked:        g.GetAcked(),
 			Redelivered:  g.GetRedelivered(),
 			DeadLettered: g.GetDeadLettered(),
+			Bytes:        g.GetBytes(),
 		})
 	}
 	return groups, nil

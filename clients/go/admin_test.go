@@ -16,7 +16,7 @@ func TestDeclareListDeleteGroups(t *testing.T) {
 	client, ctx := setup(t)
 	cfg := switchyard.GroupConfig{
 		Topic: "images.>", Group: "resizers", Mode: switchyard.ModeExclusive,
-		MaxLength: 10, AckDeadline: 5 * time.Second, MaxDeliveries: 3, DeadLetterTopic: "dead.images",
+		MaxLength: 10, MaxBytes: 100_000, AckDeadline: 5 * time.Second, MaxDeliveries: 3, DeadLetterTopic: "dead.images",
 	}
 	if err := client.DeclareGroup(ctx, cfg); err != nil {
 		t.Fatal(err)
@@ -44,7 +44,7 @@ func TestDeclareListDeleteGroups(t *testing.T) {
 		t.Fatalf("groups: %+v", groups)
 	}
 	g := group(t, ctx, client, "images.>", "resizers")
-	if g.Mode != switchyard.ModeExclusive || g.Ready != 1 || g.Consumers != 0 {
+	if g.Mode != switchyard.ModeExclusive || g.Ready != 1 || g.Consumers != 0 || g.Bytes == 0 || g.Bytes > 100_000 {
 		t.Fatalf("declared group: %+v", g)
 	}
 

@@ -18,7 +18,9 @@ import (
 var (
 	// ErrInvalidArgument: the broker refused malformed input. Error.Field names the offending field.
 	ErrInvalidArgument = errors.New("invalid argument")
-	// ErrGroupFull: a group the batch would go to is at its max_length; nothing was published.
+	// ErrGroupFull: RESOURCE_EXHAUSTED. A group the batch would go to is at its max_length or
+	// max_bytes, or the broker's memory budget is spent (nothing was published); or the broker's
+	// subscription limit is reached.
 	ErrGroupFull = errors.New("group full")
 	// ErrTooLarge: one gRPC message was larger than the broker's --max-request-bytes.
 	ErrTooLarge = errors.New("message too large")

@@ -11,7 +11,7 @@ async def test_declare_list_and_delete(client: Client, ns: str) -> None:
     """A declared group holds what is published before any consumer, shows it in its counters, and is
     gone after DeleteGroup."""
     await client.admin.declare_group(
-        f"{ns}.jobs", "early", exclusive=True, ack_deadline=2.5, max_deliveries=3
+        f"{ns}.jobs", "early", exclusive=True, ack_deadline=2.5, max_deliveries=3, max_bytes=100_000
     )
     published = await client.publish(f"{ns}.jobs", "kept")
     assert published.groups == 1
@@ -24,6 +24,7 @@ async def test_declare_list_and_delete(client: Client, ns: str) -> None:
         0,
         0,
     )
+    assert 0 < info.bytes <= 100_000
 
     async with client.consume(f"{ns}.jobs", "early", exclusive=True) as consumer:
         delivery = await within(anext(consumer))

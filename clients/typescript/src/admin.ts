@@ -14,6 +14,7 @@ import {
   toPbMode,
   toUint32,
   toUint32Millis,
+  toUint64,
 } from "./wire.js";
 
 /** A group to declare. Unset numbers mean the broker's defaults. */
@@ -26,6 +27,11 @@ export interface GroupSettings {
   mode?: ConsumeMode;
   /** Messages the group holds (waiting, delayed and in flight) before a publish is refused. */
   maxLength?: number;
+  /**
+   * What the group's messages may take, counted as the broker's memory budget counts them (payload
+   * plus a fixed overhead each), before a publish is refused. Unset or 0: no limit in bytes.
+   */
+  maxBytes?: number;
   /** Default ack deadline of its deliveries, in ms. */
   ackDeadlineMs?: number;
   /** Deliveries of one message before it is dead-lettered. Unset or 0: unlimited. */
@@ -52,6 +58,7 @@ export class Admin {
       group: settings.group,
       mode: toPbMode(settings.mode),
       maxLength: toUint32(settings.maxLength ?? 0, "maxLength"),
+      maxBytes: toUint64(settings.maxBytes ?? 0, "maxBytes"),
       ackDeadlineMs: toUint32Millis(settings.ackDeadlineMs ?? 0, "ackDeadlineMs"),
       maxDeliveries: toUint32(settings.maxDeliveries ?? 0, "maxDeliveries"),
       deadLetterTopic: settings.deadLetterTopic ?? "",

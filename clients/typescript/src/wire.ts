@@ -63,6 +63,8 @@ export interface GroupInfo {
   readonly acked: number;
   readonly redelivered: number;
   readonly deadLettered: number;
+  /** What the held messages are charged, as the broker's memory budget counts them. */
+  readonly bytes: number;
 }
 
 export function toPbMessage(message: OutgoingMessage): pb.Message {
@@ -119,6 +121,7 @@ export function fromPbGroupInfo(info: adminPb.GroupInfo): GroupInfo {
     acked: info.acked,
     redelivered: info.redelivered,
     deadLettered: info.deadLettered,
+    bytes: info.bytes,
   };
 }
 
@@ -150,6 +153,16 @@ export function toUint32Millis(value: number, name: string): number {
 }
 
 /** A count for a `uint32` field, e.g. a prefetch: a whole number in range, else a `RangeError`. */
+/** A uint64 field from a JavaScript number: whole, not negative, and exactly representable. */
+export function toUint64(value: number, name: string): number {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(
+      `${name} must be a whole number from 0 to ${Number.MAX_SAFE_INTEGER}, not ${value}`,
+    );
+  }
+  return value;
+}
+
 export function toUint32(value: number, name: string): number {
   if (!Number.isInteger(value) || value < 0 || value > UINT32_MAX) {
     throw new RangeError(`${name} must be a whole number from 0 to ${UINT32_MAX}, not ${value}`);

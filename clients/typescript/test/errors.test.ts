@@ -108,6 +108,30 @@ test("out-of-range numbers are a RangeError", { timeout: 30_000 }, async () => {
     broker.client.admin.declareGroup({ topic: "a", group: "g", maxLength: -3 }),
     RangeError,
   );
+  await assert.rejects(
+    broker.client.admin.declareGroup({ topic: "a", group: "g", maxBytes: 2 ** 60 }),
+    RangeError,
+  );
+});
+
+/// A group with maxBytes refuses a batch past it, and reports what it holds in `bytes`.
+test("a group past its maxBytes is RESOURCE_EXHAUSTED", { timeout: 30_000 }, async () => {
+  const topic = unique("bytes");
+  const group = unique("capped");
+  await broker.client.admin.declareGroup({ topic, group, maxBytes: 2_500 });
+  const payload = "x".repeat(512);
+  await broker.client.publishBatch([
+    { topic, payload },
+    { topic, payload },
+    { topic, payload },
+  ]);
+  await assert.rejects(
+    broker.client.publishBatch([{ topic, payload }]),
+    refused(Status.RESOURCE_EXHAUSTED, undefined, /max_bytes/),
+  );
+  const info = (await broker.client.admin.listGroups()).find((g) => g.group === group);
+  assert.ok(info !== undefined && info.bytes > 3 * 512 && info.bytes <= 2_500, `${info?.bytes}`);
+  await broker.client.admin.deleteGroup(topic, group);
 });
 
 /// A publish that would overfill a group is RESOURCE_EXHAUSTED, and routes nothing of its batch.
@@ -196,6 +220,8 @@ test("admin declares, lists and deletes groups", { timeout: 30_000 }, async () =
     acked: 0,
     redelivered: 0,
     deadLettered: 0,
+    // Two messages with empty payloads, charged 160 bytes each (README, Overload and limits).
+    bytes: 320,
   });
   await broker.client.admin.deleteGroup(`${topic}.*`, group);
   const after = await broker.client.admin.listGroups();

@@ -23,13 +23,15 @@ class Admin:
         *,
         exclusive: bool = False,
         max_length: int = 0,
+        max_bytes: int = 0,
         ack_deadline: float | None = None,
         max_deliveries: int = 0,
         dead_letter_topic: str = "",
     ) -> None:
         """Creates the group `(pattern, group)`, or accepts an identical existing one.
 
-        `max_length` bounds the messages it holds (0: the broker's default); `ack_deadline` is in
+        `max_length` bounds the messages it holds (0: the broker's default) and `max_bytes` what they
+        take, counted as the broker's memory budget counts them (0: no limit); `ack_deadline` is in
         seconds (None: the broker's default); after `max_deliveries` deliveries (0: unlimited) a
         message that fails again goes to `dead_letter_topic`, or is discarded if there is none.
         A declared group stays until deleted. An existing group with other settings raises
@@ -40,6 +42,7 @@ class Admin:
             group=group,
             mode=mode_to_pb(exclusive),
             max_length=max_length,
+            max_bytes=max_bytes,
             ack_deadline_ms=seconds_to_ms(ack_deadline),
             max_deliveries=max_deliveries,
             dead_letter_topic=dead_letter_topic,

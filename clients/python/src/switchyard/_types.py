@@ -68,6 +68,8 @@ class GroupInfo:
     acked: int
     redelivered: int
     dead_lettered: int
+    bytes: int
+    """What the held messages are charged, as the broker's memory budget counts them."""
 
 
 def as_bytes(payload: bytes | str) -> bytes:
@@ -129,4 +131,5 @@ def group_info_from_pb(info: admin_pb2.GroupInfo) -> GroupInfo:
         acked=info.acked,
         redelivered=info.redelivered,
         dead_lettered=info.dead_lettered,
+        bytes=info.bytes,
     )
