@@ -6,7 +6,7 @@ mod common;
 
 use common::{process::BrokerProcess, *};
 use switchyard::pb;
-use tonic::{Code, transport::Endpoint};
+use tonic::Code;
 
 const LIMIT: usize = 32 * 1024 * 1024;
 const PAYLOAD: usize = 128;
@@ -21,11 +21,7 @@ async fn publishers_are_refused_past_the_budget_and_memory_stays_within_it() {
         "--default-max-length",
         "100000000",
     ]);
-    let channel = Endpoint::from_shared(broker.url())
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("connect");
+    let channel = broker.channel().await;
     let mut client = pb::broker_client::BrokerClient::new(channel.clone());
     let mut admin = pb::admin_client::AdminClient::new(channel);
     let topic = unique("memory.limit");

@@ -10,21 +10,14 @@ use common::{process::BrokerProcess, *};
 use switchyard::pb;
 use tokio::{sync::mpsc, time::Instant};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Code, transport::Endpoint};
+use tonic::Code;
 
 const GRACE: Duration = Duration::from_secs(2);
 
 #[tokio::test]
 async fn sigterm_ends_open_streams_with_unavailable_and_exits_within_the_grace() {
     let mut broker = BrokerProcess::start(&["--shutdown-grace-secs", &GRACE.as_secs().to_string()]);
-    let url = broker.url();
-    let channel = within(
-        "connect",
-        Endpoint::from_shared(url).expect("endpoint").connect(),
-    )
-    .await
-    .expect("connect");
-    let mut client = pb::broker_client::BrokerClient::new(channel);
+    let mut client = pb::broker_client::BrokerClient::new(broker.channel().await);
     let topic = unique("shutdown");
     let mut subscription = subscribe_ok(&mut client, &topic).await;
     let mut consumer = consume_ok(&mut client, consume_request(&topic, "workers")).await;

@@ -6,7 +6,9 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
-use super::WAIT;
+use tonic::transport::Channel;
+
+use super::{WAIT, faults};
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 
@@ -52,8 +54,13 @@ impl BrokerProcess {
         Self { child, address }
     }
 
-    pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+    /// A new HTTP/2 connection to the broker, bounded by `WAIT` like every other test connection.
+    pub async fn channel(&self) -> Channel {
+        let addr = self
+            .address
+            .parse()
+            .expect("the broker announces a socket address");
+        faults::connect(addr).await
     }
 
     /// Sends SIGTERM.
