@@ -18,7 +18,6 @@ use std::{
     },
 };
 
-use prost::Message as _;
 use switchyard::{
     broker::{Broker, Delivery, Settlement, SubscriptionEvent},
     config::Config,
@@ -28,7 +27,10 @@ use switchyard::{
         sublist::Sublist,
     },
     message::MessageId,
-    transport::convert,
+    transport::{
+        convert,
+        wire::{self, Encode as _},
+    },
 };
 use tokio::{sync::Notify, time::Instant};
 
@@ -305,33 +307,27 @@ fn wire() {
         counter
             .since()
             .per(CHUNK, &format!("`convert::message`, {headers} headers"));
-        let events: Vec<_> = (0..CHUNK)
-            .map(|_| SubscriptionEvent::Message(Arc::clone(&message)))
-            .collect();
-        let counter = Counted::now();
-        for event in events {
-            black_box(convert::subscription_event(event));
-        }
-        counter.since().per(
-            CHUNK,
-            &format!("`convert::subscription_event`, {headers} headers"),
-        );
-        let deliveries = vec![delivery.clone(); CHUNK as usize];
-        let counter = Counted::now();
-        for delivery in deliveries {
-            black_box(convert::delivery(delivery));
-        }
-        counter
-            .since()
-            .per(CHUNK, &format!("`convert::delivery`, {headers} headers"));
-        let encoded = convert::delivery(delivery);
+        // tonic writes every response of a stream into one reused buffer; so does this.
+        let mut buf = Vec::with_capacity(4096);
+        let event = wire::SubscribeResponse(SubscriptionEvent::Message(Arc::clone(&message)));
         let counter = Counted::now();
         for _ in 0..CHUNK {
-            black_box(encoded.encode_to_vec());
+            buf.clear();
+            event.encode_raw(&mut buf);
         }
         counter.since().per(
             CHUNK,
-            &format!("`encode_to_vec` of a delivery, {headers} headers"),
+            &format!("writing a Subscribe event (`wire`), {headers} headers"),
+        );
+        let delivery = wire::Delivery(delivery);
+        let counter = Counted::now();
+        for _ in 0..CHUNK {
+            buf.clear();
+            delivery.encode_raw(&mut buf);
+        }
+        counter.since().per(
+            CHUNK,
+            &format!("writing a delivery (`wire`), {headers} headers"),
         );
     }
     let counter = Counted::now();

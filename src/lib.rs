@@ -23,6 +23,9 @@ pub mod transport;
 #[allow(clippy::large_enum_variant)]
 pub mod pb {
     tonic::include_proto!("switchyard.v1");
+    // The servers, generated apart from the messages (build.rs says why).
+    include!(concat!(env!("OUT_DIR"), "/switchyard.v1.Broker.rs"));
+    include!(concat!(env!("OUT_DIR"), "/switchyard.v1.Admin.rs"));
 
     /// The encoded descriptors of the schema, served by reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =

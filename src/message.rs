@@ -22,6 +22,11 @@ impl MessageId {
     pub fn new() -> Self {
         Self(uuid::Uuid::now_v7())
     }
+
+    /// Writes the id as it is shown (lowercase, hyphenated) into `buf`, without allocating.
+    pub fn write_text(self, buf: &mut [u8; uuid::fmt::Hyphenated::LENGTH]) -> &str {
+        self.0.hyphenated().encode_lower(buf)
+    }
 }
 
 impl Default for MessageId {
@@ -136,12 +141,12 @@ impl Message {
             reply_to,
             correlation_id,
         } = new;
-        let extras = Extras {
-            headers,
-            key,
-            reply_to,
-            correlation_id,
-        };
+        // Checked field by field: comparing with `Extras::default()` built a map and showed in a
+        // fan-out profile (7 % of the broker).
+        let has_extras = !headers.is_empty()
+            || !key.is_empty()
+            || reply_to.is_some()
+            || !correlation_id.is_empty();
         let published_at_nanos = published_at.duration_since(UNIX_EPOCH).map_or(0, |since| {
             u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
         });
@@ -150,7 +155,14 @@ impl Message {
             topic,
             payload,
             published_at_nanos,
-            extras: (extras != Extras::default()).then(|| Box::new(extras)),
+            extras: has_extras.then(|| {
+                Box::new(Extras {
+                    headers,
+                    key,
+                    reply_to,
+                    correlation_id,
+                })
+            }),
             charge: Charge::default(),
         }
     }

@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{auth, convert, pipelined};
+use super::{auth, convert, pipelined, wire};
 use crate::{auth::Action, broker::Broker, config::Config, pb};
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -50,8 +50,8 @@ fn call_deadline<T>(request: &Request<T>) -> Option<Duration> {
 
 #[tonic::async_trait]
 impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
-    type SubscribeStream = ResponseStream<pb::SubscribeResponse>;
-    type ConsumeStream = ResponseStream<pb::Delivery>;
+    type SubscribeStream = ResponseStream<wire::SubscribeResponse>;
+    type ConsumeStream = ResponseStream<wire::Delivery>;
     type PublishStreamStream = ResponseStream<pb::PublishStreamResponse>;
     type RequestStreamStream = ResponseStream<pb::RequestStreamResponse>;
 
@@ -89,11 +89,8 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
             .subscribe(pattern)
             .await
             .map_err(convert::status)?;
-        let stream = events.map(|event| {
-            event
-                .map(convert::subscription_event)
-                .map_err(convert::status)
-        });
+        let stream =
+            events.map(|event| event.map(wire::SubscribeResponse).map_err(convert::status));
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -107,7 +104,7 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
         caller.may(Action::Consume, &spec.pattern, "topic")?;
         let deliveries = self.broker.consume(spec).await.map_err(convert::status)?;
         let stream =
-            deliveries.map(|delivery| delivery.map(convert::delivery).map_err(convert::status));
+            deliveries.map(|delivery| delivery.map(wire::Delivery).map_err(convert::status));
         Ok(Response::new(Box::pin(stream)))
     }
 

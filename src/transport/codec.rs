@@ -1,5 +1,5 @@
 //! The protobuf codec of the generated services: prost's, except for who is blamed when a message
-//! does not decode.
+//! does not decode, and for the responses the server writes itself (`super::wire`).
 //!
 //! prost refuses a string field that is not UTF-8, or a malformed message, while tonic decodes the
 //! request, before any handler runs; tonic's own codec then answers INTERNAL, which tells a client the
@@ -13,10 +13,10 @@ use std::marker::PhantomData;
 use prost::{DecodeError, Message};
 use tonic::{
     Status,
-    codec::{Codec, DecodeBuf, Decoder},
+    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
 };
-use tonic_prost::ProstEncoder;
 
+use super::wire::Encode;
 use crate::{error::BrokerError, pb};
 
 /// Which way a message type travels, and so whose fault it is when it does not decode.
@@ -51,20 +51,34 @@ impl<T, U> Default for SwitchyardCodec<T, U> {
 
 impl<T, U> Codec for SwitchyardCodec<T, U>
 where
-    T: Message + Send + 'static,
+    T: Encode + Send + 'static,
     U: Message + Default + Direction + Send + 'static,
 {
     type Encode = T;
     type Decode = U;
-    type Encoder = ProstEncoder<T>;
+    type Encoder = SwitchyardEncoder<T>;
     type Decoder = SwitchyardDecoder<U>;
 
     fn encoder(&mut self) -> Self::Encoder {
-        ProstEncoder::default()
+        SwitchyardEncoder(PhantomData)
     }
 
     fn decoder(&mut self) -> Self::Decoder {
         SwitchyardDecoder(PhantomData)
+    }
+}
+
+/// Writes generated messages as prost does, and the server's own responses (`super::wire`) directly.
+#[derive(Debug)]
+pub struct SwitchyardEncoder<T>(PhantomData<T>);
+
+impl<T: Encode> Encoder for SwitchyardEncoder<T> {
+    type Item = T;
+    type Error = Status;
+
+    fn encode(&mut self, item: T, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode_raw(buf);
+        Ok(())
     }
 }
 

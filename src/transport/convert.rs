@@ -8,10 +8,7 @@ use bytes::Bytes;
 use tonic::Status;
 
 use crate::{
-    broker::{
-        ConsumeMode, ConsumeSpec, Delivery, GroupInfo, GroupSpec, Published, Settlement,
-        SubscriptionEvent,
-    },
+    broker::{ConsumeMode, ConsumeSpec, GroupInfo, GroupSpec, Published, Settlement},
     config::Config,
     error::BrokerError,
     message::{Message, NewMessage},
@@ -307,23 +304,6 @@ pub fn published(published: Published) -> pb::Published {
         id: published.id.to_string(),
         subscribers: published.subscribers,
         groups: published.groups,
-    }
-}
-
-pub fn subscription_event(event: SubscriptionEvent) -> pb::SubscribeResponse {
-    use pb::subscribe_response::Event;
-    let event = match event {
-        SubscriptionEvent::Message(m) => Event::Message(message(&m)),
-        SubscriptionEvent::Gap { missed } => Event::Gap(pb::Gap { missed }),
-    };
-    pb::SubscribeResponse { event: Some(event) }
-}
-
-pub fn delivery(delivery: Delivery) -> pb::Delivery {
-    pb::Delivery {
-        message: Some(message(&delivery.message)),
-        delivery_id: delivery.delivery_id,
-        attempt: delivery.attempt,
     }
 }
 

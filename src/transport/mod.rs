@@ -6,3 +6,4 @@ pub mod broker_service;
 pub mod codec;
 pub mod convert;
 pub mod pipelined;
+pub mod wire;
