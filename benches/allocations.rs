@@ -164,7 +164,7 @@ fn group_state() {
         .expect("a shared group takes every consumer");
     for round in 0..2 {
         let counter = Counted::now();
-        (0..CHUNK).for_each(|_| state.enqueue(Arc::clone(&message)));
+        (0..CHUNK).for_each(|_| state.enqueue(message.clone()));
         let enqueued = counter.since();
         let mut deliveries = Vec::with_capacity(CHUNK as usize);
         let counter = Counted::now();
@@ -296,7 +296,7 @@ fn wire() {
     for headers in [0, 4] {
         let message = fixtures::message(headers);
         let delivery = Delivery {
-            message: Arc::clone(&message),
+            message: message.clone(),
             delivery_id: "3.1e240".into(),
             attempt: 1,
         };
@@ -309,7 +309,7 @@ fn wire() {
             .per(CHUNK, &format!("`convert::message`, {headers} headers"));
         // tonic writes every response of a stream into one reused buffer; so does this.
         let mut buf = Vec::with_capacity(4096);
-        let event = wire::SubscribeResponse(SubscriptionEvent::Message(Arc::clone(&message)));
+        let event = wire::SubscribeResponse(SubscriptionEvent::Message(message.clone()));
         let counter = Counted::now();
         for _ in 0..CHUNK {
             buf.clear();

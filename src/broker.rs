@@ -3,7 +3,7 @@
 //! The in-memory broker ([`crate::memory::MemoryBroker`]) implements it today; a durable store or a
 //! NATS JetStream backend can implement it later without the gRPC edge changing.
 
-use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{fmt, future::Future, pin::Pin, time::Duration};
 
 use futures_core::Stream;
 
@@ -59,7 +59,7 @@ pub trait Broker: Clone + Send + Sync + 'static {
         &self,
         request: NewMessage,
         timeout: Duration,
-    ) -> impl Future<Output = Result<Arc<Message>, BrokerError>> + Send;
+    ) -> impl Future<Output = Result<Message, BrokerError>> + Send;
 
     /// The pattern of the group that made `delivery_id`, while that group exists: what settling the
     /// delivery is authorized against (delivery ids are not secret).
@@ -105,7 +105,7 @@ pub struct Published {
 /// What a subscription yields.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SubscriptionEvent {
-    Message(Arc<Message>),
+    Message(Message),
     /// The subscriber's buffer overflowed: this many messages were dropped for it, right here.
     Gap {
         missed: u64,
@@ -161,7 +161,7 @@ pub struct GroupSpec {
 /// One message handed to one consumer, to be settled by `delivery_id`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
-    pub message: Arc<Message>,
+    pub message: Message,
     pub delivery_id: String,
     /// 1 on the first delivery.
     pub attempt: u32,

@@ -18,9 +18,10 @@ use std::{
 
 use tokio::{sync::Notify, time::Instant};
 
-/// Heap a message takes besides its payload and optional fields: the shared `Arc<Message>` (112
-/// bytes with the allocator's header), the payload's own allocation header, and a group's queue slot.
-const MESSAGE_OVERHEAD: usize = 160;
+/// Heap a message takes besides its payload and optional fields: its fields in the allocation it
+/// shares with the payload (80 bytes, plus the allocator's header and rounding) and a group's queue
+/// slot (24 bytes). Measured: 250 bytes of RSS per queued 128-byte message (BENCHMARKS.md).
+const MESSAGE_OVERHEAD: usize = 128;
 /// The box that holds headers, key, reply-to and correlation id, when a message has any.
 const EXTRAS_OVERHEAD: usize = 128;
 /// A header's two strings and its slot in the map, besides their text.

@@ -9,6 +9,8 @@ use std::{
 
 use bytes::Bytes;
 
+use triomphe::ThinArc;
+
 use crate::{
     budget::{MemoryBudget, footprint},
     topic::Topic,
@@ -84,37 +86,48 @@ impl NewMessage {
     }
 }
 
-/// A routed message. Shared as `Arc<Message>` by every subscriber and group that gets it, so a fan-out
-/// copies a pointer, not the payload.
+/// A routed message: a cheap handle (one pointer) to one shared allocation holding its fields and
+/// its payload. Every subscriber and group that gets the message holds a clone of the handle, so a
+/// fan-out copies a pointer, not the payload.
 ///
-/// Kept small because a queue holds one per waiting message: the fields most messages leave empty
-/// (headers, key, reply_to, correlation_id) live in one optional box, which halves the struct.
+/// Kept small because a queue holds one per waiting message. The payload lives in the same
+/// allocation as the fields (triomphe's `ThinArc`, whose count has no weak half): with the payload
+/// in a `Bytes` of its own, a queued 128-byte message took 282 bytes of RSS, three allocations'
+/// worth of headers and handles (BENCHMARKS.md). The fields most messages leave empty (headers, key,
+/// reply_to, correlation_id) live in one optional box.
 ///
-/// Not `Clone`: a message charged to the broker's [`MemoryBudget`] gives its charge back when dropped,
-/// once; share it through its `Arc`.
-#[derive(Debug, PartialEq)]
-pub struct Message {
-    pub id: MessageId,
-    pub topic: Topic,
-    pub payload: Bytes,
+/// A message charged to the broker's [`MemoryBudget`] gives its charge back once, when the last
+/// handle is dropped.
+#[derive(Clone)]
+pub struct Message(ThinArc<Fields, u8>);
+
+#[derive(Debug)]
+struct Fields {
+    id: MessageId,
+    topic: Topic,
     /// Nanoseconds since the Unix epoch: half the size of a `SystemTime`.
     published_at_nanos: u64,
     extras: Option<Box<Extras>>,
-    charge: Charge,
+    /// Held for its `Drop`, which gives the charge back.
+    #[expect(dead_code, reason = "read only by its Drop")]
+    charge: Option<Charge>,
 }
 
-/// The budget a message is charged to, if any. Compares equal always: it is bookkeeping, not content.
-#[derive(Debug, Default)]
-struct Charge(Option<Arc<MemoryBudget>>);
+/// What a message was charged, and to which budget; given back when the message's fields go.
+#[derive(Debug)]
+struct Charge {
+    budget: Arc<MemoryBudget>,
+    bytes: usize,
+}
 
-impl PartialEq for Charge {
-    fn eq(&self, _: &Self) -> bool {
-        true
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.budget.release(self.bytes);
     }
 }
 
 /// The fields of a [`Message`] that are usually empty.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 struct Extras {
     headers: HashMap<String, String>,
     key: String,
@@ -128,11 +141,28 @@ static NO_HEADERS: LazyLock<HashMap<String, String>> = LazyLock::new(HashMap::ne
 impl Message {
     /// Stamps a new message with a fresh id and the current time.
     pub fn stamp(new: NewMessage) -> Self {
-        Self::stamp_as(new, MessageId::new(), SystemTime::now())
+        Self::stamp_as(new, MessageId::new(), SystemTime::now(), None)
     }
 
-    /// Stamps a message with a given id and time: a dead letter keeps the id it was published with.
-    pub fn stamp_as(new: NewMessage, id: MessageId, published_at: SystemTime) -> Self {
+    /// Stamps a new message with a fresh id and the current time, tied to `budget`, which the caller
+    /// has already charged the message's [`NewMessage::footprint`]: dropping the last handle gives it
+    /// back.
+    pub fn stamp_charged(new: NewMessage, budget: &Arc<MemoryBudget>) -> Self {
+        Self::stamp_as(new, MessageId::new(), SystemTime::now(), Some(budget))
+    }
+
+    /// Stamps a message with a given id and time (a dead letter keeps the id it was published with),
+    /// charged to `budget` when there is one, as [`Message::stamp_charged`].
+    pub fn stamp_as(
+        new: NewMessage,
+        id: MessageId,
+        published_at: SystemTime,
+        budget: Option<&Arc<MemoryBudget>>,
+    ) -> Self {
+        let charge = budget.map(|budget| Charge {
+            budget: Arc::clone(budget),
+            bytes: new.footprint(),
+        });
         let NewMessage {
             topic,
             payload,
@@ -141,7 +171,7 @@ impl Message {
             reply_to,
             correlation_id,
         } = new;
-        // Checked field by field: comparing with `Extras::default()` built a map and showed in a
+        // Checked field by field: comparing with a default `Extras` built a map and showed in a
         // fan-out profile (7 % of the broker).
         let has_extras = !headers.is_empty()
             || !key.is_empty()
@@ -150,10 +180,9 @@ impl Message {
         let published_at_nanos = published_at.duration_since(UNIX_EPOCH).map_or(0, |since| {
             u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
         });
-        Self {
+        let fields = Fields {
             id,
             topic,
-            payload,
             published_at_nanos,
             extras: has_extras.then(|| {
                 Box::new(Extras {
@@ -163,15 +192,30 @@ impl Message {
                     correlation_id,
                 })
             }),
-            charge: Charge::default(),
-        }
+            charge,
+        };
+        Self(ThinArc::from_header_and_slice(fields, &payload))
     }
 
-    /// Ties the message to `budget`, which the caller has already charged its [`Message::footprint`]:
-    /// dropping the message gives it back.
-    pub fn charged_to(mut self, budget: &Arc<MemoryBudget>) -> Self {
-        self.charge = Charge(Some(Arc::clone(budget)));
-        self
+    fn fields(&self) -> &Fields {
+        &self.0.header.header
+    }
+
+    pub fn id(&self) -> MessageId {
+        self.fields().id
+    }
+
+    pub fn topic(&self) -> &Topic {
+        &self.fields().topic
+    }
+
+    pub fn payload(&self) -> &[u8] {
+        &self.0.slice
+    }
+
+    /// The payload as `Bytes` that share this message's allocation instead of copying it.
+    pub fn payload_bytes(&self) -> Bytes {
+        Bytes::from_owner(PayloadOf(self.clone()))
     }
 
     /// What the message is charged against the memory budget.
@@ -179,45 +223,79 @@ impl Message {
         let optional_text = self.key().len()
             + self.correlation_id().len()
             + self.reply_to().map_or(0, |topic| topic.as_str().len());
-        footprint(self.payload.len(), self.headers(), optional_text)
+        footprint(self.payload().len(), self.headers(), optional_text)
     }
 
     pub fn published_at(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_nanos(self.published_at_nanos)
+        UNIX_EPOCH + Duration::from_nanos(self.fields().published_at_nanos)
     }
 
     /// The headers; empty if none.
     pub fn headers(&self) -> &HashMap<String, String> {
-        self.extras
+        self.fields()
+            .extras
             .as_ref()
             .map_or(&NO_HEADERS, |extras| &extras.headers)
     }
 
     /// The application key, empty if none.
     pub fn key(&self) -> &str {
-        self.extras.as_ref().map_or("", |extras| &extras.key)
+        self.fields()
+            .extras
+            .as_ref()
+            .map_or("", |extras| &extras.key)
     }
 
     /// Where a reply goes, if this is a request.
     pub fn reply_to(&self) -> Option<&Topic> {
-        self.extras
+        self.fields()
+            .extras
             .as_ref()
             .and_then(|extras| extras.reply_to.as_ref())
     }
 
     /// The correlation id, empty if none.
     pub fn correlation_id(&self) -> &str {
-        self.extras
+        self.fields()
+            .extras
             .as_ref()
             .map_or("", |extras| &extras.correlation_id)
     }
+
+    /// Whether both handles are to the same message.
+    pub fn ptr_eq(&self, other: &Self) -> bool {
+        self.0.ptr() == other.0.ptr()
+    }
 }
 
-impl Drop for Message {
-    fn drop(&mut self) {
-        if let Some(budget) = &self.charge.0 {
-            budget.release(self.footprint());
-        }
+/// Compares content: id, topic, payload, time and the optional fields (not the charge).
+impl PartialEq for Message {
+    fn eq(&self, other: &Self) -> bool {
+        let (mine, theirs) = (self.fields(), other.fields());
+        mine.id == theirs.id
+            && mine.topic == theirs.topic
+            && mine.published_at_nanos == theirs.published_at_nanos
+            && mine.extras == theirs.extras
+            && self.payload() == other.payload()
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Message")
+            .field("id", &self.id())
+            .field("topic", self.topic())
+            .field("payload_bytes", &self.payload().len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Lends a message's payload to `Bytes`, keeping the message alive while the bytes are.
+struct PayloadOf(Message);
+
+impl AsRef<[u8]> for PayloadOf {
+    fn as_ref(&self) -> &[u8] {
+        self.0.payload()
     }
 }
 
@@ -237,7 +315,7 @@ mod tests {
     #[test]
     fn a_plain_message_keeps_no_extras() {
         let message = Message::stamp(NewMessage::new(topic("a.b"), "x"));
-        assert!(message.extras.is_none());
+        assert!(message.fields().extras.is_none());
         assert!(message.headers().is_empty());
         assert_eq!((message.key(), message.correlation_id()), ("", ""));
         assert_eq!(message.reply_to(), None);

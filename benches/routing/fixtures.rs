@@ -2,7 +2,7 @@
 //! payloads, a mixed set of patterns, and two small brokers (a work queue with one consumer, and
 //! subscribers on one topic) that can be filled and drained between timed sections.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -58,8 +58,8 @@ pub fn new_message(topic_text: &str, headers: usize) -> NewMessage {
 }
 
 /// A stamped message as a group or subscriber holds it.
-pub fn message(headers: usize) -> Arc<Message> {
-    Arc::new(Message::stamp(new_message("orders.eu.created", headers)))
+pub fn message(headers: usize) -> Message {
+    Message::stamp(new_message("orders.eu.created", headers))
 }
 
 /// `n` publish calls of one message each, built before the timed section.

@@ -29,7 +29,7 @@ pub fn benches(c: &mut Criterion) {
                 let (mut state, _) = group_with_consumer(now);
                 let start = Clock::now();
                 for _ in 0..n {
-                    state.enqueue(Arc::clone(&message));
+                    state.enqueue(message.clone());
                 }
                 start.elapsed()
             })
@@ -40,7 +40,7 @@ pub fn benches(c: &mut Criterion) {
         b.iter_custom(|iters| {
             chunked(iters, |n| {
                 let (mut state, consumer) = group_with_consumer(now);
-                (0..n).for_each(|_| state.enqueue(Arc::clone(&message)));
+                (0..n).for_each(|_| state.enqueue(message.clone()));
                 let start = Clock::now();
                 for _ in 0..n {
                     black_box(state.take(consumer, now));
@@ -54,7 +54,7 @@ pub fn benches(c: &mut Criterion) {
         b.iter_custom(|iters| {
             chunked(iters, |n| {
                 let (mut state, consumer) = group_with_consumer(now);
-                (0..n).for_each(|_| state.enqueue(Arc::clone(&message)));
+                (0..n).for_each(|_| state.enqueue(message.clone()));
                 let deliveries: Vec<_> = (0..n)
                     .filter_map(|_| state.take(consumer, now))
                     .map(|handout| handout.delivery)
@@ -73,7 +73,7 @@ pub fn benches(c: &mut Criterion) {
     group.bench_function("enqueue_take_ack", |b| {
         let (mut state, consumer) = group_with_consumer(now);
         b.iter(|| {
-            state.enqueue(Arc::clone(&message));
+            state.enqueue(message.clone());
             let handout = state.take(consumer, now).expect("a message is ready");
             black_box(state.settle(handout.delivery, Settle::Ack, now))
         });

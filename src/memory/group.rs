@@ -7,7 +7,7 @@ use std::{
         Arc, Weak,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
 use parking_lot::{Mutex, MutexGuard};
@@ -24,7 +24,7 @@ use super::group_state::{
 use crate::{
     broker::{Delivery, EventStream, GroupInfo},
     error::BrokerError,
-    message::{Message, NewMessage},
+    message::{Message, MessageId, NewMessage},
     topic::{GroupName, Pattern},
 };
 
@@ -35,8 +35,9 @@ pub type GroupId = u64;
 /// What groups tell the broker's housekeeping task.
 #[derive(Debug)]
 pub enum Housekeeping {
-    /// Route this message, past any `max_length`: it was accepted once and must not be lost now.
-    DeadLetter(Message),
+    /// Route this message, past any `max_length`: it was accepted once and must not be lost now. It
+    /// keeps the id of the message it was made from.
+    DeadLetter(NewMessage, MessageId),
     /// The group has been idle for its idle timeout; remove it if it still is.
     Idle(GroupId),
 }
@@ -85,7 +86,7 @@ impl Locked {
     }
 
     /// Stores a message; `false` if the group was deleted meanwhile and the message was not stored.
-    pub fn enqueue(&mut self, message: Arc<Message>) -> bool {
+    pub fn enqueue(&mut self, message: Message) -> bool {
         if !self.closed {
             self.state.enqueue(message);
         }
@@ -367,7 +368,7 @@ impl QueueGroup {
         }
         let Some(topic) = self.settings().dead_letter_topic else {
             for letter in &dead {
-                tracing::debug!(group = %self.name, id = %letter.message.id, reason = letter.reason.as_str(), "discarded: no dead-letter topic");
+                tracing::debug!(group = %self.name, id = %letter.message.id(), reason = letter.reason.as_str(), "discarded: no dead-letter topic");
             }
             return;
         };
@@ -375,20 +376,21 @@ impl QueueGroup {
             let original = &letter.message;
             let mut headers = original.headers().clone();
             headers.insert("x-dead-letter-reason".into(), letter.reason.as_str().into());
-            headers.insert("x-original-topic".into(), original.topic.to_string());
+            headers.insert("x-original-topic".into(), original.topic().to_string());
             headers.insert("x-dead-letter-group".into(), self.name.to_string());
             headers.insert("x-delivery-attempts".into(), letter.attempts.to_string());
             let forwarded = NewMessage {
                 topic: topic.clone(),
-                payload: original.payload.clone(),
+                payload: original.payload_bytes(),
                 headers,
                 key: original.key().to_owned(),
                 reply_to: original.reply_to().cloned(),
                 correlation_id: original.correlation_id().to_owned(),
             };
-            let message = Message::stamp_as(forwarded, original.id, SystemTime::now());
             // The broker may be gone already; then its groups and their messages are gone too.
-            let _ = self.housekeeping.send(Housekeeping::DeadLetter(message));
+            let _ = self
+                .housekeeping
+                .send(Housekeeping::DeadLetter(forwarded, original.id()));
         }
     }
 }

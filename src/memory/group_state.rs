@@ -80,7 +80,7 @@ impl DeadLetterReason {
 /// A message to forward to the dead-letter topic (or discard, if the group has none).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {
-    pub message: Arc<Message>,
+    pub message: Message,
     pub reason: DeadLetterReason,
     pub attempts: u32,
 }
@@ -89,7 +89,7 @@ pub struct DeadLetter {
 #[derive(Debug, Clone)]
 pub struct Handout {
     pub delivery: DeliverySeq,
-    pub message: Arc<Message>,
+    pub message: Message,
     pub attempt: u32,
 }
 
@@ -106,7 +106,7 @@ pub struct GroupStats {
 struct Pending {
     /// Position in publish order within this group.
     seq: u64,
-    message: Arc<Message>,
+    message: Message,
     /// Deliveries made so far.
     attempts: u32,
 }
@@ -223,7 +223,7 @@ impl GroupState {
         self.idle_since
     }
 
-    pub fn enqueue(&mut self, message: Arc<Message>) {
+    pub fn enqueue(&mut self, message: Message) {
         self.bytes += message.footprint() as u64;
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -306,7 +306,7 @@ impl GroupState {
         self.deadlines.insert((deadline, delivery));
         let handout = Handout {
             delivery,
-            message: Arc::clone(&pending.message),
+            message: pending.message.clone(),
             attempt: pending.attempts,
         };
         self.in_flight.insert(

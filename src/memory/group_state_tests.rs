@@ -24,20 +24,20 @@ fn settings(mode: ConsumeMode, max_deliveries: Option<u32>) -> GroupSettings {
     }
 }
 
-fn message(n: u32) -> Arc<Message> {
+fn message(n: u32) -> Message {
     let limits = TopicLimits {
         max_bytes: 64,
         max_tokens: 4,
     };
     let topic = Topic::parse("jobs", limits).unwrap();
-    Arc::new(Message::stamp(NewMessage::new(
+    Message::stamp(NewMessage::new(
         topic,
         Bytes::from(n.to_be_bytes().to_vec()),
-    )))
+    ))
 }
 
 fn number(message: &Message) -> u32 {
-    u32::from_be_bytes(message.payload[..4].try_into().unwrap())
+    u32::from_be_bytes(message.payload()[..4].try_into().unwrap())
 }
 
 fn terms(prefetch: u32, standby: bool) -> ConsumerTerms {

@@ -17,7 +17,7 @@ mod subscriber;
 
 use std::{
     sync::{Arc, Weak},
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use futures_util::StreamExt;
@@ -122,9 +122,9 @@ impl MemoryBroker {
         }
         // Each message now carries its part of the charge and gives it back when dropped: at once
         // if the batch is refused or nobody takes it, later when the last holder lets go.
-        let messages: Vec<Arc<Message>> = batch
+        let messages: Vec<Message> = batch
             .into_iter()
-            .map(|new| Arc::new(Message::stamp(new).charged_to(budget)))
+            .map(|new| Message::stamp_charged(new, budget))
             .collect();
         loop {
             match self.shared.route(&messages, Admission::Checked) {
@@ -327,7 +327,7 @@ impl Broker for MemoryBroker {
         &self,
         mut request: NewMessage,
         timeout: Duration,
-    ) -> Result<Arc<Message>, BrokerError> {
+    ) -> Result<Message, BrokerError> {
         self.check_running()?;
         let inbox = Topic::new_inbox();
         if request.correlation_id.is_empty() {
@@ -396,11 +396,11 @@ async fn run_housekeeping(shared: Weak<Shared>, mut events: mpsc::UnboundedRecei
             return;
         };
         match event {
-            Housekeeping::DeadLetter(message) => {
-                let id = message.id;
-                shared.budget.force_charge(message.footprint());
-                let message = message.charged_to(&shared.budget);
-                if let Err(error) = shared.route(&[Arc::new(message)], Admission::Forced) {
+            Housekeeping::DeadLetter(letter, id) => {
+                shared.budget.force_charge(letter.footprint());
+                let message =
+                    Message::stamp_as(letter, id, SystemTime::now(), Some(&shared.budget));
+                if let Err(error) = shared.route(&[message], Admission::Forced) {
                     tracing::warn!(%id, %error, "dead letter could not be routed");
                 }
             }

@@ -24,7 +24,7 @@ pub struct ReplyRouter {
 #[derive(Debug)]
 struct Waiting {
     correlation_id: String,
-    reply: oneshot::Sender<Arc<Message>>,
+    reply: oneshot::Sender<Message>,
 }
 
 /// A request waiting for its reply. Dropping it (timeout, cancelled call) stops the wait.
@@ -32,7 +32,7 @@ struct Waiting {
 pub struct PendingReply {
     router: Arc<ReplyRouter>,
     inbox: Topic,
-    reply: oneshot::Receiver<Arc<Message>>,
+    reply: oneshot::Receiver<Message>,
 }
 
 impl ReplyRouter {
@@ -54,18 +54,18 @@ impl ReplyRouter {
     }
 
     /// Hands a message published to an inbox to the request waiting there. `true` if one took it.
-    pub fn deliver(&self, message: &Arc<Message>) -> bool {
-        let taken = self.waiting.remove_if(&message.topic, |_, waiting| {
+    pub fn deliver(&self, message: &Message) -> bool {
+        let taken = self.waiting.remove_if(message.topic(), |_, waiting| {
             waiting.correlation_id == message.correlation_id()
         });
         // The receiver may have just given up; then this reply is as late as any other.
         let accepted =
-            taken.is_some_and(|(_, waiting)| waiting.reply.send(Arc::clone(message)).is_ok());
+            taken.is_some_and(|(_, waiting)| waiting.reply.send(message.clone()).is_ok());
         match accepted {
             true => true,
             false => {
                 let unmatched = self.unmatched.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::debug!(topic = %message.topic, unmatched, "reply dropped: no request waiting");
+                tracing::debug!(topic = %message.topic(), unmatched, "reply dropped: no request waiting");
                 false
             }
         }
@@ -84,7 +84,7 @@ impl ReplyRouter {
 
 impl PendingReply {
     /// Waits for the reply. `None` if the router was dropped.
-    pub async fn reply(&mut self) -> Option<Arc<Message>> {
+    pub async fn reply(&mut self) -> Option<Message> {
         (&mut self.reply).await.ok()
     }
 }

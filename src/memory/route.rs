@@ -38,7 +38,7 @@ struct Route {
 }
 
 /// How many messages of the batch go to the group at `slot`, and their footprint.
-fn batch_share(slots: &[Vec<usize>], messages: &[Arc<Message>], slot: usize) -> (usize, u64) {
+fn batch_share(slots: &[Vec<usize>], messages: &[Message], slot: usize) -> (usize, u64) {
     slots
         .iter()
         .zip(messages)
@@ -51,7 +51,7 @@ fn batch_share(slots: &[Vec<usize>], messages: &[Arc<Message>], slot: usize) -> 
 impl Shared {
     pub(super) fn route(
         &self,
-        messages: &[Arc<Message>],
+        messages: &[Message],
         admission: Admission,
     ) -> Result<Vec<Published>, BrokerError> {
         let mut routes: Vec<Route> = Vec::with_capacity(messages.len());
@@ -60,7 +60,7 @@ impl Shared {
             let index = self.index.read();
             for message in messages {
                 let mut route = Route::default();
-                index.for_each_match(&message.topic, |target| match target {
+                index.for_each_match(message.topic(), |target| match target {
                     Target::Subscriber(queue) => route.subscribers.push(Arc::clone(queue)),
                     Target::Group(group) => {
                         // A batch to one topic meets the same groups message after message: keep
@@ -132,7 +132,7 @@ impl Shared {
             }
             for (index, message_slots) in slots.iter().enumerate() {
                 for &slot in message_slots {
-                    if locks[slot].enqueue(Arc::clone(&messages[index])) {
+                    if locks[slot].enqueue(messages[index].clone()) {
                         stored[index] += 1;
                     }
                 }
@@ -153,9 +153,9 @@ impl Shared {
                     .subscribers
                     .iter()
                     .for_each(|queue| queue.offer(message));
-                let replied = message.topic.is_inbox() && self.replies.deliver(message);
+                let replied = message.topic().is_inbox() && self.replies.deliver(message);
                 Published {
-                    id: message.id,
+                    id: message.id(),
                     subscribers: route.subscribers.len() as u32 + u32::from(replied),
                     groups,
                 }

@@ -46,7 +46,7 @@ impl SubscriberQueue {
     }
 
     /// Offers a message; drops it and counts the loss when the buffer is full. Never blocks.
-    pub fn offer(&self, message: &Arc<Message>) {
+    pub fn offer(&self, message: &Message) {
         {
             let mut state = self.state.lock();
             if state.messages >= self.capacity {
@@ -59,7 +59,7 @@ impl SubscriberQueue {
             }
             state
                 .events
-                .push_back(SubscriptionEvent::Message(Arc::clone(message)));
+                .push_back(SubscriptionEvent::Message(message.clone()));
             state.messages += 1;
         }
         self.notify.notify_one();
@@ -124,19 +124,19 @@ mod tests {
         topic::{Topic, TopicLimits},
     };
 
-    fn message(n: u8) -> Arc<Message> {
+    fn message(n: u8) -> Message {
         let limits = TopicLimits {
             max_bytes: 64,
             max_tokens: 4,
         };
         let topic = Topic::parse("t", limits).unwrap();
-        Arc::new(Message::stamp(NewMessage::new(topic, Bytes::from(vec![n]))))
+        Message::stamp(NewMessage::new(topic, Bytes::from(vec![n])))
     }
 
     fn drain(queue: &SubscriberQueue) -> Vec<String> {
         std::iter::from_fn(|| queue.take())
             .map(|event| match event {
-                SubscriptionEvent::Message(m) => format!("m{}", m.payload[0]),
+                SubscriptionEvent::Message(m) => format!("m{}", m.payload()[0]),
                 SubscriptionEvent::Gap { missed } => format!("gap{missed}"),
             })
             .collect()

@@ -59,7 +59,7 @@ async fn next<T>(stream: &mut EventStream<T>) -> Result<T, BrokerError> {
 
 fn payload(event: SubscriptionEvent) -> Vec<u8> {
     match event {
-        SubscriptionEvent::Message(message) => message.payload.to_vec(),
+        SubscriptionEvent::Message(message) => message.payload().to_vec(),
         SubscriptionEvent::Gap { missed } => panic!("unexpected gap of {missed}"),
     }
 }
@@ -226,7 +226,7 @@ async fn a_waiting_publisher_gets_room_when_a_consumer_acks() {
     assert!(!waiting.is_finished(), "published into a full group");
     let mut consumer = broker.consume(consume_spec("jobs", "w")).await.unwrap();
     let delivery = next(&mut consumer).await.unwrap();
-    assert_eq!(delivery.message.payload.as_ref(), b"first");
+    assert_eq!(delivery.message.payload(), b"first");
     let settlement = Settlement {
         ack: vec![delivery.delivery_id],
         ..Settlement::default()
@@ -234,7 +234,7 @@ async fn a_waiting_publisher_gets_room_when_a_consumer_acks() {
     broker.settle(settlement).await.unwrap();
     waiting.await.unwrap().unwrap();
     let second = next(&mut consumer).await.unwrap();
-    assert_eq!(second.message.payload.as_ref(), b"second");
+    assert_eq!(second.message.payload(), b"second");
 }
 
 #[tokio::test]
@@ -249,7 +249,7 @@ async fn each_message_goes_to_one_consumer_and_acks_settle_it() {
     assert_eq!(published[0].groups, 1);
     let a = next(&mut first).await.unwrap();
     let b = next(&mut second).await.unwrap();
-    assert_ne!(a.message.id, b.message.id);
+    assert_ne!(a.message.id(), b.message.id());
     let settlement = Settlement {
         ack: vec![
             a.delivery_id.clone(),
@@ -283,7 +283,10 @@ async fn unacked_deliveries_return_after_the_deadline() {
         started.elapsed() >= Duration::from_millis(500),
         "not before the deadline"
     );
-    assert_eq!((second.attempt, second.message.id), (2, first.message.id));
+    assert_eq!(
+        (second.attempt, second.message.id()),
+        (2, first.message.id())
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -305,8 +308,12 @@ async fn dead_letters_reach_the_dead_letter_topic() {
     let SubscriptionEvent::Message(letter) = next(&mut dead).await.unwrap() else {
         panic!("expected the dead letter");
     };
-    assert_eq!(letter.payload, "poison");
-    assert_eq!(letter.id, delivery.message.id, "a dead letter keeps its id");
+    assert_eq!(letter.payload(), b"poison");
+    assert_eq!(
+        letter.id(),
+        delivery.message.id(),
+        "a dead letter keeps its id"
+    );
     assert_eq!(letter.headers()["x-dead-letter-reason"], "max-deliveries");
     assert_eq!(letter.headers()["x-original-topic"], "jobs");
 }
@@ -391,7 +398,7 @@ async fn requests_get_their_reply_and_late_replies_are_counted() {
         };
         let mut reply = NewMessage::new(
             request.reply_to().cloned().unwrap(),
-            request.payload.clone(),
+            request.payload_bytes(),
         );
         reply.correlation_id = request.correlation_id().to_owned();
         responder.publish(vec![reply.clone()]).await.unwrap();
@@ -401,7 +408,7 @@ async fn requests_get_their_reply_and_late_replies_are_counted() {
         .request(new("echo", "ping"), Duration::from_secs(5))
         .await
         .unwrap();
-    assert_eq!(reply.payload, "ping");
+    assert_eq!(reply.payload(), b"ping");
     serve.await.unwrap();
     assert_eq!(
         broker.unmatched_replies(),

@@ -2,7 +2,7 @@
 //! status. Input is validated here against the configured limits, with the offending field named by
 //! its path in the request (`messages[2].topic`), so a client knows exactly what to fix.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tonic::Status;
@@ -285,9 +285,9 @@ pub fn request(
 
 pub fn message(message: &Message) -> pb::Message {
     pb::Message {
-        id: message.id.to_string(),
-        topic: message.topic.to_string(),
-        payload: message.payload.clone(),
+        id: message.id().to_string(),
+        topic: message.topic().to_string(),
+        payload: message.payload_bytes(),
         headers: message.headers().clone(),
         key: message.key().to_owned(),
         reply_to: message
@@ -307,7 +307,7 @@ pub fn published(published: Published) -> pb::Published {
     }
 }
 
-pub fn reply(reply: Arc<Message>) -> pb::RequestResponse {
+pub fn reply(reply: Message) -> pb::RequestResponse {
     pb::RequestResponse {
         reply: Some(message(&reply)),
     }

@@ -1,6 +1,6 @@
 //! Server-streaming responses written straight from the broker's own messages.
 //!
-//! Every subscriber and consumer stream turns `Arc<Message>`s into protobuf. Going through the
+//! Every subscriber and consumer stream turns `Message`s into protobuf. Going through the
 //! generated `pb::Message` first costs a fresh `String` for the id (formatted as text) and the topic,
 //! a clone of the headers and a second pass to encode them, once per subscriber of every message:
 //! most of the broker's time in a fan-out (BENCHMARKS.md, "Profile of fan-out"). The types here write
@@ -10,8 +10,6 @@
 //!
 //! The encoding follows `proto/switchyard/v1/broker.proto` field by field; the unit tests decode what
 //! is written here with the generated types and compare it with `convert::message`.
-
-use std::sync::Arc;
 
 use bytes::BufMut;
 use prost::encoding::{self, WireType, encode_key, encode_varint, encoded_len_varint, key_len};
@@ -74,15 +72,15 @@ impl Encode for Delivery {
 /// A [`Message`] ready to be written as `switchyard.v1.Message`, with the parts that need work
 /// (the id as text, the timestamp) prepared once for both measuring and writing.
 struct MessageFields<'a> {
-    message: &'a Arc<Message>,
+    message: &'a Message,
     id: [u8; uuid::fmt::Hyphenated::LENGTH],
     published_at: prost_types::Timestamp,
 }
 
 impl<'a> MessageFields<'a> {
-    fn new(message: &'a Arc<Message>) -> Self {
+    fn new(message: &'a Message) -> Self {
         let mut id = [0; uuid::fmt::Hyphenated::LENGTH];
-        message.id.write_text(&mut id);
+        message.id().write_text(&mut id);
         Self {
             message,
             id,
@@ -98,8 +96,8 @@ impl<'a> MessageFields<'a> {
     fn encoded_len(&self) -> usize {
         let message = self.message;
         bytes_field_len(1, self.id.len())
-            + bytes_field_len(2, message.topic.as_str().len())
-            + bytes_field_len(3, message.payload.len())
+            + bytes_field_len(2, message.topic().as_str().len())
+            + bytes_field_len(3, message.payload().len())
             + encoding::hash_map::encoded_len(
                 encoding::string::encoded_len,
                 encoding::string::encoded_len,
@@ -118,8 +116,8 @@ impl<'a> MessageFields<'a> {
         encode_varint(self.encoded_len() as u64, buf);
         let message = self.message;
         put_bytes_field(1, &self.id, buf);
-        put_text_field(2, message.topic.as_str(), buf);
-        put_bytes_field(3, &message.payload, buf);
+        put_text_field(2, message.topic().as_str(), buf);
+        put_bytes_field(3, message.payload(), buf);
         encoding::hash_map::encode(
             encoding::string::encode,
             encoding::string::encoded_len,
@@ -202,7 +200,7 @@ mod tests {
         buf
     }
 
-    fn message_strategy() -> impl Strategy<Value = Arc<Message>> {
+    fn message_strategy() -> impl Strategy<Value = Message> {
         (
             prop::collection::vec(any::<u8>(), 0..300),
             prop::collection::hash_map("[a-z-]{1,8}", ".{0,12}", 0..4),
@@ -223,7 +221,7 @@ mod tests {
                         correlation_id,
                     };
                     let at = UNIX_EPOCH + Duration::from_nanos(nanos);
-                    Arc::new(Message::stamp_as(new, MessageId::new(), at))
+                    Message::stamp_as(new, MessageId::new(), at, None)
                 },
             )
     }
@@ -231,7 +229,7 @@ mod tests {
     proptest! {
         #[test]
         fn a_subscribe_response_decodes_to_what_convert_builds(message in message_strategy()) {
-            let bytes = written(&SubscribeResponse(SubscriptionEvent::Message(Arc::clone(&message))));
+            let bytes = written(&SubscribeResponse(SubscriptionEvent::Message(message.clone())));
             let decoded = pb::SubscribeResponse::decode(&bytes[..]).unwrap();
             let expected = pb::SubscribeResponse {
                 event: Some(pb::subscribe_response::Event::Message(convert::message(&message))),
@@ -245,7 +243,7 @@ mod tests {
             delivery_id in "[0-9]{0,12}",
             attempt in any::<u32>(),
         ) {
-            let delivery = broker::Delivery { message: Arc::clone(&message), delivery_id, attempt };
+            let delivery = broker::Delivery { message: message.clone(), delivery_id, attempt };
             let expected = pb::Delivery {
                 message: Some(convert::message(&message)),
                 delivery_id: delivery.delivery_id.clone(),
@@ -258,8 +256,8 @@ mod tests {
 
     #[test]
     fn without_headers_the_bytes_are_prosts() {
-        let message = Arc::new(Message::stamp(NewMessage::new(topic("a.b"), "payload")));
-        let event = SubscriptionEvent::Message(Arc::clone(&message));
+        let message = Message::stamp(NewMessage::new(topic("a.b"), "payload"));
+        let event = SubscriptionEvent::Message(message.clone());
         let generated = pb::SubscribeResponse {
             event: Some(pb::subscribe_response::Event::Message(convert::message(
                 &message,
