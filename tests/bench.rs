@@ -71,7 +71,14 @@ fn run(args: &[&str]) -> Run {
 
 /// Runs `scenario` for one second with no warmup and returns its JSON report, checked for soundness.
 fn bench(scenario: &str) -> Value {
-    let run = run(&[scenario, "--duration", "1s", "--warmup", "0s", "--json"]);
+    bench_with(scenario, &[])
+}
+
+/// As [`bench`], with more flags.
+fn bench_with(scenario: &str, flags: &[&str]) -> Value {
+    let mut args = vec![scenario, "--duration", "1s", "--warmup", "0s", "--json"];
+    args.extend_from_slice(flags);
+    let run = run(&args);
     assert!(
         run.success,
         "switchyard bench {scenario} failed: {}",
@@ -134,6 +141,18 @@ fn fanout_delivers_every_message_to_every_subscriber() {
     let report = bench("fanout");
     assert_eq!(report["publishers"], 1);
     assert_eq!(report["subscribers"], 4);
+}
+
+/// A paced publisher sends at the rate asked, not in bursts faster or slower than it.
+#[test]
+fn a_paced_fanout_publishes_at_the_rate_asked() {
+    let report = bench_with("fanout", &["--rate", "2000"]);
+    let sent = report["sent"].as_u64().expect("sent is a count");
+    // One second at 2,000 per second; the window's edges cut a message or two either way.
+    assert!((1_900..=2_100).contains(&sent), "sent {sent}: {report}");
+    // Deliveries are counted as they arrive inside the window, so the last few fall outside it.
+    let delivered = report["delivered"].as_u64().expect("delivered is a count");
+    assert!(delivered >= sent * 4 * 95 / 100, "{report}");
 }
 
 /// Competing consumers get and ack each message once.

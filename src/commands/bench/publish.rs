@@ -251,6 +251,39 @@ fn pace(rate: u64, publishers: usize) -> Option<Duration> {
     (rate > 0).then(|| Duration::from_secs_f64(publishers as f64 / rate as f64))
 }
 
+/// How often a paced publisher's pacing thread wakes to release the messages that came due.
+const PACER_TICK: Duration = Duration::from_micros(50);
+
+/// Releases a paced publisher's messages as they come due: sends how many are due so far, from an OS
+/// thread that wakes every [`PACER_TICK`].
+///
+/// Tokio's timers wake on a millisecond tick: pacing with them released a millisecond's worth of
+/// messages at once, and the queueing inside each burst showed as a p99 of 3 ms at half load, where
+/// the same load unpaced (a closed window) had 0.6 ms. `std::thread::sleep` wakes within tens of
+/// microseconds. Releasing per tick rather than per message keeps the batches a real publisher at
+/// that rate would send, and the wake-ups few. Messages are stamped with when they were due, not
+/// when they went, so any delay after that (this thread oversleeping, the publisher waiting for
+/// credit or for the broker) shows in the latency of everything it delayed.
+fn pacer(origin: Instant, pace: Duration, stop: CancellationToken) -> mpsc::UnboundedReceiver<u64> {
+    let (released, receiver) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        let pace_ns = pace.as_nanos().max(1);
+        let mut due_so_far = 0;
+        while !stop.is_cancelled() {
+            let elapsed_ns = Instant::now().saturating_duration_since(origin).as_nanos();
+            let due = u64::try_from(elapsed_ns / pace_ns + 1).unwrap_or(u64::MAX);
+            if due > due_so_far {
+                due_so_far = due;
+                if released.send(due).is_err() {
+                    return;
+                }
+            }
+            std::thread::sleep(PACER_TICK);
+        }
+    });
+    receiver
+}
+
 impl Source {
     async fn run(self, client: Client, stop: CancellationToken) -> Tally {
         let publisher = client.publisher().max_batch(self.batch).build();
@@ -258,6 +291,10 @@ impl Source {
         let (answers, queue) = mpsc::unbounded_channel();
         let confirming = tokio::spawn(confirm(queue, self.timeline, self.window.clone()));
         let issued = &self.issued[usize::from(self.index)];
+        // The releases of a paced publisher, and how many messages they have made due so far.
+        let mut pacing = self
+            .pace
+            .map(|pace| (pacer(self.timeline.origin, pace, stop.clone()), 0));
         let mut sequence = 0;
         let mut allowance = 0;
         while !stop.is_cancelled() {
@@ -268,24 +305,25 @@ impl Source {
                     () = self.window.take(self.chunk) => allowance = self.chunk,
                 }
             }
-            let mut sent_at = Instant::now();
-            if let Some(pace) = self.pace {
-                let due = self.timeline.origin + pace.mul_f64(sequence as f64);
-                if due > sent_at {
-                    // Early: wait, then stamp when it really goes. The timer wakes on a millisecond
-                    // tick, so stamping `due` would charge its rounding to the broker.
-                    tokio::select! {
-                        biased;
-                        () = stop.cancelled() => break,
-                        () = tokio::time::sleep_until(due.into()) => {}
+            let sent_at = match (&mut pacing, self.pace) {
+                (Some((releases, due_so_far)), Some(pace)) => {
+                    while sequence >= *due_so_far {
+                        tokio::select! {
+                            biased;
+                            () = stop.cancelled() => break,
+                            due = releases.recv() => match due {
+                                Some(due) => *due_so_far = due,
+                                None => break,
+                            },
+                        }
                     }
-                    sent_at = Instant::now();
-                } else {
-                    // Late: stamped with when it was due, not when it went, so a stall that held the
-                    // publisher back shows in the latency of everything it delayed.
-                    sent_at = due;
+                    if sequence >= *due_so_far {
+                        break;
+                    }
+                    self.timeline.origin + pace.mul_f64(sequence as f64)
                 }
-            }
+                _ => Instant::now(),
+            };
             let payload = Stamp {
                 source: self.index,
                 sequence,
