@@ -251,11 +251,11 @@ fn pace(rate: u64, publishers: usize) -> Option<Duration> {
     (rate > 0).then(|| Duration::from_secs_f64(publishers as f64 / rate as f64))
 }
 
-/// How often a paced publisher's pacing thread wakes to release the messages that came due.
+/// How often, at most, a paced publisher's pacing thread wakes to release the messages that came due.
 const PACER_TICK: Duration = Duration::from_micros(50);
 
 /// Releases a paced publisher's messages as they come due: sends how many are due so far, from an OS
-/// thread that wakes every [`PACER_TICK`].
+/// thread that wakes when the next one is due, or after [`PACER_TICK`] when that is sooner.
 ///
 /// Tokio's timers wake on a millisecond tick: pacing with them released a millisecond's worth of
 /// messages at once, and the queueing inside each burst showed as a p99 of 3 ms at half load, where
@@ -278,7 +278,10 @@ fn pacer(origin: Instant, pace: Duration, stop: CancellationToken) -> mpsc::Unbo
                     return;
                 }
             }
-            std::thread::sleep(PACER_TICK);
+            // Until the next message is due, but no less than a tick.
+            let next_due = origin + pace.mul_f64(due_so_far as f64);
+            let until_due = next_due.saturating_duration_since(Instant::now());
+            std::thread::sleep(until_due.max(PACER_TICK));
         }
     });
     receiver
