@@ -1,8 +1,8 @@
 //! The publishers of the fanout, queue and exclusive scenarios, each on its own connection, held
 //! to `--window` by [`Window`] credit as `switchyard bench`'s are.
 //!
-//! The loop is the same for every broker: take credit, wait until the next message is due when
-//! paced, stamp it, count its sequence number as issued, and hand it to the broker's [`Outlet`],
+//! The loop is the same for every broker: take credit, wait until the pacing thread has released
+//! the next message when paced, stamp it, count its sequence number as issued, and hand it to the broker's [`Outlet`],
 //! which sends it and counts the server's answers in a [`Tally`].
 
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -182,6 +183,33 @@ fn pace(rate: u64, publishers: usize) -> Option<f64> {
     (rate > 0).then(|| publishers as f64 * 1e9 / rate as f64)
 }
 
+/// How often, at most, a paced publisher's pacing thread wakes to release the messages that came due.
+const PACER_TICK: Duration = Duration::from_micros(50);
+
+/// Releases a paced publisher's messages as they come due, as `switchyard bench` does
+/// (src/commands/bench/publish.rs says why): sends how many are due so far, from an OS thread
+/// that wakes when the next one is due, or after [`PACER_TICK`] when that is sooner. Tokio's
+/// millisecond timer would release them in bursts.
+fn pacer(clock: Clock, pace_ns: f64, stop: CancellationToken) -> mpsc::UnboundedReceiver<u64> {
+    let (released, receiver) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        let mut due_so_far = 0;
+        while !stop.is_cancelled() {
+            let due = (clock.now() as f64 / pace_ns) as u64 + 1;
+            if due > due_so_far {
+                due_so_far = due;
+                if released.send(due).is_err() {
+                    return;
+                }
+            }
+            let next_due = (pace_ns * due_so_far as f64) as u64;
+            let until_due = Duration::from_nanos(next_due.saturating_sub(clock.now()));
+            std::thread::sleep(until_due.max(PACER_TICK));
+        }
+    });
+    receiver
+}
+
 /// One publisher.
 struct Source {
     index: u16,
@@ -198,6 +226,10 @@ impl Source {
     async fn run<O: Outlet>(self, mut outlet: O, stop: CancellationToken) -> Tally {
         let mut writer = PayloadWriter::new(self.payload_bytes);
         let issued = &self.issued[usize::from(self.index)];
+        // The releases of a paced publisher, and how many messages they have made due so far.
+        let mut pacing = self
+            .pace
+            .map(|pace| (pacer(self.clock, pace, stop.clone()), 0));
         let mut seq = 0;
         let mut allowance = 0;
         while !stop.is_cancelled() {
@@ -208,20 +240,27 @@ impl Source {
                     () = self.window.take(self.chunk) => allowance = self.chunk,
                 }
             }
-            let mut sent_at = self.clock.now();
-            if let Some(pace) = self.pace {
-                // Stamped with when it was due, not when it went: a stall that holds the
-                // publisher back shows in the latency of everything it delayed.
-                let due = (pace * seq as f64) as u64;
-                if due > sent_at {
-                    tokio::select! {
-                        biased;
-                        () = stop.cancelled() => break,
-                        () = tokio::time::sleep_until(self.clock.instant(due).into()) => {}
+            let sent_at = match (&mut pacing, self.pace) {
+                (Some((releases, due_so_far)), Some(pace)) => {
+                    while seq >= *due_so_far {
+                        tokio::select! {
+                            biased;
+                            () = stop.cancelled() => break,
+                            due = releases.recv() => match due {
+                                Some(due) => *due_so_far = due,
+                                None => break,
+                            },
+                        }
                     }
+                    if seq >= *due_so_far {
+                        break;
+                    }
+                    // Stamped with when it was due, not when it went: a stall that holds the
+                    // publisher back shows in the latency of everything it delayed.
+                    (pace * seq as f64) as u64
                 }
-                sent_at = due;
-            }
+                _ => self.clock.now(),
+            };
             let payload = writer.write(Stamp {
                 publisher: self.index,
                 seq,
