@@ -17,10 +17,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Start;
 use crate::config::Args;
-use crate::credit::Window;
 use crate::publish::{Load, Publisher, Publishers, Tally};
 use crate::report::Counts;
 use crate::tally::Tracker;
+use switchyard_loadgen::credit::Window;
 
 /// How often subscribers' trouble is checked.
 const TROUBLE_CHECK: Duration = Duration::from_millis(20);

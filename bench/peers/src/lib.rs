@@ -4,14 +4,14 @@
 //! same report, so that the brokers can be put side by side.
 //!
 //! Everything that does not name a broker is written once here: the flags, the run's clock, the
-//! credit window, the payload stamp, the receivers' and publishers' counting, the request loops,
-//! CPU sampling and the report. [`nats`] and [`redis`] hold only the calls to each broker's
+//! payload stamp, the receivers' and publishers' counting, the request loops, CPU sampling and the
+//! report; the credit window, the pacing, the sequence sets and the latency histogram come from
+//! `switchyard-loadgen`, which `switchyard bench` uses too. [`nats`] and [`redis`] hold only the calls to each broker's
 //! client. The crate is its own workspace, outside the root one, so CI never builds it.
 
 pub mod clock;
 pub mod config;
 pub mod cpu;
-pub mod credit;
 pub mod fanout;
 pub mod nats;
 pub mod payload;

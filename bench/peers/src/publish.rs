@@ -1,8 +1,8 @@
 //! The publishers of the fanout, queue and exclusive scenarios, each on its own connection, held
 //! to `--window` by [`Window`] credit as `switchyard bench`'s are.
 //!
-//! The loop is the same for every broker: take credit, wait until the pacing thread has released
-//! the next message when paced, stamp it, count its sequence number as issued, and hand it to the broker's [`Outlet`],
+//! The loop is the same for every broker: take credit, wait until the next message is due when
+//! paced, stamp it, count its sequence number as issued, and hand it to the broker's [`Outlet`],
 //! which sends it and counts the server's answers in a [`Tally`].
 
 use std::sync::Arc;
@@ -10,14 +10,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use switchyard_loadgen::pacing::Pacing;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{self, Clock};
 use crate::config::Args;
-use crate::credit::{MAX_CHUNK, Window};
 use crate::payload::{PayloadWriter, Stamp};
+use switchyard_loadgen::credit::{MAX_CHUNK, Window};
 
 /// How long the publishers may take to have every queued message answered once told to stop.
 const STOP_LIMIT: Duration = Duration::from_secs(35);
@@ -177,45 +177,17 @@ impl Publishing {
     }
 }
 
-/// The nanoseconds between two messages of one of `publishers` sharing `rate` per second; `None`
-/// for 0.
-fn pace(rate: u64, publishers: usize) -> Option<f64> {
-    (rate > 0).then(|| publishers as f64 * 1e9 / rate as f64)
-}
-
-/// How often, at most, a paced publisher's pacing thread wakes to release the messages that came due.
-const PACER_TICK: Duration = Duration::from_micros(50);
-
-/// Releases a paced publisher's messages as they come due, as `switchyard bench` does
-/// (src/commands/bench/publish.rs says why): sends how many are due so far, from an OS thread
-/// that wakes when the next one is due, or after [`PACER_TICK`] when that is sooner. Tokio's
-/// millisecond timer would release them in bursts.
-fn pacer(clock: Clock, pace_ns: f64, stop: CancellationToken) -> mpsc::UnboundedReceiver<u64> {
-    let (released, receiver) = mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        let mut due_so_far = 0;
-        while !stop.is_cancelled() {
-            let due = (clock.now() as f64 / pace_ns) as u64 + 1;
-            if due > due_so_far {
-                due_so_far = due;
-                if released.send(due).is_err() {
-                    return;
-                }
-            }
-            let next_due = (pace_ns * due_so_far as f64) as u64;
-            let until_due = Duration::from_nanos(next_due.saturating_sub(clock.now()));
-            std::thread::sleep(until_due.max(PACER_TICK));
-        }
-    });
-    receiver
+/// The time between two messages of one of `publishers` sharing `rate` per second; `None` for 0.
+fn pace(rate: u64, publishers: usize) -> Option<Duration> {
+    (rate > 0).then(|| Duration::from_secs_f64(publishers as f64 / rate as f64))
 }
 
 /// One publisher.
 struct Source {
     index: u16,
     payload_bytes: usize,
-    /// Nanoseconds between two messages, when paced.
-    pace: Option<f64>,
+    /// Time between two messages, when paced.
+    pace: Option<Duration>,
     clock: Clock,
     window: Window,
     chunk: usize,
@@ -226,10 +198,9 @@ impl Source {
     async fn run<O: Outlet>(self, mut outlet: O, stop: CancellationToken) -> Tally {
         let mut writer = PayloadWriter::new(self.payload_bytes);
         let issued = &self.issued[usize::from(self.index)];
-        // The releases of a paced publisher, and how many messages they have made due so far.
         let mut pacing = self
             .pace
-            .map(|pace| (pacer(self.clock, pace, stop.clone()), 0));
+            .map(|pace| Pacing::start(self.clock.instant(0), pace, stop.clone()));
         let mut seq = 0;
         let mut allowance = 0;
         while !stop.is_cancelled() {
@@ -240,26 +211,18 @@ impl Source {
                     () = self.window.take(self.chunk) => allowance = self.chunk,
                 }
             }
-            let sent_at = match (&mut pacing, self.pace) {
-                (Some((releases, due_so_far)), Some(pace)) => {
-                    while seq >= *due_so_far {
-                        tokio::select! {
-                            biased;
-                            () = stop.cancelled() => break,
-                            due = releases.recv() => match due {
-                                Some(due) => *due_so_far = due,
-                                None => break,
-                            },
-                        }
-                    }
-                    if seq >= *due_so_far {
-                        break;
-                    }
-                    // Stamped with when it was due, not when it went: a stall that holds the
-                    // publisher back shows in the latency of everything it delayed.
-                    (pace * seq as f64) as u64
-                }
-                _ => self.clock.now(),
+            let sent_at = match &mut pacing {
+                // Stamped with when it was due, not when it went: a stall that holds the
+                // publisher back shows in the latency of everything it delayed.
+                Some(pacing) => tokio::select! {
+                    biased;
+                    () = stop.cancelled() => break,
+                    due = pacing.due(seq) => match due {
+                        Some(due) => u64::try_from(due.as_nanos()).unwrap_or(u64::MAX),
+                        None => break,
+                    },
+                },
+                None => self.clock.now(),
             };
             let payload = writer.write(Stamp {
                 publisher: self.index,

@@ -12,10 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Start;
 use crate::config::{Args, Scenario};
-use crate::credit::{Credit, Window};
 use crate::publish::{Load, Publisher, Publishers};
 use crate::report::Counts;
 use crate::tally::{SequenceSet, Tracker};
+use switchyard_loadgen::credit::{Credit, Window};
 
 /// A worker gives up after this many failed reads in a row (the stream or consumer is gone, say).
 pub const MAX_ERRORS_IN_A_ROW: u64 = 100;

@@ -124,7 +124,8 @@ impl Requester {
                     let answered = self.clock.now();
                     if self.clock.in_window(answered) {
                         outcome.delivered += 1;
-                        outcome.latency.record(answered.saturating_sub(started));
+                        let round_trip = answered.saturating_sub(started);
+                        outcome.latency.record(Duration::from_nanos(round_trip));
                     }
                     continue;
                 }

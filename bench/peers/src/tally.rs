@@ -5,94 +5,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use hdrhistogram::Histogram;
+use std::time::Duration;
+
+pub use switchyard_loadgen::{latency::Latency, sequence::SequenceSet};
 
 use crate::clock::Clock;
 use crate::payload;
-
-/// Longest latency the histogram holds (60 s, in ns); a longer one is recorded as this.
-const LATENCY_CEILING_NS: u64 = 60_000_000_000;
-
-/// The sequence numbers of one publisher that arrived, one bit each.
-#[derive(Debug, Default, Clone)]
-pub struct SequenceSet {
-    words: Vec<u64>,
-}
-
-impl SequenceSet {
-    /// Adds `seq`; false if it was there already.
-    pub fn insert(&mut self, seq: u64) -> bool {
-        let (word, bit) = Self::position(seq);
-        if word >= self.words.len() {
-            self.words.resize((word + 1).next_power_of_two(), 0);
-        }
-        let fresh = self.words[word] & bit == 0;
-        self.words[word] |= bit;
-        fresh
-    }
-
-    pub fn contains(&self, seq: u64) -> bool {
-        let (word, bit) = Self::position(seq);
-        self.words.get(word).is_some_and(|word| word & bit != 0)
-    }
-
-    /// Adds every member of `other`; returns how many were here already (duplicates across
-    /// receivers of one group).
-    pub fn merge(&mut self, other: &Self) -> u64 {
-        if other.words.len() > self.words.len() {
-            self.words.resize(other.words.len(), 0);
-        }
-        let mut overlap = 0;
-        for (mine, theirs) in self.words.iter_mut().zip(&other.words) {
-            overlap += u64::from((*mine & theirs).count_ones());
-            *mine |= theirs;
-        }
-        overlap
-    }
-
-    /// How many of `0..issued` are missing, not counting `excused` (publishes that failed, so
-    /// the messages were never in the broker).
-    pub fn missing(&self, issued: u64, excused: &[u64]) -> u64 {
-        let present = (0..issued).filter(|&seq| self.contains(seq)).count() as u64;
-        let excused = excused
-            .iter()
-            .filter(|&&seq| seq < issued && !self.contains(seq))
-            .count() as u64;
-        issued.saturating_sub(present + excused)
-    }
-
-    fn position(seq: u64) -> (usize, u64) {
-        // Receivers check a sequence against what was issued before inserting it, so the bitmap
-        // stays within one bit per message sent.
-        ((seq / 64) as usize, 1 << (seq % 64))
-    }
-}
-
-/// A latency histogram in nanoseconds, three significant figures, up to 60 s.
-pub struct Latency(Histogram<u64>);
-
-impl Default for Latency {
-    fn default() -> Self {
-        // Constant bounds that hdrhistogram accepts (low >= 1, high >= 2 * low, sigfig <= 5).
-        Self(Histogram::new_with_bounds(1, LATENCY_CEILING_NS, 3).expect("valid constant bounds"))
-    }
-}
-
-impl Latency {
-    pub fn record(&mut self, nanos: u64) {
-        self.0.saturating_record(nanos.max(1));
-    }
-
-    pub fn merge(&mut self, other: &Self) {
-        // Same bounds on both, and saturating records keep every value inside them.
-        let _ = self.0.add(&other.0);
-    }
-
-    /// The latency at `quantile` in microseconds; `None` when nothing was recorded.
-    pub fn quantile_us(&self, quantile: f64) -> Option<f64> {
-        (!self.0.is_empty()).then(|| self.0.value_at_quantile(quantile) as f64 / 1_000.0)
-    }
-}
 
 /// What one receiver (subscriber or worker) saw of the stamped messages.
 pub struct Tracker {
@@ -168,8 +86,9 @@ impl Tracker {
         }
         if self.clock.in_window(received_at) {
             self.delivered += 1;
-            self.latency
-                .record(received_at.saturating_sub(stamp.sent_ns));
+            self.latency.record(Duration::from_nanos(
+                received_at.saturating_sub(stamp.sent_ns),
+            ));
         }
     }
 }
@@ -179,23 +98,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-
-    /// Duplicates, overlaps between receivers and holes are told apart; failed publishes are
-    /// excused.
-    #[test]
-    fn sequence_sets() {
-        let mut a = SequenceSet::default();
-        assert!(a.insert(0));
-        assert!(a.insert(70));
-        assert!(!a.insert(70));
-        let mut b = SequenceSet::default();
-        b.insert(70);
-        b.insert(1);
-        assert_eq!(a.merge(&b), 1);
-        assert_eq!(a.missing(100, &[5]), 96);
-        assert_eq!(a.missing(2, &[]), 0);
-        assert_eq!(a.missing(0, &[]), 0);
-    }
 
     /// A tracker counts duplicates, arrivals out of order, and payloads that are not this run's.
     #[test]

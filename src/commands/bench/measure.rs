@@ -11,7 +11,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use hdrhistogram::Histogram;
+pub use switchyard_loadgen::{latency::Latency, sequence::SequenceSet};
 
 /// Bytes of a payload the stamp takes: 8 for the source and sequence number, 8 for the send time.
 pub const STAMP_BYTES: usize = 16;
@@ -19,9 +19,6 @@ pub const STAMP_BYTES: usize = 16;
 /// Bits of the stamp's first word that hold the sequence number; the source (publisher) index is in
 /// the 16 bits above them, so one word says who sent what.
 const SEQUENCE_BITS: u32 = 48;
-
-/// Longest latency the histogram holds; a longer one is recorded as this.
-const LATENCY_CEILING: Duration = Duration::from_secs(60);
 
 /// When a run started, and the part of it that is measured (after the warmup).
 #[derive(Debug, Clone, Copy)]
@@ -88,103 +85,6 @@ impl Stamp {
             sequence: head & ((1 << SEQUENCE_BITS) - 1),
             sent_ns,
         })
-    }
-}
-
-/// A set of sequence numbers of one source, as a bitmap: one bit per message sent.
-#[derive(Debug, Default, Clone)]
-pub struct SequenceSet {
-    words: Vec<u64>,
-}
-
-impl SequenceSet {
-    /// Adds `sequence`; `false` if it was already there.
-    pub fn insert(&mut self, sequence: u64) -> bool {
-        let (word, bit) = Self::position(sequence);
-        if word >= self.words.len() {
-            self.words.resize(word + 1, 0);
-        }
-        let fresh = self.words[word] & bit == 0;
-        self.words[word] |= bit;
-        fresh
-    }
-
-    pub fn contains(&self, sequence: u64) -> bool {
-        let (word, bit) = Self::position(sequence);
-        self.words.get(word).is_some_and(|word| word & bit != 0)
-    }
-
-    /// Adds every member of `other`; returns how many of them were here already.
-    pub fn merge(&mut self, other: &Self) -> u64 {
-        if other.words.len() > self.words.len() {
-            self.words.resize(other.words.len(), 0);
-        }
-        let mut overlap = 0;
-        for (mine, theirs) in self.words.iter_mut().zip(&other.words) {
-            overlap += u64::from((*mine & theirs).count_ones());
-            *mine |= theirs;
-        }
-        overlap
-    }
-
-    /// How many of `0..issued` are missing, not counting those in `excused` (messages whose publish
-    /// failed, so they were never in the broker).
-    pub fn missing(&self, issued: u64, excused: &[u64]) -> u64 {
-        let full_words = usize::try_from(issued / 64).unwrap_or(usize::MAX);
-        let mut present: u64 = self
-            .words
-            .iter()
-            .take(full_words)
-            .map(|word| u64::from(word.count_ones()))
-            .sum();
-        let tail_bits = issued % 64;
-        if tail_bits > 0 {
-            let tail = self.words.get(full_words).copied().unwrap_or(0);
-            present += u64::from((tail & ((1 << tail_bits) - 1)).count_ones());
-        }
-        let excused = excused
-            .iter()
-            .filter(|&&sequence| sequence < issued && !self.contains(sequence))
-            .count() as u64;
-        issued.saturating_sub(present + excused)
-    }
-
-    fn position(sequence: u64) -> (usize, u64) {
-        // Sequences are checked against what was issued before they get here, so they index a
-        // bitmap no larger than one bit per message sent.
-        ((sequence / 64) as usize, 1 << (sequence % 64))
-    }
-}
-
-/// A latency histogram in nanoseconds, three significant figures, up to [`LATENCY_CEILING`].
-#[derive(Debug, Clone)]
-pub struct Latency(Histogram<u64>);
-
-impl Default for Latency {
-    fn default() -> Self {
-        let ceiling = u64::try_from(LATENCY_CEILING.as_nanos()).unwrap_or(u64::MAX);
-        // Constant bounds that hdrhistogram accepts (low >= 1, high >= 2 * low, sigfig <= 5).
-        let histogram =
-            Histogram::new_with_bounds(1, ceiling, 3).expect("valid constant histogram bounds");
-        Self(histogram)
-    }
-}
-
-impl Latency {
-    pub fn record(&mut self, latency: Duration) {
-        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
-        self.0.saturating_record(nanos.max(1));
-    }
-
-    pub fn merge(&mut self, other: &Self) {
-        // Both have the same bounds, and saturating recording keeps every value within them, so the
-        // addition cannot fail.
-        let _ = self.0.add(&other.0);
-    }
-
-    /// The latency at `quantile` (0.5 is the median) in microseconds; `None` if nothing was recorded.
-    pub fn quantile_us(&self, quantile: f64) -> Option<f64> {
-        (!self.0.is_empty()).then(|| self.0.value_at_quantile(quantile) as f64 / 1_000.0)
     }
 }
 
@@ -305,22 +205,6 @@ mod tests {
         assert_eq!(Stamp::decode(&payload), Some(stamp));
         assert_eq!(stamp.encode(4).len(), STAMP_BYTES);
         assert_eq!(Stamp::decode(&payload[..15]), None);
-    }
-
-    #[test]
-    fn sequence_sets_count_duplicates_overlaps_and_holes() {
-        let mut a = SequenceSet::default();
-        assert!(a.insert(0));
-        assert!(a.insert(70));
-        assert!(!a.insert(70));
-        let mut b = SequenceSet::default();
-        b.insert(70);
-        b.insert(1);
-        assert_eq!(a.merge(&b), 1);
-        // 0, 1 and 70 of 0..100 are there; 5 failed to publish, so it is excused.
-        assert_eq!(a.missing(100, &[5]), 96);
-        assert_eq!(a.missing(2, &[]), 0);
-        assert_eq!(a.missing(0, &[]), 0);
     }
 
     #[test]

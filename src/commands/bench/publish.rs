@@ -1,13 +1,9 @@
-//! The publishers of the fan-out, queue and exclusive scenarios, and the credit that keeps them at
-//! most `--window` messages ahead of their receivers.
+//! The publishers of the fan-out, queue and exclusive scenarios, held at most `--window` messages
+//! ahead of their receivers by the credit of `switchyard_loadgen::credit`.
 //!
 //! Each publisher has its own connection and the client's batching `Publisher`, and stamps every
-//! payload. A message takes one unit of credit from every receiver that must see it (each subscriber
-//! of a fan-out; the group as a whole for a queue), and a receiver gives it back as it receives. So
-//! no subscriber ever has more than the window waiting for it, and with the window below the broker's
-//! `--subscriber-buffer` the broker never has reason to drop: a run measures the rate the broker
-//! sustains without loss, not how fast it can drop. Credit is taken in chunks, so a publisher touches
-//! the semaphores once per chunk rather than once per message.
+//! payload. With the window below the broker's `--subscriber-buffer` the broker never has reason to
+//! drop: a run measures the rate the broker sustains without loss, not how fast it can drop.
 
 use std::{
     sync::{
@@ -17,12 +13,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures_util::{FutureExt, Stream, StreamExt};
 use switchyard_client::{Client, OutgoingMessage, PendingPublish};
-use tokio::{
-    sync::{Semaphore, mpsc},
-    task::JoinHandle,
-};
+pub use switchyard_loadgen::credit::{Credit, Window};
+use switchyard_loadgen::{credit::MAX_CHUNK, pacing::Pacing};
+use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -31,106 +25,8 @@ use super::{
 };
 use crate::commands::describe;
 
-/// Most credit a publisher takes at once.
-const MAX_CHUNK: usize = 64;
-/// A receiver gives credit back at least this often, and whenever it is about to wait.
-const RETURN_EVERY: usize = 64;
 /// How long the publishers may take to have every queued message answered once told to stop.
 const STOP_LIMIT: Duration = Duration::from_secs(35);
-
-/// The publishing side of the credit: one lane per receiver that must see every message.
-#[derive(Debug, Clone)]
-pub struct Window {
-    lanes: Vec<Arc<Semaphore>>,
-}
-
-impl Window {
-    /// `lanes` receivers, each allowing `size` messages not yet received.
-    pub fn new(lanes: usize, size: usize) -> Self {
-        Self {
-            lanes: (0..lanes).map(|_| Arc::new(Semaphore::new(size))).collect(),
-        }
-    }
-
-    /// The receiving end of lane `index`.
-    pub fn lane(&self, index: usize) -> Credit {
-        Credit {
-            semaphore: Arc::clone(&self.lanes[index]),
-            owed: 0,
-        }
-    }
-
-    /// Whether the receiver of lane `index` still counts (see [`Credit::close`]).
-    pub fn is_open(&self, index: usize) -> bool {
-        !self.lanes[index].is_closed()
-    }
-
-    /// Waits for `count` units on every open lane. A closed lane (a receiver that stopped counting)
-    /// no longer holds anyone back.
-    async fn take(&self, count: usize) {
-        // A chunk is at most MAX_CHUNK, so it fits a u32.
-        let count = count as u32;
-        for lane in &self.lanes {
-            if let Ok(permits) = lane.acquire_many(count).await {
-                permits.forget();
-            }
-        }
-    }
-
-    /// Gives back credit for messages that will never arrive (their publish failed).
-    fn give_back(&self, count: usize) {
-        for lane in &self.lanes {
-            lane.add_permits(count);
-        }
-    }
-}
-
-/// The receiving side of one lane: credit owed to the publishers for messages received.
-#[derive(Debug)]
-pub struct Credit {
-    semaphore: Arc<Semaphore>,
-    owed: usize,
-}
-
-impl Credit {
-    /// Counts `count` messages as received (or as missed: either way they no longer wait).
-    pub fn received(&mut self, count: usize) {
-        self.owed += count;
-        if self.owed >= RETURN_EVERY {
-            self.give();
-        }
-    }
-
-    /// This receiver stops counting: publishers stop waiting for it.
-    pub fn close(&self) {
-        self.semaphore.close();
-    }
-
-    /// The next item of `stream`, giving back what is owed before waiting for it; `None` once `stop`
-    /// is cancelled while waiting. The stop is only watched on that slow path: a receiver with items
-    /// ready keeps taking them, and after the drain there are none.
-    pub async fn next<S>(&mut self, stream: &mut S, stop: &CancellationToken) -> Option<S::Item>
-    where
-        S: Stream + Unpin,
-    {
-        if let Some(item) = stream.next().now_or_never() {
-            return item;
-        }
-        self.give();
-        tokio::select! {
-            biased;
-            () = stop.cancelled() => None,
-            item = stream.next() => item,
-        }
-    }
-
-    fn give(&mut self) {
-        if self.owed > 0 {
-            self.semaphore.add_permits(self.owed);
-            self.owed = 0;
-        }
-    }
-}
 
 /// How one publisher did.
 #[derive(Debug, Default)]
@@ -251,42 +147,6 @@ fn pace(rate: u64, publishers: usize) -> Option<Duration> {
     (rate > 0).then(|| Duration::from_secs_f64(publishers as f64 / rate as f64))
 }
 
-/// How often, at most, a paced publisher's pacing thread wakes to release the messages that came due.
-const PACER_TICK: Duration = Duration::from_micros(50);
-
-/// Releases a paced publisher's messages as they come due: sends how many are due so far, from an OS
-/// thread that wakes when the next one is due, or after [`PACER_TICK`] when that is sooner.
-///
-/// Tokio's timers wake on a millisecond tick: pacing with them released a millisecond's worth of
-/// messages at once, and the queueing inside each burst showed as a p99 of 3 ms at half load, where
-/// the same load unpaced (a closed window) had 0.6 ms. `std::thread::sleep` wakes within tens of
-/// microseconds. Releasing per tick rather than per message keeps the batches a real publisher at
-/// that rate would send, and the wake-ups few. Messages are stamped with when they were due, not
-/// when they went, so any delay after that (this thread oversleeping, the publisher waiting for
-/// credit or for the broker) shows in the latency of everything it delayed.
-fn pacer(origin: Instant, pace: Duration, stop: CancellationToken) -> mpsc::UnboundedReceiver<u64> {
-    let (released, receiver) = mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        let pace_ns = pace.as_nanos().max(1);
-        let mut due_so_far = 0;
-        while !stop.is_cancelled() {
-            let elapsed_ns = Instant::now().saturating_duration_since(origin).as_nanos();
-            let due = u64::try_from(elapsed_ns / pace_ns + 1).unwrap_or(u64::MAX);
-            if due > due_so_far {
-                due_so_far = due;
-                if released.send(due).is_err() {
-                    return;
-                }
-            }
-            // Until the next message is due, but no less than a tick.
-            let next_due = origin + pace.mul_f64(due_so_far as f64);
-            let until_due = next_due.saturating_duration_since(Instant::now());
-            std::thread::sleep(until_due.max(PACER_TICK));
-        }
-    });
-    receiver
-}
-
 impl Source {
     async fn run(self, client: Client, stop: CancellationToken) -> Tally {
         let publisher = client.publisher().max_batch(self.batch).build();
@@ -294,10 +154,9 @@ impl Source {
         let (answers, queue) = mpsc::unbounded_channel();
         let confirming = tokio::spawn(confirm(queue, self.timeline, self.window.clone()));
         let issued = &self.issued[usize::from(self.index)];
-        // The releases of a paced publisher, and how many messages they have made due so far.
         let mut pacing = self
             .pace
-            .map(|pace| (pacer(self.timeline.origin, pace, stop.clone()), 0));
+            .map(|pace| Pacing::start(self.timeline.origin, pace, stop.clone()));
         let mut sequence = 0;
         let mut allowance = 0;
         while !stop.is_cancelled() {
@@ -308,24 +167,16 @@ impl Source {
                     () = self.window.take(self.chunk) => allowance = self.chunk,
                 }
             }
-            let sent_at = match (&mut pacing, self.pace) {
-                (Some((releases, due_so_far)), Some(pace)) => {
-                    while sequence >= *due_so_far {
-                        tokio::select! {
-                            biased;
-                            () = stop.cancelled() => break,
-                            due = releases.recv() => match due {
-                                Some(due) => *due_so_far = due,
-                                None => break,
-                            },
-                        }
-                    }
-                    if sequence >= *due_so_far {
-                        break;
-                    }
-                    self.timeline.origin + pace.mul_f64(sequence as f64)
-                }
-                _ => Instant::now(),
+            let sent_at = match &mut pacing {
+                Some(pacing) => tokio::select! {
+                    biased;
+                    () = stop.cancelled() => break,
+                    due = pacing.due(sequence) => match due {
+                        Some(due) => self.timeline.origin + due,
+                        None => break,
+                    },
+                },
+                None => Instant::now(),
             };
             let payload = Stamp {
                 source: self.index,

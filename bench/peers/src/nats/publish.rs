@@ -13,8 +13,8 @@ use tokio::task::JoinHandle;
 
 use super::connection::{Connection, Events};
 use crate::clock::Clock;
-use crate::credit::Window;
 use crate::publish::{Load, Outlet, Publisher, Publishers, Tally};
+use switchyard_loadgen::credit::Window;
 
 /// Core NATS or JetStream publishing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

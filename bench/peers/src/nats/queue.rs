@@ -30,10 +30,10 @@ use super::connection::{Connection, Events};
 use super::publish::{self, Mode};
 use crate::clock::Start;
 use crate::config::Args;
-use crate::credit::Credit;
 use crate::queue::{self, MAX_ERRORS_IN_A_ROW, Member, Problems};
 use crate::report::Counts;
 use crate::tally::Tracker;
+use switchyard_loadgen::credit::Credit;
 
 const CONSUMER: &str = "workers";
 

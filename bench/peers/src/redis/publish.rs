@@ -17,8 +17,8 @@ use tokio::task::JoinHandle;
 
 use super::connection;
 use crate::clock::Clock;
-use crate::credit::Window;
 use crate::publish::{Load, Outlet, Publisher, Publishers, Tally};
+use switchyard_loadgen::credit::Window;
 
 /// Pipelines a publisher has sent and not yet had answered.
 const PIPELINES_IN_FLIGHT: usize = 4;

@@ -25,10 +25,10 @@ use super::publish::{self, Command, Setup};
 use super::streams;
 use crate::clock::Start;
 use crate::config::Args;
-use crate::credit::Credit;
 use crate::queue::{self, MAX_ERRORS_IN_A_ROW, Member, Problems};
 use crate::report::Counts;
 use crate::tally::Tracker;
+use switchyard_loadgen::credit::Credit;
 
 const GROUP: &str = "workers";
 /// How long one XREADGROUP waits for entries, in milliseconds: how late a worker sees the stop.

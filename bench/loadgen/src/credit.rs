@@ -1,14 +1,15 @@
-//! The credit that keeps publishers at most `--window` messages ahead of their receivers, exactly
-//! as `switchyard bench` does, so both brokers are measured at the rate they sustain without loss
-//! rather than at how fast they can drop.
+//! The credit that keeps publishers at most `--window` messages ahead of their receivers, so every
+//! broker is measured at the rate it sustains without loss rather than at how fast it can drop.
 //!
 //! A message takes one unit of credit from every lane that must see it (one lane per fan-out
-//! subscriber; one lane for a queue's workers together), and a receiver gives it back as it
+//! subscriber; one lane for a queue's consumers together), and a receiver gives it back as it
 //! receives, at least every [`RETURN_EVERY`] messages and whenever it is about to wait. Publishers
-//! take credit in chunks of at most [`MAX_CHUNK`].
+//! take credit in chunks of at most [`MAX_CHUNK`], so they touch the semaphores once per chunk.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
 
 use futures_util::{FutureExt, Stream, StreamExt};
 use tokio::sync::Semaphore;
@@ -17,9 +18,9 @@ use tokio_util::sync::CancellationToken;
 /// Most credit a publisher takes at once.
 pub const MAX_CHUNK: usize = 64;
 /// A receiver gives credit back at least this often, and whenever it is about to wait.
-const RETURN_EVERY: usize = 64;
+pub const RETURN_EVERY: usize = 64;
 
-/// The publishing side: one lane per receiver that must see every message.
+/// The publishing side of the credit: one lane per receiver that must see every message.
 #[derive(Debug, Clone)]
 pub struct Window {
     lanes: Vec<Arc<Semaphore>>,
@@ -46,6 +47,18 @@ impl Window {
         !self.lanes[index].is_closed()
     }
 
+    /// Waits for `count` units on every open lane. A closed lane (a receiver that stopped counting)
+    /// no longer holds anyone back.
+    pub async fn take(&self, count: usize) {
+        // A chunk is at most MAX_CHUNK, so it fits a u32.
+        let count = count as u32;
+        for lane in &self.lanes {
+            if let Ok(permits) = lane.acquire_many(count).await {
+                permits.forget();
+            }
+        }
+    }
+
     /// Stops counting lane `index`, from outside its receiver (see [`Credit::close`]).
     pub fn close(&self, index: usize) {
         self.lanes[index].close();
@@ -57,17 +70,6 @@ impl Window {
         received.iter().enumerate().all(|(lane, received)| {
             !self.is_open(lane) || received.load(Ordering::Relaxed) >= accepted
         })
-    }
-
-    /// Waits for `count` units on every open lane; a closed lane holds nobody back.
-    pub async fn take(&self, count: usize) {
-        // A chunk is at most MAX_CHUNK, so it fits a u32.
-        let count = count as u32;
-        for lane in &self.lanes {
-            if let Ok(permits) = lane.acquire_many(count).await {
-                permits.forget();
-            }
-        }
     }
 
     /// Gives back credit for messages that will never arrive (their publish failed).
@@ -86,7 +88,7 @@ pub struct Credit {
 }
 
 impl Credit {
-    /// Counts `count` messages as received.
+    /// Counts `count` messages as received (or as missed: either way they no longer wait).
     pub fn received(&mut self, count: usize) {
         self.owed += count;
         if self.owed >= RETURN_EVERY {
@@ -94,8 +96,14 @@ impl Credit {
         }
     }
 
-    /// The next item of `stream`, giving back what is owed before waiting for it; `None` once
-    /// `stop` is cancelled while waiting. A receiver with items ready keeps taking them.
+    /// This receiver stops counting: publishers stop waiting for it.
+    pub fn close(&self) {
+        self.semaphore.close();
+    }
+
+    /// The next item of `stream`, giving back what is owed before waiting for it; `None` once `stop`
+    /// is cancelled while waiting. The stop is only watched on that slow path: a receiver with items
+    /// ready keeps taking them, and after the drain there are none.
     pub async fn next<S>(&mut self, stream: &mut S, stop: &CancellationToken) -> Option<S::Item>
     where
         S: Stream + Unpin,

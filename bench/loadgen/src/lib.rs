@@ -1,0 +1,9 @@
+//! What the load generators share: `switchyard bench` (src/commands/bench) and the peers' programs
+//! that run the same scenarios against NATS and Redis (bench/peers). One copy of the rules that make
+//! their figures comparable: how publishers are held to a window of credit and paced, and how
+//! receivers count what arrived, what was lost or duplicated, and how late.
+
+pub mod credit;
+pub mod latency;
+pub mod pacing;
+pub mod sequence;
