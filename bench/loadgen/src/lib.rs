@@ -5,5 +5,6 @@
 
 pub mod credit;
 pub mod latency;
+pub mod measure;
 pub mod pacing;
 pub mod sequence;

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use switchyard_loadgen::measure::Timeline;
 use tokio::sync::oneshot;
 
 /// How long the drain waits, after the last publish was answered, for receivers to get everything:
@@ -27,6 +28,15 @@ impl Clock {
             origin: Instant::now(),
             measure_start,
             measure_end: measure_start.saturating_add(nanos(duration)),
+        }
+    }
+
+    /// The same run as the shared crate's `Timeline`, which its receivers' counting takes.
+    pub fn timeline(&self) -> Timeline {
+        Timeline {
+            origin: self.origin,
+            start: self.instant(self.measure_start),
+            end: self.instant(self.measure_end),
         }
     }
 

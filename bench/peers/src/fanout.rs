@@ -19,8 +19,8 @@ use crate::clock::Start;
 use crate::config::Args;
 use crate::publish::{Load, Publisher, Publishers, Tally};
 use crate::report::Counts;
-use crate::tally::Tracker;
 use switchyard_loadgen::credit::Window;
+use switchyard_loadgen::measure::Tracker;
 
 /// How often subscribers' trouble is checked.
 const TROUBLE_CHECK: Duration = Duration::from_millis(20);
@@ -82,7 +82,7 @@ pub async fn deliver<S: Subscription, P: Publisher>(
         .into_iter()
         .enumerate()
         .map(|(lane, subscription)| {
-            let tracker = Tracker::new(clock, publishers.issued(), true);
+            let tracker = Tracker::new(clock.timeline(), publishers.issued(), true);
             settled.push(tracker.settled());
             if let Some(trouble) = subscription.trouble() {
                 troubles.push((lane, trouble));

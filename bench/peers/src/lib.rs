@@ -4,9 +4,9 @@
 //! same report, so that the brokers can be put side by side.
 //!
 //! Everything that does not name a broker is written once here: the flags, the run's clock, the
-//! payload stamp, the receivers' and publishers' counting, the request loops, CPU sampling and the
-//! report; the credit window, the pacing, the sequence sets and the latency histogram come from
-//! `switchyard-loadgen`, which `switchyard bench` uses too. [`nats`] and [`redis`] hold only the calls to each broker's
+//! publishers' and workers' loops, the request loops, CPU sampling and the report. The credit
+//! window, the pacing, the payload stamp and the receivers' counting (sequence sets, latency) come
+//! from `switchyard-loadgen`, which `switchyard bench` uses too. [`nats`] and [`redis`] hold only the calls to each broker's
 //! client. The crate is its own workspace, outside the root one, so CI never builds it.
 
 pub mod clock;
@@ -14,11 +14,9 @@ pub mod config;
 pub mod cpu;
 pub mod fanout;
 pub mod nats;
-pub mod payload;
 pub mod program;
 pub mod publish;
 pub mod queue;
 pub mod redis;
 pub mod report;
 pub mod reqreply;
-pub mod tally;

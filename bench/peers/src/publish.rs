@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{self, Clock};
 use crate::config::Args;
-use crate::payload::{PayloadWriter, Stamp};
 use switchyard_loadgen::credit::{MAX_CHUNK, Window};
+use switchyard_loadgen::measure::{Stamp, StampWriter};
 
 /// How long the publishers may take to have every queued message answered once told to stop.
 const STOP_LIMIT: Duration = Duration::from_secs(35);
@@ -196,7 +196,7 @@ struct Source {
 
 impl Source {
     async fn run<O: Outlet>(self, mut outlet: O, stop: CancellationToken) -> Tally {
-        let mut writer = PayloadWriter::new(self.payload_bytes);
+        let mut writer = StampWriter::new(self.payload_bytes);
         let issued = &self.issued[usize::from(self.index)];
         let mut pacing = self
             .pace
@@ -225,8 +225,8 @@ impl Source {
                 None => self.clock.now(),
             };
             let payload = writer.write(Stamp {
-                publisher: self.index,
-                seq,
+                source: self.index,
+                sequence: seq,
                 sent_ns: sent_at,
             });
             // Counted before it is sent, so a receiver never sees a sequence it does not know of.

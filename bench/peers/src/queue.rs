@@ -14,8 +14,8 @@ use crate::clock::Start;
 use crate::config::{Args, Scenario};
 use crate::publish::{Load, Publisher, Publishers};
 use crate::report::Counts;
-use crate::tally::{SequenceSet, Tracker};
 use switchyard_loadgen::credit::{Credit, Window};
+use switchyard_loadgen::{measure::Tracker, sequence::SequenceSet};
 
 /// A worker gives up after this many failed reads in a row (the stream or consumer is gone, say).
 pub const MAX_ERRORS_IN_A_ROW: u64 = 100;
@@ -82,7 +82,7 @@ pub async fn consume<W: Worker, P: Publisher>(
     let tasks: Vec<JoinHandle<Member>> = workers
         .into_iter()
         .map(|worker| {
-            let tracker = Tracker::new(clock, publishers.issued(), exclusive);
+            let tracker = Tracker::new(clock.timeline(), publishers.issued(), exclusive);
             settled.push(tracker.settled());
             tokio::spawn(worker.run(tracker, window.lane(0), stop.clone()))
         })

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::config::{Args, Broker, Scenario};
 use crate::publish::Tally;
-use crate::tally::Latency;
+use switchyard_loadgen::latency::Latency;
 
 /// What a scenario counted. Deliveries and latencies are those of the measured window; loss and
 /// duplicates cover the whole run, warmup and drain included.

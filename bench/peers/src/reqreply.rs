@@ -12,9 +12,9 @@ use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{self, Clock};
-use crate::payload::{PayloadWriter, Stamp};
 use crate::report::Counts;
-use crate::tally::Latency;
+use switchyard_loadgen::latency::Latency;
+use switchyard_loadgen::measure::{Stamp, StampWriter};
 
 /// How long a request waits for its reply before it counts as lost.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -108,13 +108,13 @@ impl Requester {
     /// Sends requests one after another until stopped.
     async fn run<A: Asker>(self, mut asker: A, stop: CancellationToken) -> Outcome {
         let mut outcome = Outcome::default();
-        let mut writer = PayloadWriter::new(self.payload_bytes);
+        let mut writer = StampWriter::new(self.payload_bytes);
         let mut seq = 0;
         while !stop.is_cancelled() {
             let started = self.clock.now();
             let stamp = Stamp {
-                publisher: self.source,
-                seq,
+                source: self.source,
+                sequence: seq,
                 sent_ns: started,
             };
             seq += 1;

@@ -9,10 +9,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     Counts, Failure, Session, drain,
-    measure::Tracker,
     publish::{Credit, Publishers, Tally, Window},
 };
 use crate::commands::describe;
+use switchyard_loadgen::measure::Tracker;
 
 /// What one subscriber saw.
 struct Subscriber {

@@ -8,7 +8,6 @@
 
 mod broker;
 mod fanout;
-mod measure;
 mod publish;
 mod queue;
 mod report;
@@ -29,11 +28,11 @@ use switchyard_client::{Client, ConsumeMode};
 
 use self::{
     broker::{BrokerUnderTest, CpuSample, CpuUsage},
-    measure::{Latency, Timeline},
     report::Report,
 };
 use super::{Failure, connect, interrupted, note};
 use crate::cli::{ClientArgs, parse_duration};
+use switchyard_loadgen::{latency::Latency, measure::Timeline};
 
 /// How long the drain waits, after the last publish was answered, for receivers to get everything.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);

@@ -19,11 +19,9 @@ use switchyard_loadgen::{credit::MAX_CHUNK, pacing::Pacing};
 use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    Failure, Session,
-    measure::{Stamp, Timeline},
-};
+use super::{Failure, Session};
 use crate::commands::describe;
+use switchyard_loadgen::measure::{Stamp, StampWriter, Timeline};
 
 /// How long the publishers may take to have every queued message answered once told to stop.
 const STOP_LIMIT: Duration = Duration::from_secs(35);
@@ -154,6 +152,7 @@ impl Source {
         let (answers, queue) = mpsc::unbounded_channel();
         let confirming = tokio::spawn(confirm(queue, self.timeline, self.window.clone()));
         let issued = &self.issued[usize::from(self.index)];
+        let mut writer = StampWriter::new(self.payload_bytes);
         let mut pacing = self
             .pace
             .map(|pace| Pacing::start(self.timeline.origin, pace, stop.clone()));
@@ -178,12 +177,11 @@ impl Source {
                 },
                 None => Instant::now(),
             };
-            let payload = Stamp {
+            let payload = writer.write(Stamp {
                 source: self.index,
                 sequence,
                 sent_ns: self.timeline.nanos(sent_at),
-            }
-            .encode(self.payload_bytes);
+            });
             // Counted before it is sent, so a receiver never sees a sequence it does not know of.
             issued.store(sequence + 1, Ordering::Relaxed);
             let message = OutgoingMessage::new(self.topic.as_str(), payload);

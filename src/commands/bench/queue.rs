@@ -13,11 +13,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     Counts, Failure, Session, drain,
-    measure::{SequenceSet, Tracker},
     publish::{Credit, Publishers, Window},
     total,
 };
 use crate::commands::describe;
+use switchyard_loadgen::{measure::Tracker, sequence::SequenceSet};
 
 /// What one consumer saw.
 struct Member {

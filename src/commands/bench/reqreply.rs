@@ -18,11 +18,9 @@ use std::{
 use switchyard_client::{Client, Error, GroupConfig, Message, ServeOptions};
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    Counts, Failure, Session,
-    measure::{Stamp, Timeline},
-};
+use super::{Counts, Failure, Session};
 use crate::commands::describe;
+use switchyard_loadgen::measure::{Stamp, Timeline};
 
 /// How long a request waits for its reply before it counts as lost.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);

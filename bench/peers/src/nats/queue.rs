@@ -32,8 +32,8 @@ use crate::clock::Start;
 use crate::config::Args;
 use crate::queue::{self, MAX_ERRORS_IN_A_ROW, Member, Problems};
 use crate::report::Counts;
-use crate::tally::Tracker;
 use switchyard_loadgen::credit::Credit;
+use switchyard_loadgen::measure::Tracker;
 
 const CONSUMER: &str = "workers";
 

@@ -15,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 use super::connection::{Connection, Events};
 use crate::clock::Start;
 use crate::config::Args;
-use crate::payload::{self, Stamp};
 use crate::report::Counts;
 use crate::reqreply::{self, Answer, Asker, Outcome, REQUEST_TIMEOUT};
+use switchyard_loadgen::measure::Stamp;
 
 const SUBJECT: &str = "bench.rpc";
 const GROUP: &str = "responders";
@@ -78,7 +78,7 @@ impl Asker for Requester {
             .payload(payload)
             .timeout(Some(REQUEST_TIMEOUT));
         match self.client.send_request(SUBJECT, request).await {
-            Ok(reply) if payload::read(&reply.payload) == Some(stamp) => Answer::Echoed,
+            Ok(reply) if Stamp::decode(&reply.payload) == Some(stamp) => Answer::Echoed,
             Ok(_) => Answer::Failed("a reply did not echo its request".to_owned()),
             Err(error) if error.kind() == RequestErrorKind::TimedOut => Answer::TimedOut,
             Err(error) => Answer::Failed(format!("a request failed: {error}")),

@@ -27,8 +27,8 @@ use crate::clock::Start;
 use crate::config::Args;
 use crate::queue::{self, MAX_ERRORS_IN_A_ROW, Member, Problems};
 use crate::report::Counts;
-use crate::tally::Tracker;
 use switchyard_loadgen::credit::Credit;
+use switchyard_loadgen::measure::Tracker;
 
 const GROUP: &str = "workers";
 /// How long one XREADGROUP waits for entries, in milliseconds: how late a worker sees the stop.

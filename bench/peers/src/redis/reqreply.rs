@@ -20,9 +20,9 @@ use tokio_util::sync::CancellationToken;
 use super::connection::{self, array, bulk};
 use crate::clock::Start;
 use crate::config::Args;
-use crate::payload::{self, Stamp};
 use crate::report::Counts;
 use crate::reqreply::{self, Answer, Asker, Outcome, REQUEST_TIMEOUT};
+use switchyard_loadgen::measure::Stamp;
 
 const REQUESTS: &str = "bench.rpc";
 /// How long one BLMPOP waits, in seconds: how late a responder or the reader sees the stop.
@@ -164,7 +164,7 @@ async fn read_replies(
         };
         for reply in replies {
             let inbox =
-                payload::read(&reply).and_then(|stamp| inboxes.get(usize::from(stamp.publisher)));
+                Stamp::decode(&reply).and_then(|stamp| inboxes.get(usize::from(stamp.source)));
             // A reply for no loop is one the loop will miss: its timeout counts it.
             if let Some(inbox) = inbox {
                 let _ = inbox.send(reply);
@@ -199,10 +199,10 @@ impl Asker for Requester {
                 Ok(None) => return Answer::Failed("the reply reader stopped".to_owned()),
                 Ok(Some(reply)) => reply,
             };
-            match payload::read(&reply) {
+            match Stamp::decode(&reply) {
                 Some(echo) if echo == stamp => return Answer::Echoed,
                 // The late reply to a request that timed out already.
-                Some(echo) if echo.seq < stamp.seq => continue,
+                Some(echo) if echo.sequence < stamp.sequence => continue,
                 _ => return Answer::Failed("a reply did not echo its request".to_owned()),
             }
         }
