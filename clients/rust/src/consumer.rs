@@ -30,6 +30,7 @@ use tokio::{
 };
 
 use crate::{
+    batching::{Next, next_to_join},
     client::{Client, Transport, bounded},
     error::{Error, Result},
     message::Message,
@@ -432,25 +433,10 @@ async fn run_settler(
         let deadline = Instant::now() + linger;
         let mut closed = false;
         while !batch.is_due(max_batch) {
-            // Without a linger, only what is already queued joins (no timer: even an expired one
-            // would wait for the timer's next millisecond tick).
-            let command = if linger.is_zero() {
-                match commands.try_recv() {
-                    Ok(command) => Some(command),
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => None,
-                }
-            } else {
-                tokio::select! {
-                    // Biased: everything already queued joins before the linger can end the batch.
-                    biased;
-                    command = commands.recv() => command,
-                    () = tokio::time::sleep_until(deadline) => break,
-                }
-            };
-            match command {
-                Some(command) => batch.absorb(command),
-                None => {
+            match next_to_join(&mut commands, linger, deadline).await {
+                Next::Joins(command) => batch.absorb(command),
+                Next::BatchEnds => break,
+                Next::Closed => {
                     closed = true;
                     break;
                 }

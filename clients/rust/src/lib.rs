@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 mod admin;
+mod batching;
 mod client;
 mod consumer;
 mod error;

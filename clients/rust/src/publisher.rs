@@ -21,6 +21,7 @@ use tokio::{
 };
 
 use crate::{
+    batching::{Next, next_to_join},
     client::Client,
     error::{Error, Result},
     message::{OutgoingMessage, Published},
@@ -385,29 +386,13 @@ async fn gather(
     batch.absorb(first);
     let deadline = Instant::now() + linger;
     while !batch.is_due(max_batch) {
-        // Without a linger, only what is already queued joins (no timer: even an expired one
-        // would wait for the timer's next millisecond tick).
-        let command = if linger.is_zero() {
-            match commands.try_recv() {
-                Ok(command) => Some(command),
-                Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => None,
-            }
-        } else {
-            tokio::select! {
-                // Biased: everything already queued joins before the linger can end the batch.
-                biased;
-                command = commands.recv() => command,
-                () = tokio::time::sleep_until(deadline) => break,
-            }
-        };
-        match command {
-            Some(command) if batch.fits(&command, max_bytes) => batch.absorb(command),
-            Some(command) => {
+        match next_to_join(commands, linger, deadline).await {
+            Next::Joins(command) if batch.fits(&command, max_bytes) => batch.absorb(command),
+            Next::Joins(command) => {
                 *carried = Some(command);
                 break;
             }
-            None => break,
+            Next::BatchEnds | Next::Closed => break,
         }
     }
     batch
