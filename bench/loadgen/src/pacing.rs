@@ -91,6 +91,7 @@ mod tests {
         }
         stop.cancel();
         // The thread sees the stop within a tick and drops its sender.
-        while pacing.due(u64::MAX - 1).await.is_some() {}
+        let ended = tokio::time::timeout(Duration::from_secs(5), pacing.due(u64::MAX - 1)).await;
+        assert_eq!(ended, Ok(None), "the pacing did not stop");
     }
 }

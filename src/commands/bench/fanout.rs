@@ -59,12 +59,7 @@ pub async fn run(session: &Session) -> Result<Counts, Failure> {
     let cpu = session.measure(timeline, &settled).await;
     let tallies = publishing.stop().await?;
     let accepted: u64 = tallies.iter().map(|tally| tally.accepted).sum();
-    drain(|| {
-        settled.iter().enumerate().all(|(lane, settled)| {
-            !window.is_open(lane) || settled.load(std::sync::atomic::Ordering::Relaxed) >= accepted
-        })
-    })
-    .await;
+    drain(|| window.all_received(&settled, accepted)).await;
     stop.cancel();
     let mut counts = Counts {
         cpu,
