@@ -554,6 +554,10 @@ pub struct ServeArgs {
         value_name = "DURATION"
     )]
     pub keepalive_timeout: Duration,
+    /// Once serving, write `{"listen":"HOST:PORT","pid":N}` to FILE (removed at shutdown): how a
+    /// supervisor or test learns the port of `--listen 127.0.0.1:0`.
+    #[arg(long, env = "SWITCHYARD_READY_FILE", value_name = "FILE")]
+    pub ready_file: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -595,6 +599,7 @@ impl ServeArgs {
             auth_tokens: self.auth_tokens,
             keepalive_interval: self.keepalive_interval,
             keepalive_timeout: self.keepalive_timeout,
+            ready_file: self.ready_file,
         }
     }
 }

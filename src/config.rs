@@ -92,6 +92,11 @@ pub struct Config {
     /// How long a keepalive ping may go unanswered before the connection, and every stream on it, is
     /// closed.
     pub keepalive_timeout: Duration,
+    /// Where to write, once the broker serves, one JSON object naming its bound address
+    /// (`{"listen":"127.0.0.1:40123","pid":4242}`). With `--listen 127.0.0.1:0` this is how a
+    /// supervisor or a test harness learns the port the kernel chose, without reading logs. The file
+    /// appears whole (written beside it, then renamed) and is removed at shutdown.
+    pub ready_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -133,6 +138,7 @@ impl Default for Config {
             auth_tokens: Vec::new(),
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(10),
+            ready_file: None,
         }
     }
 }

@@ -13,6 +13,7 @@ mod connections;
 pub mod error;
 pub mod memory;
 pub mod message;
+pub mod ready;
 pub mod server;
 pub mod tls;
 pub mod topic;

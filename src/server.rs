@@ -19,6 +19,7 @@ use crate::{
     connections,
     memory::MemoryBroker,
     pb::{self, admin_server::AdminServer, broker_server::BrokerServer},
+    ready::{Ready, ReadyFile},
     tls::{TlsFileError, server_tls},
     transport::{admin_service::AdminService, auth::Authenticator, broker_service::BrokerService},
 };
@@ -41,6 +42,12 @@ pub enum ServerError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("cannot write the ready file {}: {source}", path.display())]
+    ReadyFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Serves an in-memory broker on `listener` until `shutdown` resolves.
@@ -126,6 +133,22 @@ pub async fn serve<B: Broker>(
         });
     tokio::pin!(server);
     tracing::info!(listen = ?local, "switchyard serving");
+    // Written last, once nothing can fail any more: a harness that sees the file may connect.
+    let _ready = match &config.ready_file {
+        Some(path) => {
+            let written = local
+                .ok_or_else(|| std::io::Error::other("the listener has no local address"))
+                .and_then(|listen| {
+                    let pid = std::process::id();
+                    ReadyFile::write(path, &Ready { listen, pid })
+                });
+            Some(written.map_err(|source| ServerError::ReadyFile {
+                path: path.clone(),
+                source,
+            })?)
+        }
+        None => None,
+    };
 
     tokio::select! {
         result = &mut server => return result.map_err(ServerError::from),
