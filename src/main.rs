@@ -9,19 +9,28 @@ use std::{
     process::ExitCode,
 };
 
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use crate::{
-    cli::{Cli, Command},
+    cli::{Invocation, Serve, SettingsError},
     commands::Failure,
 };
 
+/// The exit status of a configuration that cannot be used, as for a usage error.
+const BAD_CONFIGURATION: u8 = 2;
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Some(Command::Client(command)) => {
+    let invocation = match cli::parse(std::env::args_os().collect()) {
+        Ok(invocation) => invocation,
+        Err(SettingsError::Arguments(error)) => error.exit(),
+        Err(error) => {
+            let _ = writeln!(std::io::stderr(), "error: {error}");
+            return ExitCode::from(BAD_CONFIGURATION);
+        }
+    };
+    match invocation {
+        Invocation::Client(command) => {
             // Logs share stderr with the command's notes, so they are kept short: no timestamps, and
             // only warnings unless RUST_LOG asks for more.
             tracing_subscriber::fmt()
@@ -39,8 +48,7 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Some(Command::Serve(args)) => serve(args.into_config()).await,
-        None => serve(cli.serve.into_config()).await,
+        Invocation::Serve(serve) => run_serve(serve).await,
     }
 }
 
@@ -49,12 +57,30 @@ fn env_filter(default: &str) -> EnvFilter {
     EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default))
 }
 
-async fn serve(config: switchyard::config::Config) -> ExitCode {
+async fn run_serve(serve: Serve) -> ExitCode {
+    let Serve {
+        config,
+        print_config,
+        warnings,
+    } = serve;
     tracing_subscriber::fmt()
         .with_env_filter(env_filter("info"))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    if print_config {
+        print!("{}", config.to_toml());
+    }
+    if let Err(error) = config.validate() {
+        let _ = writeln!(std::io::stderr(), "error: {error}");
+        return ExitCode::from(BAD_CONFIGURATION);
+    }
+    if print_config {
+        return ExitCode::SUCCESS;
+    }
     match bind_and_run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -67,7 +93,6 @@ async fn serve(config: switchyard::config::Config) -> ExitCode {
 async fn bind_and_run(
     config: switchyard::config::Config,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    config.validate()?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;

@@ -319,7 +319,7 @@ async fn admin_calls_need_an_admin_token() {
 #[tokio::test]
 async fn flag_tokens_may_do_everything() {
     let config = Config {
-        auth_tokens: vec![String::from("flag-token").into()],
+        auth_tokens: vec!["flag-token".parse().expect("a token")],
         ..test_config()
     };
     let server = TestServer::with_config(config).await;

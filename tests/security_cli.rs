@@ -102,7 +102,7 @@ fn listening_beyond_loopback_without_tokens_warns() {
 #[tokio::test]
 async fn client_commands_send_their_token() {
     let config = Config {
-        auth_tokens: vec![String::from("cli-token").into()],
+        auth_tokens: vec!["cli-token".parse().expect("a token")],
         ..test_config()
     };
     let server = TestServer::with_config(config).await;

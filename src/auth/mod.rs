@@ -5,4 +5,4 @@ pub mod permissions;
 pub mod tokens;
 
 pub use permissions::{Action, Denied, Permissions, Rule};
-pub use tokens::{AuthError, Identity, Secret, TokenStore};
+pub use tokens::{AuthError, EmptyToken, Identity, TokenDigest, TokenStore};

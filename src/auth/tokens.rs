@@ -2,41 +2,76 @@
 //!
 //! Tokens are kept only as SHA-256 digests and a presented token is compared with every one of them
 //! in constant time, so neither the time a lookup takes nor a memory dump reveals a token. Nothing in
-//! here prints a token: [`Secret`] redacts itself, and file errors name a position, not a value.
+//! here prints a token: a token is a [`SecretString`] until it is hashed into a [`TokenDigest`], and
+//! file errors name a position, not a value.
 
 use std::{
     fmt,
     path::{Path, PathBuf},
+    str::FromStr,
     sync::Arc,
 };
 
-use ring::digest::{Digest, SHA256, digest};
+use ring::digest::{SHA256, digest};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::permissions::{Permissions, Rule};
 use crate::topic::{Pattern, TopicLimits};
 
-/// A token as given on the command line or in the file. Its `Debug` never shows it.
-#[derive(Clone, Default, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
+/// A bearer token as the broker keeps it: its SHA-256 digest, never the token.
+///
+/// A token is hashed the moment it is read (a flag, a variable, the config file or the token file):
+/// until then it is a [`SecretString`], which redacts its `Debug` and zeroes its memory when dropped,
+/// so the raw token is gone once the configuration is built. A digest has one length, so comparing
+/// two takes the same time whatever they hold. Its `Debug` shows nothing either: a digest of a weak
+/// token could be guessed back.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenDigest([u8; 32]);
 
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
+/// A token that cannot stand for anyone.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("a token must not be empty")]
+pub struct EmptyToken;
+
+impl TokenDigest {
+    /// The digest of `token`; an empty token is refused.
+    pub fn of(token: &SecretString) -> Result<Self, EmptyToken> {
+        let token = token.expose_secret();
+        if token.is_empty() {
+            return Err(EmptyToken);
+        }
+        Ok(Self::of_presented(token))
+    }
+
+    /// The digest of a token a caller presented; an empty one matches no digest of [`Self::of`].
+    fn of_presented(token: &str) -> Self {
+        let mut bytes = [0; 32];
+        bytes.copy_from_slice(digest(&SHA256, token.as_bytes()).as_ref());
+        Self(bytes)
     }
 }
 
-impl From<String> for Secret {
-    fn from(text: String) -> Self {
-        Self(text)
+impl FromStr for TokenDigest {
+    type Err = EmptyToken;
+
+    /// What the command line parses a token with: the text is wrapped at once, then hashed.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::of(&SecretString::from(text))
     }
 }
 
-impl fmt::Debug for Secret {
+impl<'de> Deserialize<'de> for TokenDigest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let token = SecretString::deserialize(deserializer)?;
+        Self::of(&token).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Debug for TokenDigest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
+        f.write_str("TokenDigest(<redacted>)")
     }
 }
 
@@ -94,7 +129,9 @@ struct TokenFile {
 #[serde(deny_unknown_fields)]
 struct TokenEntry {
     name: String,
-    token: Secret,
+    /// Kept as the text only until `add_json` hashes it; read as a `SecretString` so that an empty
+    /// token is refused with the field's path instead of serde's message.
+    token: SecretString,
     #[serde(default)]
     admin: bool,
     #[serde(default)]
@@ -115,7 +152,7 @@ struct RuleEntry {
 
 /// Every known token, as digests, with the identity each one stands for.
 pub struct TokenStore {
-    entries: Vec<(Digest, Arc<Identity>)>,
+    entries: Vec<(TokenDigest, Arc<Identity>)>,
 }
 
 impl fmt::Debug for TokenStore {
@@ -134,7 +171,7 @@ impl TokenStore {
     /// authentication is off. Flag tokens may do everything, admin included.
     pub fn load(
         file: Option<&Path>,
-        flag_tokens: &[Secret],
+        flag_tokens: &[TokenDigest],
         limits: TopicLimits,
     ) -> Result<Option<Self>, AuthError> {
         let mut store = Self {
@@ -153,7 +190,7 @@ impl TokenStore {
                 permissions: Permissions::all(),
             };
             let field = || format!("token {}", index + 1);
-            store.add("--auth-token", field, token, identity)?;
+            store.add("auth_tokens", field, token.clone(), identity)?;
         }
         Ok((!store.entries.is_empty()).then_some(store))
     }
@@ -208,42 +245,36 @@ impl TokenStore {
                 },
                 name: entry.name,
             };
-            self.add(&origin, || at(".token"), &entry.token, identity)?;
+            let token = TokenDigest::of(&entry.token)
+                .map_err(|error| invalid(&origin, at(".token"), error))?;
+            self.add(&origin, || at(".token"), token, identity)?;
         }
         Ok(())
     }
 
-    /// Adds one token, refusing an empty one and one already known (it could not say who is calling).
+    /// Adds one token, refusing one already known (it could not say who is calling).
     fn add(
         &mut self,
         origin: &str,
         field: impl Fn() -> String,
-        token: &Secret,
+        token: TokenDigest,
         identity: Identity,
     ) -> Result<(), AuthError> {
-        if token.expose().is_empty() {
-            return Err(invalid(origin, field(), "must not be empty"));
-        }
-        let hashed = digest(&SHA256, token.expose().as_bytes());
-        if let Some((_, other)) = self
-            .entries
-            .iter()
-            .find(|(known, _)| known.as_ref() == hashed.as_ref())
-        {
+        if let Some((_, other)) = self.entries.iter().find(|(known, _)| *known == token) {
             let reason = format!("the same token as {}", other.name);
             return Err(invalid(origin, field(), reason));
         }
-        self.entries.push((hashed, Arc::new(identity)));
+        self.entries.push((token, Arc::new(identity)));
         Ok(())
     }
 
     /// The identity behind `presented`, if any. Every digest is compared, in constant time, whether or
     /// not an earlier one matched, so the time taken does not depend on which token (if any) it is.
     pub fn authenticate(&self, presented: &str) -> Option<Arc<Identity>> {
-        let hashed = digest(&SHA256, presented.as_bytes());
+        let hashed = TokenDigest::of_presented(presented);
         let mut found = None;
         for (known, identity) in &self.entries {
-            if bool::from(known.as_ref().ct_eq(hashed.as_ref())) {
+            if bool::from(known.0.ct_eq(&hashed.0)) {
                 found = Some(identity);
             }
         }
@@ -336,17 +367,18 @@ mod tests {
     fn debug_output_redacts_tokens() {
         let tokens = store(r#"{"tokens": [{"name": "a", "token": "s3cret"}]}"#).unwrap();
         assert!(!format!("{tokens:?}").contains("s3cret"));
-        let secret = Secret::from("s3cret".to_owned());
-        assert!(!format!("{secret:?}").contains("s3cret"));
+        let digest: TokenDigest = "s3cret".parse().unwrap();
+        assert!(!format!("{digest:?}").contains("s3cret"));
     }
 
     #[test]
     fn flag_tokens_may_do_everything_and_nothing_means_auth_is_off() {
         assert!(TokenStore::load(None, &[], LIMITS).unwrap().is_none());
-        let flags = [Secret::from("t1".to_owned())];
+        let flags = ["t1".parse().unwrap()];
         let tokens = TokenStore::load(None, &flags, LIMITS).unwrap().unwrap();
         assert!(tokens.authenticate("t1").unwrap().permissions.admin);
-        let empty = [Secret::default()];
-        assert!(TokenStore::load(None, &empty, LIMITS).is_err());
+        assert_eq!("".parse::<TokenDigest>(), Err(EmptyToken));
+        let twice = ["t1".parse().unwrap(), "t1".parse().unwrap()];
+        assert!(TokenStore::load(None, &twice, LIMITS).is_err());
     }
 }

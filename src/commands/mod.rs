@@ -14,6 +14,7 @@ mod subscribe;
 
 use std::{error::Error as StdError, fmt::Display, io::Write, path::Path};
 
+use secrecy::ExposeSecret;
 use switchyard_client::{Client, Error};
 
 use crate::cli::{ClientArgs, ClientCommand};
@@ -69,7 +70,7 @@ async fn connect(args: &ClientArgs) -> Result<Client, Failure> {
     };
     let mut builder = Client::builder(url);
     if let Some(token) = &args.token {
-        builder = builder.token(token.expose());
+        builder = builder.token(token.expose_secret());
     }
     if let Some(ca) = &args.tls_ca {
         builder = builder.tls_ca_pem(read("--tls-ca", ca)?);

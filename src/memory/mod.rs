@@ -35,7 +35,7 @@ use self::{
     replies::ReplyRouter,
     route::{Admission, Target},
     sublist::{EntryId, Sublist},
-    subscriber::{SubscriberQueue, subscription_stream},
+    subscriber::{BufferLimits, SubscriberQueue, subscription_stream},
 };
 use crate::{
     broker::{
@@ -223,7 +223,10 @@ impl Broker for MemoryBroker {
     ) -> Result<EventStream<SubscriptionEvent>, BrokerError> {
         self.check_running()?;
         let slot = self.stream_slot()?;
-        let queue = Arc::new(SubscriberQueue::new(self.shared.config.subscriber_buffer));
+        let queue = Arc::new(SubscriberQueue::new(BufferLimits {
+            messages: self.shared.config.subscriber_buffer,
+            bytes: self.shared.config.subscriber_buffer_bytes,
+        }));
         let entry = self
             .shared
             .index

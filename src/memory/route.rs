@@ -149,10 +149,13 @@ impl Shared {
             .zip(routes)
             .zip(stored)
             .map(|((message, route), groups)| {
-                route
-                    .subscribers
-                    .iter()
-                    .for_each(|queue| queue.offer(message));
+                if !route.subscribers.is_empty() {
+                    let footprint = message.footprint();
+                    route
+                        .subscribers
+                        .iter()
+                        .for_each(|queue| queue.offer(message, footprint));
+                }
                 let replied = message.topic().is_inbox() && self.replies.deliver(message);
                 Published {
                     id: message.id(),

@@ -1,9 +1,12 @@
 //! One subscriber's bounded buffer, and the stream that drains it.
 //!
 //! Slow-consumer policy: a publisher never waits for a subscriber. When a subscriber's buffer holds
-//! `capacity` messages, newer messages are dropped for it alone and counted; the count is delivered as
-//! a `Gap` at the place where the messages went missing, as soon as there is room again or the buffer
-//! has drained. So a subscriber always learns exactly how much it lost, and where.
+//! its limit of messages, or of bytes, newer messages are dropped for it alone and counted; the count
+//! is delivered as a `Gap` at the place where the messages went missing, as soon as there is room
+//! again or the buffer has drained. So a subscriber always learns exactly how much it lost, and
+//! where. The limits are NATS's pending limits: 65,536 messages and 64 MiB by default, so a
+//! subscriber that keeps up on average rides out long bursts, and one that stalls holds a bounded
+//! amount whatever its messages weigh.
 
 use std::{collections::VecDeque, sync::Arc};
 
@@ -24,32 +27,48 @@ pub struct SubscriberQueue {
     state: Mutex<QueueState>,
     /// Wakes the stream. `notify_one` keeps a permit when the stream is busy, so no push is missed.
     notify: Notify,
-    capacity: usize,
+    limits: BufferLimits,
+}
+
+/// How much one subscriber's buffer may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct BufferLimits {
+    pub messages: usize,
+    /// Counted as the memory budget counts a message ([`Message::footprint`]).
+    pub bytes: usize,
 }
 
 #[derive(Debug, Default)]
 struct QueueState {
     events: VecDeque<SubscriptionEvent>,
-    /// Messages in `events`: gaps do not count against the capacity.
+    /// Messages in `events`: gaps do not count against the limits.
     messages: usize,
+    /// The footprints of the messages in `events`.
+    bytes: usize,
     /// Messages dropped since the last event that was queued.
     missed: u64,
 }
 
 impl SubscriberQueue {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(limits: BufferLimits) -> Self {
         Self {
             state: Mutex::new(QueueState::default()),
             notify: Notify::new(),
-            capacity,
+            limits,
         }
     }
 
-    /// Offers a message; drops it and counts the loss when the buffer is full. Never blocks.
-    pub fn offer(&self, message: &Message) {
+    /// Offers a message whose [`Message::footprint`] is `footprint` (worked out once by the caller
+    /// for all the subscribers it offers the message to); drops it and counts the loss when the
+    /// buffer is full. Never blocks. A message larger than the byte limit on its own still goes into
+    /// an empty buffer: refusing it would make it a gap for every subscriber forever.
+    pub fn offer(&self, message: &Message, footprint: usize) {
         {
             let mut state = self.state.lock();
-            if state.messages >= self.capacity {
+            let full = state.messages >= self.limits.messages
+                || (state.messages > 0
+                    && state.bytes.saturating_add(footprint) > self.limits.bytes);
+            if full {
                 state.missed += 1;
                 return;
             }
@@ -61,6 +80,7 @@ impl SubscriberQueue {
                 .events
                 .push_back(SubscriptionEvent::Message(message.clone()));
             state.messages += 1;
+            state.bytes += footprint;
         }
         self.notify.notify_one();
     }
@@ -70,8 +90,10 @@ impl SubscriberQueue {
         let mut state = self.state.lock();
         match state.events.pop_front() {
             Some(event) => {
-                if matches!(event, SubscriptionEvent::Message(_)) {
+                if let SubscriptionEvent::Message(message) = &event {
                     state.messages -= 1;
+                    // The same footprint as when it was offered: a message never changes.
+                    state.bytes -= message.footprint();
                 }
                 Some(event)
             }
@@ -133,6 +155,17 @@ mod tests {
         Message::stamp(NewMessage::new(topic, Bytes::from(vec![n])))
     }
 
+    fn queue(messages: usize) -> SubscriberQueue {
+        SubscriberQueue::new(BufferLimits {
+            messages,
+            bytes: usize::MAX,
+        })
+    }
+
+    fn offer(queue: &SubscriberQueue, message: &Message) {
+        queue.offer(message, message.footprint());
+    }
+
     fn drain(queue: &SubscriberQueue) -> Vec<String> {
         std::iter::from_fn(|| queue.take())
             .map(|event| match event {
@@ -144,26 +177,51 @@ mod tests {
 
     #[test]
     fn overflow_becomes_a_gap_where_the_loss_happened() {
-        let queue = SubscriberQueue::new(2);
-        (1..=5).for_each(|n| queue.offer(&message(n)));
+        let queue = queue(2);
+        (1..=5).for_each(|n| offer(&queue, &message(n)));
         assert_eq!(queue.take().map(|_| ()), Some(()));
-        queue.offer(&message(6));
+        offer(&queue, &message(6));
         assert_eq!(drain(&queue), ["m2", "gap3", "m6"]);
     }
 
     #[test]
     fn a_trailing_loss_is_reported_once_drained() {
-        let queue = SubscriberQueue::new(1);
-        (1..=4).for_each(|n| queue.offer(&message(n)));
+        let queue = queue(1);
+        (1..=4).for_each(|n| offer(&queue, &message(n)));
         assert_eq!(drain(&queue), ["m1", "gap3"]);
         assert!(queue.take().is_none());
+    }
+
+    #[test]
+    fn the_byte_limit_drops_like_the_message_limit_and_frees_with_each_take() {
+        let one = message(1).footprint();
+        let queue = SubscriberQueue::new(BufferLimits {
+            messages: 100,
+            bytes: 2 * one,
+        });
+        (1..=4).for_each(|n| offer(&queue, &message(n)));
+        assert_eq!(queue.take().map(|_| ()), Some(()));
+        // One message's room again: 5 fits, 6 does not.
+        (5..=6).for_each(|n| offer(&queue, &message(n)));
+        assert_eq!(drain(&queue), ["m2", "gap2", "m5", "gap1"]);
+        assert_eq!(queue.state.lock().bytes, 0);
+    }
+
+    #[test]
+    fn a_message_larger_than_the_byte_limit_still_reaches_an_empty_buffer() {
+        let queue = SubscriberQueue::new(BufferLimits {
+            messages: 100,
+            bytes: 1,
+        });
+        (1..=2).for_each(|n| offer(&queue, &message(n)));
+        assert_eq!(drain(&queue), ["m1", "gap1"]);
     }
 
     #[tokio::test]
     async fn the_stream_ends_with_shutdown() {
         use futures_util::StreamExt;
-        let queue = Arc::new(SubscriberQueue::new(4));
-        queue.offer(&message(1));
+        let queue = Arc::new(queue(4));
+        offer(&queue, &message(1));
         let shutdown = CancellationToken::new();
         let mut stream = subscription_stream(Arc::clone(&queue), (), shutdown.clone());
         assert!(matches!(

@@ -31,7 +31,9 @@ use self::{
     report::Report,
 };
 use super::{Failure, connect, interrupted, note};
-use crate::cli::{ClientArgs, parse_duration};
+use switchyard::config::parse_duration;
+
+use crate::cli::ClientArgs;
 use switchyard_loadgen::{latency::Latency, measure::Timeline};
 
 /// How long the drain waits, after the last publish was answered, for receivers to get everything.
