@@ -24,7 +24,7 @@ type GroupConfig struct {
 	// limit in bytes.
 	MaxBytes uint64
 	// AckDeadline is the group's default time to settle a delivery (whole milliseconds); 0 is the
-	// broker's --default-ack-deadline-ms.
+	// broker's --default-ack-deadline.
 	AckDeadline time.Duration
 	// MaxDeliveries is how many times a message is delivered before it is dead-lettered; 0 is
 	// unlimited.

@@ -18,9 +18,12 @@ type Client struct {
 	conn *grpc.ClientConn
 }
 
-// Dial makes a client of the broker at target ("127.0.0.1:50051", or any gRPC target). The broker
-// has no TLS today, so the connection is plaintext unless opts give other credentials. Like
-// grpc.NewClient, it does not wait for the connection: the first call makes it.
+// Dial makes a client of the broker at target ("127.0.0.1:50051", or any gRPC target). The
+// connection is plaintext unless opts give other transport credentials: for a broker serving TLS
+// (or mutual TLS), pass grpc.WithTransportCredentials(credentials.NewTLS(cfg)), which replaces the
+// plaintext default. This package has no option for the broker's bearer tokens; a
+// grpc.WithPerRPCCredentials whose credentials add "authorization: Bearer <token>" to every call
+// gives one. Like grpc.NewClient, it does not wait for the connection: the first call makes it.
 func Dial(target string, opts ...grpc.DialOption) (*Client, error) {
 	opts = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)
 	conn, err := grpc.NewClient(target, opts...)

@@ -13,8 +13,8 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Sentinels for errors.Is. Each broker status code maps to one of them (see the broker's README,
-// "Status codes"); an *Error also matches the context errors its code stands for.
+// Sentinels for errors.Is. Each broker status code maps to one of them (see the broker's
+// docs/semantics.md, "Status codes"); an *Error also matches the context errors its code stands for.
 var (
 	// ErrInvalidArgument: the broker refused malformed input. Error.Field names the offending field.
 	ErrInvalidArgument = errors.New("invalid argument")

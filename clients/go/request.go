@@ -12,7 +12,7 @@ import (
 	pb "github.com/switchyard/switchyard/clients/go/gen/switchyard/v1"
 )
 
-// maxRequestWait is the broker's default --max-request-timeout-ms: a longer wait is refused, so a
+// maxRequestWait is the broker's default --max-request-timeout (5m): a longer wait is refused, so a
 // context deadline further away than this waits this long.
 const maxRequestWait = 300 * time.Second
 

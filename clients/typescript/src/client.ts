@@ -44,7 +44,10 @@ export interface ClientOptions {
    * 10000. A request's own timeout is separate (`RequestOptions.timeoutMs`).
    */
   callTimeoutMs?: number;
-  /** Default: plaintext, which is all the broker serves today. */
+  /**
+   * Default: plaintext. For a broker serving TLS, `credentials.createSsl(...)`; combined with call
+   * credentials that add `authorization: Bearer <token>` for one with tokens.
+   */
   credentials?: ChannelCredentials;
   /** Passed to grpc-js as they are, e.g. `{ "grpc.keepalive_time_ms": 20000 }`. */
   channelOptions?: ChannelOptions;

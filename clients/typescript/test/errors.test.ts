@@ -220,7 +220,7 @@ test("admin declares, lists and deletes groups", { timeout: 30_000 }, async () =
     acked: 0,
     redelivered: 0,
     deadLettered: 0,
-    // Two messages with empty payloads, charged 128 bytes each (README, Overload and limits).
+    // Two messages with empty payloads, charged 128 bytes each (docs/reliability.md, Overload and limits).
     bytes: 256,
   });
   await broker.client.admin.deleteGroup(`${topic}.*`, group);
