@@ -9,6 +9,11 @@
 # its own broker) with the same flags, RUNS times each, alternating the order. Prints one table
 # of means and one of every run; the raw JSON lines go to the results file. Everything it
 # started is stopped on exit, Ctrl-C included.
+#
+# The results file (bench/results/DATE-COMMIT.jsonl unless --results says) is what the tables are
+# computed from, so any table can be checked against it: a header line (record "header": when, the
+# commit, the machine, the exact command and settings), then every successful run's JSON line
+# exactly as its load generator printed it, in the order they ran.
 set -euo pipefail
 
 usage() {
@@ -22,7 +27,7 @@ usage: bench/compare.sh [options]
   --in-flight N       reqreply requests in flight (default 16)
   --scenarios "S..."  subset of: fanout queue exclusive reqreply (default all four)
   --peers "P..."      brokers to compare with, subset of: nats redis (default nats)
-  --results FILE      where the JSON lines go (default bench/results/compare-DATE.jsonl)
+  --results FILE      where the JSON lines go (default bench/results/DATE-COMMIT.jsonl)
   --no-build          use the binaries already built
 Shapes: fanout 1 publisher -> 4 subscribers; queue 1 publisher -> 4 consumers;
 exclusive 1 publisher -> 1 consumer; reqreply --in-flight requests in flight, 1 responder.
@@ -31,6 +36,9 @@ EOF
 }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# The command as given, for the results' header.
+COMMAND="bench/compare.sh${*:+ $(printf '%q ' "$@")}"
+COMMAND=${COMMAND% }
 DURATION=8s
 WARMUP=1s
 RUNS=2
@@ -231,11 +239,39 @@ start_server() {
 for peer in $PEERS; do start_server "$peer"; done
 
 # --- the runs -------------------------------------------------------------------------------------
+STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+COMMIT=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
+SHORT_COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+# Uncommitted changes mean the commit alone does not say what was measured.
+DIRTY=false
+if [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]]; then DIRTY=true; fi
 if [[ -z $RESULTS ]]; then
   mkdir -p "$ROOT/bench/results"
-  RESULTS="$ROOT/bench/results/compare-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
+  # UTC date and time (two runs on one day do not collide), then the commit measured.
+  RESULTS="$ROOT/bench/results/$(date -u -d "$STARTED" +%Y%m%dT%H%M%SZ)-$SHORT_COMMIT.jsonl"
 fi
-: >"$RESULTS"
+
+versions=""
+for peer in $PEERS; do versions+="${versions:+ and }$(server_version "$peer")"; done
+CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
+# The header: what a reader needs to tell what these runs measured, and where.
+jq -nc \
+  --arg date "$STARTED" --arg commit "$COMMIT" --arg short "$SHORT_COMMIT" --argjson dirty "$DIRTY" \
+  --arg command "$COMMAND" --arg cpu "${CPU_MODEL:-unknown}" --argjson cores "$(nproc)" \
+  --arg kernel "$(uname -srm)" --arg memory "$(sed -n 's/^MemTotal:[[:space:]]*//p' /proc/meminfo)" \
+  --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --arg rustc "$(cd "$ROOT" && rustc --version 2>/dev/null || echo unknown)" \
+  --arg servers "$versions" \
+  --arg duration "$DURATION" --arg warmup "$WARMUP" --arg runs "$RUNS" --arg payload "$PAYLOAD" \
+  --arg rate "$RATE" --arg in_flight "$IN_FLIGHT" --arg scenarios "$SCENARIOS" --arg peers "$PEERS" \
+  '{record: "header", date: $date, commit: $commit, commit_short: $short, dirty: $dirty, command: $command,
+    machine: {cpu: $cpu, cores: $cores, kernel: $kernel, memory: $memory, load_average_at_start: $load},
+    rustc: $rustc, peer_servers: $servers,
+    settings: {duration: $duration, warmup: $warmup, runs: ($runs | tonumber),
+               payload_bytes: ($payload | tonumber), rate: ($rate | tonumber), in_flight: ($in_flight | tonumber),
+               scenarios: ($scenarios | split(" ")), peers: ($peers | split(" "))}}' \
+  >"$RESULTS"
+# The runs' lines, without the header: what the tables read.
+runs_only() { jq -c 'select(.record != "header")' "$RESULTS"; }
 
 shape() { # scenario -> the flags every tool gets
   local pacing=""
@@ -265,20 +301,20 @@ run_one() {
   status=0
   wait "$CHILD" || status=$?
   CHILD=""
-  if (( status != 0 )) || ! jq -e . "$out" >/dev/null 2>&1; then
+  # One JSON object on one line, as the tools print it with --json.
+  if (( status != 0 )) || [[ $(wc -l <"$out") -ne 1 ]] || ! jq -e . "$out" >/dev/null 2>&1; then
     echo "  $broker $scenario run $number failed (exit $status):" >&2
     sed 's/^/    /' "$err" >&2
     return 0
   fi
   [[ -s $err ]] && sed "s/^/  $broker $scenario run $number: /" "$err" >&2
-  jq -c . "$out" >>"$RESULTS"
+  # As printed, not re-encoded: jq would round integers past 2^53.
+  cat "$out" >>"$RESULTS"
   printf '  %-10s %-9s run %d: %s msg/s\n' "$broker" "$scenario" "$number" \
     "$(jq -r '.throughput_per_s' "$out")" >&2
 }
 
-versions=""
-for peer in $PEERS; do versions+="${versions:+ and }$(server_version "$peer")"; done
-echo "Switchyard $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') vs $versions," \
+echo "Switchyard $SHORT_COMMIT$([[ $DIRTY == true ]] && echo ' (with uncommitted changes)') vs $versions," \
   "$(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start" >&2
 echo "each run: $WARMUP warmup, $DURATION measured, $PAYLOAD-byte payloads, rate $RATE (0: unpaced);" \
   "$RUNS runs per broker" >&2
@@ -311,7 +347,7 @@ for peer in $PEERS; do LABELS+="${LABELS:+ }$(label "$peer")"; done
 echo "Means over $RUNS run(s) each. msg/s = deliveries/s (fanout), acked msgs/s (queue, exclusive),"
 echo "completed requests/s (reqreply); ratio = Switchyard / ${LABELS// / or };" \
   "lost/dup summed over the runs."
-jq -r '[.scenario, .broker, .throughput_per_s, (.latency_us.p99 // -1), .lost, .duplicates] | @tsv' "$RESULTS" |
+jq -r '[.scenario, .broker, .throughput_per_s, (.latency_us.p99 // -1), .lost, .duplicates] | @tsv' < <(runs_only) |
   awk -F'\t' -v order="$SCENARIOS" -v peers="$PEERS" -v labels="$LABELS" "$AWK_LIB"'
     { key = $1 SUBSEP $2; n[key]++; rate[key] += $3; p99[key] += $4; lost[key] += $5; dup[key] += $6 }
     function mean(a, k) { return n[k] ? a[k] / n[k] : -1 }
@@ -355,7 +391,7 @@ echo
 echo "Every run (cpu brk / cpu cli: the broker / the load generator, in % of one core over the window):"
 jq -r '[.scenario, .broker, .throughput_per_s, .latency_us.p50, .latency_us.p99, .latency_us.p999,
         .cpu_percent.broker, .cpu_percent.client, .lost, .duplicates, .out_of_order, .gaps, (.errors // 0)]
-       | map(if . == null then -1 else . end) | @tsv' "$RESULTS" |
+       | map(if . == null then -1 else . end) | @tsv' < <(runs_only) |
   awk -F'\t' "$AWK_LIB"'
     function cpu(v) { return v < 0 ? "-" : sprintf("%.0f", v) }
     BEGIN {
@@ -369,4 +405,4 @@ jq -r '[.scenario, .broker, .throughput_per_s, .latency_us.p50, .latency_us.p99,
         $9, $10, $11, $12, $13
     }'
 echo
-echo "raw JSON lines (one per run, in the order run): $RESULTS"
+echo "raw JSON lines (a header, then one per run, in the order run): $RESULTS"

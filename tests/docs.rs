@@ -111,7 +111,10 @@ fn no_other_page_names_a_flag_by_its_old_name() {
     let mut pages = Vec::new();
     markdown_files(&repository(), &mut pages);
     assert!(pages.len() > 5, "found only {pages:?}");
-    for page in pages.iter().filter(|p| !p.ends_with("docs/configuration.md")) {
+    for page in pages
+        .iter()
+        .filter(|p| !p.ends_with("docs/configuration.md"))
+    {
         let text = std::fs::read_to_string(page).expect("read a page");
         for (number, line) in text.lines().enumerate() {
             let old = line.split("--").skip(1).find_map(|after| {

@@ -4,14 +4,13 @@
 //! same report, so that the brokers can be put side by side.
 //!
 //! Everything that does not name a broker is written once here: the flags, the run's clock, the
-//! publishers' and workers' loops, the request loops, CPU sampling and the report. The credit
-//! window, the pacing, the payload stamp and the receivers' counting (sequence sets, latency) come
-//! from `switchyard-loadgen`, which `switchyard bench` uses too. [`nats`] and [`redis`] hold only the calls to each broker's
+//! publishers' and workers' loops, the request loops and the report. The credit window, the pacing,
+//! the payload stamp, the receivers' counting (sequence sets, latency) and the CPU sampler come from
+//! `switchyard-loadgen`, which `switchyard bench` uses too. [`nats`] and [`redis`] hold only the calls to each broker's
 //! client. The crate is its own workspace, outside the root one, so CI never builds it.
 
 pub mod clock;
 pub mod config;
-pub mod cpu;
 pub mod fanout;
 pub mod nats;
 pub mod program;

@@ -6,11 +6,11 @@
 
 use std::process::ExitCode;
 
+use switchyard_loadgen::cpu::CpuSample;
 use tokio::sync::oneshot;
 
 use crate::clock::{Clock, Start};
 use crate::config::{Args, Broker};
-use crate::cpu::CpuSample;
 use crate::report::{Counts, Report};
 
 /// The whole program for `broker`, whose `scenario` runs the scenario the flags name.
@@ -74,15 +74,8 @@ async fn sample_cpu(
         return (None, None);
     };
     tokio::time::sleep_until(clock.measure_start().into()).await;
-    let broker_start = server_pid.and_then(|pid| CpuSample::take(Some(pid)));
-    let client_start = CpuSample::take(None);
+    let before = CpuSample::take(server_pid);
     tokio::time::sleep_until(clock.measure_end().into()).await;
-    let broker_end = server_pid.and_then(|pid| CpuSample::take(Some(pid)));
-    let client_end = CpuSample::take(None);
-    let percent =
-        |start: Option<CpuSample>, end: Option<CpuSample>| Some(start?.percent_until(&end?));
-    (
-        percent(broker_start, broker_end),
-        percent(client_start, client_end),
-    )
+    let usage = CpuSample::take(server_pid).since(&before);
+    (usage.broker, usage.client)
 }

@@ -3,6 +3,7 @@
 use std::{fmt, time::Duration};
 
 use bytes::Bytes;
+use secrecy::{ExposeSecret, SecretString, zeroize::Zeroizing};
 use tonic::{
     Request, Status,
     metadata::{AsciiMetadataValue, MetadataValue},
@@ -48,18 +49,21 @@ pub struct Client {
 /// What every call goes through: the connection, with the bearer token (if any) added to each call.
 pub(crate) type Transport = InterceptedService<Channel, BearerToken>;
 
-/// Adds `authorization: Bearer <token>` to every call when there is a token. Its `Debug` redacts.
-#[derive(Clone, Default)]
+/// Adds `authorization: Bearer <token>` to every call when there is a token. The value is marked
+/// sensitive, which also makes its `Debug` print `Sensitive` instead of the token.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct BearerToken(Option<AsciiMetadataValue>);
 
-impl fmt::Debug for BearerToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shown = if self.0.is_some() {
-            "<redacted>"
-        } else {
-            "none"
-        };
-        write!(f, "BearerToken({shown})")
+impl BearerToken {
+    /// The header value for `token`, or [`Error::InvalidToken`] if it cannot be sent as metadata.
+    fn new(token: &SecretString) -> Result<Self> {
+        // The one copy the calls need is the header value; this one is wiped once it is made.
+        let header = Zeroizing::new(format!("Bearer {}", token.expose_secret()));
+        let mut value: AsciiMetadataValue =
+            MetadataValue::try_from(header.as_str()).map_err(|_| Error::InvalidToken)?;
+        // Kept out of HTTP/2 header compression tables.
+        value.set_sensitive(true);
+        Ok(Self(Some(value)))
     }
 }
 
@@ -109,7 +113,9 @@ pub struct ClientBuilder {
     keepalive_interval: Duration,
     keepalive_timeout: Duration,
     max_message_bytes: usize,
-    token: Option<Token>,
+    /// `secrecy`'s `SecretString`: its `Debug` redacts, and it is zeroed when dropped. The header
+    /// value made from it for the calls (see [`BearerToken`]) is a copy that `secrecy` cannot wipe.
+    token: Option<SecretString>,
     tls: Option<Tls>,
 }
 
@@ -120,16 +126,6 @@ struct Tls(ClientTlsConfig);
 impl fmt::Debug for Tls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Tls(<configured>)")
-    }
-}
-
-/// A bearer token before it is checked; its `Debug` redacts.
-#[derive(Clone)]
-struct Token(String);
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Token(<redacted>)")
     }
 }
 
@@ -164,7 +160,7 @@ impl ClientBuilder {
 
     /// Sends `authorization: Bearer <token>` on every call, for a broker with authentication on.
     pub fn token(mut self, token: impl Into<String>) -> Self {
-        self.token = Some(Token(token.into()));
+        self.token = Some(SecretString::from(token.into()));
         self
     }
 
@@ -217,14 +213,7 @@ impl ClientBuilder {
         }
         let bearer = match &self.token {
             None => BearerToken::default(),
-            Some(Token(token)) => {
-                let mut value: AsciiMetadataValue =
-                    MetadataValue::try_from(format!("Bearer {token}"))
-                        .map_err(|_| Error::InvalidToken)?;
-                // Kept out of HTTP/2 header compression tables.
-                value.set_sensitive(true);
-                BearerToken(Some(value))
-            }
+            Some(token) => BearerToken::new(token)?,
         };
         let channel = endpoint.connect().await.map_err(connect_error)?;
         let limit = self.max_message_bytes;
@@ -453,6 +442,15 @@ mod tests {
         let shown = format!("{builder:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("Tls(<configured>)"), "{shown}");
+        assert!(shown.contains("REDACTED"), "{shown}");
+    }
+
+    /// What every call carries does not show the token either: the header value is sensitive.
+    #[test]
+    fn the_interceptor_shows_no_token() {
+        let bearer = BearerToken::new(&SecretString::from("s3cret-token")).unwrap();
+        let shown = format!("{bearer:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
     }
 
     /// A token that cannot be sent as metadata is refused before connecting, without repeating it.

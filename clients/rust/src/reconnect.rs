@@ -1,6 +1,7 @@
 //! Server streams that survive a dropped connection: when the stream fails with a transient status,
-//! the caller sees one [`Error::Disconnected`] item, and the stream is reopened with exponential
-//! backoff (100 ms doubling to 5 s) for as long as the failures stay transient. Each attempt may take
+//! the caller sees one [`Error::Disconnected`] item, and the stream is reopened with jittered
+//! exponential backoff (from 100 ms, doubling, never above 5 s) for as long as the failures stay
+//! transient. Each attempt may take
 //! at most the call timeout, so a broker that accepts connections but never answers is retried like
 //! one that refuses them. A refusal (a status such as NOT_FOUND or FAILED_PRECONDITION) ends the
 //! stream after one error item. Reopening happens while the stream is polled: a stream nobody reads
@@ -12,14 +13,38 @@ use std::{
     time::Duration,
 };
 
+use backon::{ExponentialBuilder, Retryable};
 use futures_core::Stream;
 use futures_util::future::BoxFuture;
 use tonic::{Status, Streaming};
 
 use crate::error::{Error, Result, is_transient};
 
+/// The shortest wait before reopening.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest wait before reopening.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The waits between reopening attempts: exponential with jitter, never ending, from
+/// [`FIRST_BACKOFF`] to [`MAX_BACKOFF`].
+///
+/// `backon` rather than a loop of our own: jitter matters here, because every client of a broker
+/// that restarts loses its streams at the same moment, and without it they all come back in step,
+/// at 100 ms, 200 ms, 400 ms and so on. backon is small (its one dependency, fastrand, gives the
+/// jitter), sleeps on tokio's timer (so the tests' paused time drives it), and its `when` keeps the
+/// retry-while-transient rule in one place. The `backoff` crate is unmaintained (RUSTSEC-2025-0012).
+///
+/// backon's jitter adds a random part of the current delay to it (a delay `d` becomes one in
+/// `[d, 2d)`), so the base delay is capped at half of [`MAX_BACKOFF`]: the waits are about
+/// 100-200 ms, 200-400 ms, ..., then 2.5-5 s once the doubling reaches the cap.
+fn backoff() -> ExponentialBuilder {
+    ExponentialBuilder::new()
+        .with_min_delay(FIRST_BACKOFF)
+        .with_max_delay(MAX_BACKOFF / 2)
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+}
 
 /// Opens the server stream again, the same way it was first opened.
 pub(crate) type Reopen<T> =
@@ -124,28 +149,61 @@ impl<T: Send + 'static> Stream for Resumable<T> {
     }
 }
 
-/// Reopens until it works or is refused for good.
+/// Reopens until it works or is refused for good. An attempt that takes longer than `timeout`
+/// counts as a transient failure, so it is retried like a refused connection.
 async fn reconnect<T>(
     mut reopen: Reopen<T>,
     timeout: Duration,
 ) -> (Reopen<T>, Result<Streaming<T>, Status>) {
-    let mut backoff = FIRST_BACKOFF;
-    loop {
-        let attempt = tokio::time::timeout(timeout, reopen())
-            .await
-            .unwrap_or_else(|_| {
-                Err(Status::unavailable(
-                    "the broker did not accept the stream in time",
-                ))
-            });
-        match attempt {
-            Ok(stream) => return (reopen, Ok(stream)),
-            Err(status) if is_transient(&status) => {
-                tracing::debug!(%status, ?backoff, "reconnect failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-            Err(status) => return (reopen, Err(status)),
+    let attempt = || {
+        let opening = reopen();
+        async move {
+            tokio::time::timeout(timeout, opening)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Status::unavailable(
+                        "the broker did not accept the stream in time",
+                    ))
+                })
         }
+    };
+    let reopened = attempt
+        .retry(backoff())
+        .when(is_transient)
+        .notify(|status, wait| tracing::debug!(%status, ?wait, "reconnect failed; retrying"))
+        .await;
+    (reopen, reopened)
+}
+
+#[cfg(test)]
+mod tests {
+    use backon::BackoffBuilder;
+
+    use super::*;
+
+    /// The waits grow from about 100 ms to about 5 s, never leave those bounds, and are jittered,
+    /// so clients that lost their streams together do not retry together.
+    #[test]
+    fn the_waits_grow_within_the_bounds_and_are_jittered() {
+        let waits: Vec<Duration> = backoff().build().take(20).collect();
+        assert_eq!(waits.len(), 20, "the backoff never gives up");
+        for wait in &waits {
+            assert!(
+                (FIRST_BACKOFF..=MAX_BACKOFF).contains(wait),
+                "{wait:?} is outside {FIRST_BACKOFF:?}..={MAX_BACKOFF:?}"
+            );
+        }
+        // Each wait is in [base, 2 × base) and the base doubles, so the fifth is past the first's
+        // range, and the last ones are near the cap.
+        assert!(waits[0] < 2 * FIRST_BACKOFF, "{waits:?}");
+        assert!(waits[4] >= 16 * FIRST_BACKOFF, "{waits:?}");
+        assert!(waits[19] >= MAX_BACKOFF / 2, "{waits:?}");
+        // Two schedules, or the waits at the cap, are not all the same.
+        let again: Vec<Duration> = backoff().build().take(20).collect();
+        assert_ne!(waits, again, "two schedules came out equal: no jitter");
+        assert!(
+            waits[10..].windows(2).any(|pair| pair[0] != pair[1]),
+            "the waits at the cap are all equal: {waits:?}"
+        );
     }
 }

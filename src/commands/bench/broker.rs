@@ -1,6 +1,6 @@
 //! The broker being measured, either started by the bench (this executable, `serve` on a free
-//! loopback port, killed when the run ends) or found at a given URL; and the CPU time it and this
-//! process spend, read from `/proc`.
+//! loopback port, killed when the run ends) or found at a given URL. The CPU time it and this
+//! process spend is sampled by `switchyard_loadgen::cpu`, which the peers use too.
 
 use std::{
     net::{Ipv4Addr, SocketAddr, TcpListener},
@@ -15,9 +15,6 @@ const SPAWN_ATTEMPTS: usize = 3;
 /// How long a started broker has to accept connections.
 const READY_LIMIT: Duration = Duration::from_secs(10);
 const READY_POLL: Duration = Duration::from_millis(20);
-/// Units of `utime` and `stime` in `/proc/PID/stat`: USER_HZ, which Linux fixes at 100 per second
-/// for every process on every architecture in common use (what `getconf CLK_TCK` prints).
-const TICKS_PER_SECOND: f64 = 100.0;
 
 /// The broker a run measures. A broker this command started is killed when this is dropped, so it
 /// never outlives the run, even when the run fails or is interrupted.
@@ -123,78 +120,4 @@ fn free_port() -> Result<SocketAddr, Failure> {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|listener| listener.local_addr())
         .map_err(|error| Failure::new(format!("cannot find a free port: {error}")))
-}
-
-/// CPU time used so far by the broker (when its process is known) and by this process.
-#[derive(Debug, Clone, Copy)]
-pub struct CpuSample {
-    at: Instant,
-    broker: Option<u64>,
-    client: Option<u64>,
-}
-
-/// Percent of one core used over a window (200 is two cores busy); `None` when `/proc` could not
-/// tell.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CpuUsage {
-    pub broker: Option<f64>,
-    pub client: Option<f64>,
-}
-
-impl CpuSample {
-    pub fn take(broker_pid: Option<u32>) -> Self {
-        Self {
-            at: Instant::now(),
-            broker: broker_pid.and_then(|pid| cpu_ticks(&pid.to_string())),
-            client: cpu_ticks("self"),
-        }
-    }
-
-    /// The usage between `before` and this sample.
-    pub fn since(&self, before: &Self) -> CpuUsage {
-        let seconds = self.at.duration_since(before.at).as_secs_f64();
-        let percent = |after: Option<u64>, before: Option<u64>| {
-            let ticks = after?.checked_sub(before?)?;
-            (seconds > 0.0).then(|| ticks as f64 / TICKS_PER_SECOND / seconds * 100.0)
-        };
-        CpuUsage {
-            broker: percent(self.broker, before.broker),
-            client: percent(self.client, before.client),
-        }
-    }
-}
-
-/// `utime + stime` of a process (`self` or a pid), in clock ticks.
-fn cpu_ticks(process: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{process}/stat")).ok()?;
-    parse_ticks(&stat)
-}
-
-/// `utime` and `stime` are fields 14 and 15 of `/proc/PID/stat`. Field 2, the command name, is in
-/// parentheses and may itself hold spaces and parentheses, so fields are counted from its last `)`,
-/// after which field 3 comes first.
-fn parse_ticks(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace().skip(14 - 3);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ticks_are_counted_after_the_command_name() {
-        let stat = "4242 (my (odd) name) S 1 4242 4242 0 -1 4194304 917 0 0 0 250 75 0 0 20 0 9 0 \
-                    1234 5678 90 18446744073709551615";
-        assert_eq!(parse_ticks(stat), Some(325));
-        assert_eq!(parse_ticks("4242 (cut) S 1 2"), None);
-    }
-
-    #[test]
-    fn this_process_has_a_cpu_time() {
-        assert!(cpu_ticks("self").is_some());
-    }
 }

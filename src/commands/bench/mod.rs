@@ -26,15 +26,16 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use switchyard_client::{Client, ConsumeMode};
 
-use self::{
-    broker::{BrokerUnderTest, CpuSample, CpuUsage},
-    report::Report,
-};
+use self::{broker::BrokerUnderTest, report::Report};
 use super::{Failure, connect, interrupted, note};
 use switchyard::config::parse_duration;
 
 use crate::cli::ClientArgs;
-use switchyard_loadgen::{latency::Latency, measure::Timeline};
+use switchyard_loadgen::{
+    cpu::{CpuSample, CpuUsage},
+    latency::Latency,
+    measure::Timeline,
+};
 
 /// How long the drain waits, after the last publish was answered, for receivers to get everything.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
