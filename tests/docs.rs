@@ -134,3 +134,17 @@ fn no_other_page_names_a_flag_by_its_old_name() {
         }
     }
 }
+
+/// The example file on the configuration page is a config file the broker accepts.
+#[test]
+fn the_example_config_file_is_valid() {
+    let path = repository().join("docs/configuration.md");
+    let text = std::fs::read_to_string(&path).expect("read docs/configuration.md");
+    let start = text.find("```toml\n").expect("an example TOML block") + "```toml\n".len();
+    let example = &text[start..start + text[start..].find("```").expect("its end")];
+    let config = Config::from_toml(example, &path).expect("the example parses");
+    config
+        .validate()
+        .expect("the example is a valid configuration");
+    assert!(config.tls_cert.is_some() && config.ready_file.is_some());
+}

@@ -1,18 +1,18 @@
-//! The broker being measured, either started by the bench (this executable, `serve` on a free
-//! loopback port, killed when the run ends) or found at a given URL. The CPU time it and this
+//! The broker being measured, either started by the bench (this executable, `serve` on a loopback
+//! port the kernel picks, killed when the run ends) or found at a given URL. The CPU time it and this
 //! process spend is sampled by `switchyard_loadgen::cpu`, which the peers use too.
 
 use std::{
-    net::{Ipv4Addr, SocketAddr, TcpListener},
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
+
+use switchyard::ready::Ready;
 
 use super::Failure;
 
-/// Ports tried before giving up: another process may take the free port before the broker binds it.
-const SPAWN_ATTEMPTS: usize = 3;
-/// How long a started broker has to accept connections.
+/// How long a started broker has to say it serves.
 const READY_LIMIT: Duration = Duration::from_secs(10);
 const READY_POLL: Duration = Duration::from_millis(20);
 
@@ -23,6 +23,8 @@ pub struct BrokerUnderTest {
     url: String,
     pid: Option<u32>,
     child: Option<Child>,
+    /// The started broker's ready file: it cannot remove it itself once killed.
+    ready_file: Option<PathBuf>,
 }
 
 impl BrokerUnderTest {
@@ -32,41 +34,43 @@ impl BrokerUnderTest {
             url: url.to_owned(),
             pid,
             child: None,
+            ready_file: None,
         }
     }
 
-    /// Starts `switchyard serve` (this executable) on a free loopback port and waits until it
-    /// accepts connections. Its warnings and errors go to this command's stderr.
+    /// Starts `switchyard serve` (this executable) on `127.0.0.1:0` and waits for its ready file,
+    /// which names the port it got: no free-port race. Its warnings and errors go to this command's
+    /// stderr.
     pub async fn spawn() -> Result<Self, Failure> {
         let executable = std::env::current_exe()
             .map_err(|error| Failure::new(format!("cannot find this executable: {error}")))?;
-        let mut last_error = String::new();
-        for _ in 0..SPAWN_ATTEMPTS {
-            let addr = free_port()?;
-            let mut command = Command::new(&executable);
-            command
-                .args(["serve", "--listen", &addr.to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit());
-            if std::env::var_os("RUST_LOG").is_none() {
-                command.env("RUST_LOG", "warn");
-            }
-            let child = command.spawn().map_err(|error| {
-                Failure::new(format!("cannot start {}: {error}", executable.display()))
-            })?;
-            let mut broker = Self {
-                url: format!("http://{addr}"),
-                pid: Some(child.id()),
-                child: Some(child),
-            };
-            match broker.wait_until_ready(addr).await {
-                Ok(()) => return Ok(broker),
-                // Dropping `broker` kills what is left of it.
-                Err(error) => last_error = error,
-            }
+        let ready_file = ready_file_path();
+        let mut command = Command::new(&executable);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--ready-file"])
+            .arg(&ready_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if std::env::var_os("RUST_LOG").is_none() {
+            command.env("RUST_LOG", "warn");
         }
-        Err(Failure::new(format!("cannot start a broker: {last_error}")))
+        let child = command.spawn().map_err(|error| {
+            Failure::new(format!("cannot start {}: {error}", executable.display()))
+        })?;
+        let mut broker = Self {
+            url: String::new(),
+            pid: Some(child.id()),
+            child: Some(child),
+            ready_file: Some(ready_file.clone()),
+        };
+        // Dropping `broker` on an error kills what is left of it.
+        let ready = broker
+            .wait_until_ready(&ready_file)
+            .await
+            .map_err(|error| Failure::new(format!("cannot start a broker: {error}")))?;
+        broker.url = format!("http://{}", ready.listen);
+        Ok(broker)
     }
 
     pub fn url(&self) -> &str {
@@ -78,21 +82,22 @@ impl BrokerUnderTest {
         self.pid
     }
 
-    async fn wait_until_ready(&mut self, addr: SocketAddr) -> Result<(), String> {
+    /// Polls for the ready file until the broker writes it, exits, or [`READY_LIMIT`] passes.
+    async fn wait_until_ready(&mut self, ready_file: &Path) -> Result<Ready, String> {
         let deadline = Instant::now() + READY_LIMIT;
         loop {
-            let connected = tokio::net::TcpStream::connect(addr).await.is_ok();
-            // Checked after connecting too: if our broker exited, whoever accepted is someone else
-            // who took the port in the meantime.
             if let Some(status) = self.exit_status() {
                 return Err(format!("it exited with {status}"));
             }
-            if connected {
-                return Ok(());
+            // The broker writes the file whole (then renames it), so one that parses is complete.
+            if let Ok(text) = std::fs::read_to_string(ready_file) {
+                return serde_json::from_str(&text)
+                    .map_err(|error| format!("its ready file does not parse: {error}"));
             }
             if Instant::now() >= deadline {
                 return Err(format!(
-                    "it did not accept connections on {addr} within {} s",
+                    "it did not write {} within {} s",
+                    ready_file.display(),
                     READY_LIMIT.as_secs()
                 ));
             }
@@ -112,12 +117,20 @@ impl Drop for BrokerUnderTest {
             let _ = child.kill();
             let _ = child.wait();
         }
+        if let Some(path) = self.ready_file.take() {
+            // Absent if the broker never got to write it.
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
-/// A loopback port nobody listens on right now (the OS picks it; we let it go for the broker).
-fn free_port() -> Result<SocketAddr, Failure> {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .map_err(|error| Failure::new(format!("cannot find a free port: {error}")))
+/// A ready file of this process's own in the temporary directory; the broker removes it at shutdown.
+fn ready_file_path() -> PathBuf {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.subsec_nanos());
+    std::env::temp_dir().join(format!(
+        "switchyard-bench-{}-{nanos}.ready.json",
+        std::process::id()
+    ))
 }
