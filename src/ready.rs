@@ -12,7 +12,7 @@ use std::{
 };
 
 /// What the file holds. The field names are an interface: harnesses in every client language read
-/// them, and the README documents them.
+/// them, and docs/operations.md documents them.
 #[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Ready {
     /// The bound address, `host:port`.

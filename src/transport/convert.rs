@@ -248,7 +248,7 @@ fn deadline_margin(deadline: Duration) -> Duration {
     (deadline / 10).clamp(Duration::from_millis(10), Duration::from_millis(200))
 }
 
-/// How long a publisher that asked to wait for room may wait: `--max-publish-wait-ms`, cut short by
+/// How long a publisher that asked to wait for room may wait: `--max-publish-wait`, cut short by
 /// the call's own gRPC deadline (less a margin, as for requests) when that comes first.
 pub fn publish_wait(call_deadline: Option<Duration>, config: &Config) -> Duration {
     call_deadline.map_or(config.max_publish_wait, |deadline| {

@@ -82,7 +82,7 @@ impl PublisherBuilder {
 
     /// When a group or the broker's memory is full, have the broker hold each batch until there is room
     /// instead of refusing it with RESOURCE_EXHAUSTED: backpressure then reaches [`Publisher::publish`]
-    /// through `max_pending`. A batch waits at most the broker's `--max-publish-wait-ms` and this
+    /// through `max_pending`. A batch waits at most the broker's `--max-publish-wait` and this
     /// client's call timeout; one that runs out of time fails and is not published. A batch larger
     /// than a group's `max_length` (or `max_bytes`) could never fit and is refused at once: keep
     /// `max_batch` within it. Default off.

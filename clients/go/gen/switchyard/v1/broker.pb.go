@@ -180,7 +180,7 @@ type PublishRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Messages []*Message             `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"` // one or more; atomic
 	// When a group or the broker's memory is full: wait for room (up to the call's deadline and the
-	// server's --max-publish-wait-ms) instead of failing at once with RESOURCE_EXHAUSTED.
+	// server's --max-publish-wait) instead of failing at once with RESOURCE_EXHAUSTED.
 	WaitForRoom   bool `protobuf:"varint,2,opt,name=wait_for_room,json=waitForRoom,proto3" json:"wait_for_room,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -869,7 +869,7 @@ type PublishStreamRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Sequence      uint64                 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`                            // chosen by the client; echoed in the answer
 	Messages      []*Message             `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`                             // one or more; atomic, as in PublishRequest
-	WaitForRoom   bool                   `protobuf:"varint,3,opt,name=wait_for_room,json=waitForRoom,proto3" json:"wait_for_room,omitempty"` // as in PublishRequest (up to --max-publish-wait-ms)
+	WaitForRoom   bool                   `protobuf:"varint,3,opt,name=wait_for_room,json=waitForRoom,proto3" json:"wait_for_room,omitempty"` // as in PublishRequest (up to --max-publish-wait)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
