@@ -108,12 +108,13 @@ pub struct BenchArgs {
         value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub responders: u32,
     /// Most messages published but not yet received by a subscriber (fanout) or by the group
-    /// (queue, exclusive). Keep it below the broker's --subscriber-buffer.
-    #[arg(long, default_value_t = 1024, value_name = "N",
+    /// (queue, exclusive). Keep it below the broker's --subscriber-buffer. The same default as the
+    /// bench peers', so a comparison gives every broker the same window.
+    #[arg(long, default_value_t = 2048, value_name = "N",
         value_parser = clap::value_parser!(u32).range(1..))]
     pub window: u32,
-    /// Most messages in one Publish call of a publisher's batching `Publisher` (its `max_batch`;
-    /// 500 is the client's default). A publisher has one batch in flight at a time.
+    /// Most messages in one PublishStream frame of a publisher's batching `Publisher` (its
+    /// `max_batch`; 500 is the client's default), which keeps up to 16 frames in flight.
     #[arg(long, default_value_t = 500, value_name = "N",
         value_parser = clap::value_parser!(u32).range(1..))]
     pub batch: u32,
