@@ -7,12 +7,15 @@ cd "$(dirname "$0")/.."
 count=${1:-1000000}
 cargo build --release --quiet
 bin=target/release/switchyard
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$bin" --listen "127.0.0.1:$port" --default-max-length "$((count * 2))" >/dev/null 2>&1 &
+work=$(mktemp -d)
+"$bin" --listen 127.0.0.1:0 --ready-file "$work/ready.json" --default-max-length "$((count * 2))" >/dev/null 2>&1 &
 broker=$!
-trap 'kill "$broker" 2>/dev/null || true' EXIT
-export SWITCHYARD_SERVER="http://127.0.0.1:$port"
-for _ in $(seq 50); do "$bin" groups list >/dev/null 2>&1 && break; sleep 0.1; done
+trap 'kill "$broker" 2>/dev/null || true; rm -rf "$work"' EXIT
+# The broker names the port the kernel gave it in its ready file once it serves.
+for _ in $(seq 100); do [ -s "$work/ready.json" ] && break; sleep 0.1; done
+[ -s "$work/ready.json" ] || { echo "the broker did not start" >&2; exit 1; }
+addr=$(python3 -c "import json; print(json.load(open('$work/ready.json'))['listen'])")
+export SWITCHYARD_SERVER="http://$addr"
 rss() { awk '/^VmRSS/ { print $2 }' "/proc/$broker/status"; }
 "$bin" groups declare memory.test --group hold --max-length "$((count * 2))" >/dev/null
 before=$(rss)
