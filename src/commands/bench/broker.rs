@@ -1,18 +1,18 @@
-//! The broker being measured, either started by the bench (this executable, `serve` on a free
-//! loopback port, killed when the run ends) or found at a given URL; and the CPU time it and this
+//! The broker being measured, either started by the bench (this executable, `serve` on a loopback
+//! port the kernel picks, which its ready file names; killed when the run ends) or found at a given
+//! URL; and the CPU time it and this
 //! process spend, read from `/proc`.
 
 use std::{
-    net::{Ipv4Addr, SocketAddr, TcpListener},
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
 use super::Failure;
+use switchyard::ready::Ready;
 
-/// Ports tried before giving up: another process may take the free port before the broker binds it.
-const SPAWN_ATTEMPTS: usize = 3;
-/// How long a started broker has to accept connections.
+/// How long a started broker has to write its ready file.
 const READY_LIMIT: Duration = Duration::from_secs(10);
 const READY_POLL: Duration = Duration::from_millis(20);
 /// Units of `utime` and `stime` in `/proc/PID/stat`: USER_HZ, which Linux fixes at 100 per second
@@ -26,6 +26,8 @@ pub struct BrokerUnderTest {
     url: String,
     pid: Option<u32>,
     child: Option<Child>,
+    /// The ready file of a broker this command started: a killed broker cannot remove it.
+    ready_file: Option<PathBuf>,
 }
 
 impl BrokerUnderTest {
@@ -35,41 +37,46 @@ impl BrokerUnderTest {
             url: url.to_owned(),
             pid,
             child: None,
+            ready_file: None,
         }
     }
 
-    /// Starts `switchyard serve` (this executable) on a free loopback port and waits until it
-    /// accepts connections. Its warnings and errors go to this command's stderr.
+    /// Starts `switchyard serve` (this executable) on `127.0.0.1:0` and waits for its ready file,
+    /// which names the port: the broker binds the port itself and keeps it, so no other process can
+    /// take it in between. Its warnings and errors go to this command's stderr.
     pub async fn spawn() -> Result<Self, Failure> {
         let executable = std::env::current_exe()
             .map_err(|error| Failure::new(format!("cannot find this executable: {error}")))?;
-        let mut last_error = String::new();
-        for _ in 0..SPAWN_ATTEMPTS {
-            let addr = free_port()?;
-            let mut command = Command::new(&executable);
-            command
-                .args(["serve", "--listen", &addr.to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit());
-            if std::env::var_os("RUST_LOG").is_none() {
-                command.env("RUST_LOG", "warn");
-            }
-            let child = command.spawn().map_err(|error| {
-                Failure::new(format!("cannot start {}: {error}", executable.display()))
-            })?;
-            let mut broker = Self {
-                url: format!("http://{addr}"),
-                pid: Some(child.id()),
-                child: Some(child),
-            };
-            match broker.wait_until_ready(addr).await {
-                Ok(()) => return Ok(broker),
-                // Dropping `broker` kills what is left of it.
-                Err(error) => last_error = error,
-            }
+        let ready_file = std::env::temp_dir().join(format!(
+            "switchyard-bench-{}.ready.json",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let mut command = Command::new(&executable);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--ready-file"])
+            .arg(&ready_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if std::env::var_os("RUST_LOG").is_none() {
+            command.env("RUST_LOG", "warn");
         }
-        Err(Failure::new(format!("cannot start a broker: {last_error}")))
+        let child = command.spawn().map_err(|error| {
+            Failure::new(format!("cannot start {}: {error}", executable.display()))
+        })?;
+        // From here on, dropping `broker` kills the child and removes the file.
+        let mut broker = Self {
+            url: String::new(),
+            pid: Some(child.id()),
+            child: Some(child),
+            ready_file: Some(ready_file.clone()),
+        };
+        let ready = broker
+            .wait_until_ready(&ready_file)
+            .await
+            .map_err(|error| Failure::new(format!("cannot start a broker: {error}")))?;
+        broker.url = format!("http://{}", ready.listen);
+        Ok(broker)
     }
 
     pub fn url(&self) -> &str {
@@ -81,21 +88,31 @@ impl BrokerUnderTest {
         self.pid
     }
 
-    async fn wait_until_ready(&mut self, addr: SocketAddr) -> Result<(), String> {
+    async fn wait_until_ready(&mut self, path: &Path) -> Result<Ready, String> {
         let deadline = Instant::now() + READY_LIMIT;
         loop {
-            let connected = tokio::net::TcpStream::connect(addr).await.is_ok();
-            // Checked after connecting too: if our broker exited, whoever accepted is someone else
-            // who took the port in the meantime.
             if let Some(status) = self.exit_status() {
                 return Err(format!("it exited with {status}"));
             }
-            if connected {
-                return Ok(());
+            // Written beside its path and renamed: once it exists, it is whole.
+            match std::fs::read_to_string(path) {
+                Ok(text) => {
+                    return serde_json::from_str(&text).map_err(|error| {
+                        format!("its ready file {} is not one: {error}", path.display())
+                    });
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => {
+                    return Err(format!(
+                        "cannot read its ready file {}: {error}",
+                        path.display()
+                    ));
+                }
             }
             if Instant::now() >= deadline {
                 return Err(format!(
-                    "it did not accept connections on {addr} within {} s",
+                    "it wrote no ready file {} within {} s",
+                    path.display(),
                     READY_LIMIT.as_secs()
                 ));
             }
@@ -115,14 +132,11 @@ impl Drop for BrokerUnderTest {
             let _ = child.kill();
             let _ = child.wait();
         }
+        if let Some(path) = self.ready_file.take() {
+            // Gone already when the broker shut down by itself.
+            let _ = std::fs::remove_file(path);
+        }
     }
-}
-
-/// A loopback port nobody listens on right now (the OS picks it; we let it go for the broker).
-fn free_port() -> Result<SocketAddr, Failure> {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .map_err(|error| Failure::new(format!("cannot find a free port: {error}")))
 }
 
 /// CPU time used so far by the broker (when its process is known) and by this process.
