@@ -20,7 +20,8 @@ async fn publishers_are_refused_past_the_budget_and_memory_stays_within_it() {
         &limit,
         "--default-max-length",
         "100000000",
-    ]);
+    ])
+    .await;
     let channel = broker.channel().await;
     let mut client = pb::broker_client::BrokerClient::new(channel.clone());
     let mut admin = pb::admin_client::AdminClient::new(channel);

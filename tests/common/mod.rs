@@ -7,6 +7,7 @@
 // Each test file is its own crate and uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod child;
 pub mod faults;
 pub mod process;
 pub mod proxy;
