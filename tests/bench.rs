@@ -3,89 +3,50 @@
 //! reorders nothing. Behaviour only: no assertion depends on how fast the machine is.
 //!
 //! Every run is bounded by [`RUN_LIMIT`]; the child is killed if it takes longer.
+//!
+//! The bench starts its broker with `--ready-file`, so these runs also prove that path.
 
-use std::{
-    io::Read,
-    process::{Command, Stdio},
-    thread,
-    time::{Duration, Instant},
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    child::{ChildProcess, Output},
+    process::switchyard,
 };
-
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 
 /// The longest one bench run may take: a second of load, the drain, and starting a broker.
 const RUN_LIMIT: Duration = Duration::from_secs(30);
 
-/// What a finished `switchyard bench` printed.
-struct Run {
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `switchyard bench ARGS`, killing it if it outlasts [`RUN_LIMIT`].
-fn run(args: &[&str]) -> Run {
-    let mut child = Command::new(BIN)
-        .arg("bench")
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start switchyard bench");
-    // Read on threads, so a full pipe never stalls the child while we wait for it.
-    let read = |mut pipe: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let stdout = read(Box::new(child.stdout.take().expect("stdout is piped")));
-    let stderr = read(Box::new(child.stderr.take().expect("stderr is piped")));
-    let deadline = Instant::now() + RUN_LIMIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("poll the bench") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "switchyard bench {} ran longer than {RUN_LIMIT:?}; stderr: {}",
-                args.join(" "),
-                stderr.join().unwrap_or_default()
-            );
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    Run {
-        success: status.success(),
-        stdout: stdout.join().expect("the stdout reader"),
-        stderr: stderr.join().expect("the stderr reader"),
-    }
+/// Runs `switchyard bench ARGS`, failing (with its stderr) if it outlasts [`RUN_LIMIT`].
+async fn run(args: &[&str]) -> Output {
+    let mut command = switchyard(["bench"]);
+    command.args(args);
+    ChildProcess::spawn(command, None)
+        .finish_within(RUN_LIMIT)
+        .await
 }
 
 /// Runs `scenario` for one second with no warmup and returns its JSON report, checked for soundness.
-fn bench(scenario: &str) -> Value {
-    bench_with(scenario, &[])
+async fn bench(scenario: &str) -> Value {
+    bench_with(scenario, &[]).await
 }
 
 /// As [`bench`], with more flags.
-fn bench_with(scenario: &str, flags: &[&str]) -> Value {
+async fn bench_with(scenario: &str, flags: &[&str]) -> Value {
     let mut args = vec![scenario, "--duration", "1s", "--warmup", "0s", "--json"];
     args.extend_from_slice(flags);
-    let run = run(&args);
+    let run = run(&args).await;
     assert!(
-        run.success,
-        "switchyard bench {scenario} failed: {}",
-        run.stderr
+        run.status.success(),
+        "switchyard bench {scenario} failed: {run:?}"
     );
-    let report: Value = serde_json::from_str(run.stdout.trim())
-        .unwrap_or_else(|error| panic!("not one JSON object ({error}): {:?}", run.stdout));
+    let report: Value = match &run.stdout[..] {
+        [line] => serde_json::from_str(line)
+            .unwrap_or_else(|error| panic!("not a JSON object ({error}): {run:?}")),
+        _ => panic!("not one line on stdout: {run:?}"),
+    };
     for field in [
         "scenario",
         "broker",
@@ -128,7 +89,7 @@ fn bench_with(scenario: &str, flags: &[&str]) -> Value {
         assert_eq!(
             count(field),
             0,
-            "{field} in {report}; stderr: {}",
+            "{field} in {report}; stderr: {:?}",
             run.stderr
         );
     }
@@ -136,17 +97,17 @@ fn bench_with(scenario: &str, flags: &[&str]) -> Value {
 }
 
 /// Every subscriber of the fan-out gets every message.
-#[test]
-fn fanout_delivers_every_message_to_every_subscriber() {
-    let report = bench("fanout");
+#[tokio::test]
+async fn fanout_delivers_every_message_to_every_subscriber() {
+    let report = bench("fanout").await;
     assert_eq!(report["publishers"], 1);
     assert_eq!(report["subscribers"], 4);
 }
 
 /// A paced publisher sends at the rate asked, not in bursts faster or slower than it.
-#[test]
-fn a_paced_fanout_publishes_at_the_rate_asked() {
-    let report = bench_with("fanout", &["--rate", "2000"]);
+#[tokio::test]
+async fn a_paced_fanout_publishes_at_the_rate_asked() {
+    let report = bench_with("fanout", &["--rate", "2000"]).await;
     let sent = report["sent"].as_u64().expect("sent is a count");
     // One second at 2,000 per second; the window's edges cut a message or two either way.
     assert!((1_900..=2_100).contains(&sent), "sent {sent}: {report}");
@@ -156,38 +117,38 @@ fn a_paced_fanout_publishes_at_the_rate_asked() {
 }
 
 /// Competing consumers get and ack each message once.
-#[test]
-fn queue_delivers_every_message_once() {
-    let report = bench("queue");
+#[tokio::test]
+async fn queue_delivers_every_message_once() {
+    let report = bench("queue").await;
     assert_eq!(report["consumers"], 4);
 }
 
 /// The exclusive consumer gets every message once, in order.
-#[test]
-fn exclusive_delivers_every_message_once_in_order() {
-    let report = bench("exclusive");
+#[tokio::test]
+async fn exclusive_delivers_every_message_once_in_order() {
+    let report = bench("exclusive").await;
     assert_eq!(report["consumers"], 1);
 }
 
 /// Every request is answered by the serving responder.
-#[test]
-fn reqreply_answers_every_request() {
-    let report = bench("reqreply");
+#[tokio::test]
+async fn reqreply_answers_every_request() {
+    let report = bench("reqreply").await;
     assert_eq!(report["in_flight"], 16);
     assert_eq!(report["consumers"], 1);
 }
 
 /// Flags out of range are refused before anything starts, and two scenarios at once are refused.
-#[test]
-fn bad_flags_are_refused() {
+#[tokio::test]
+async fn bad_flags_are_refused() {
     for args in [
         &["fanout", "--payload-bytes", "8"][..],
         &["fanout", "--scenario", "queue"],
         &["fanout", "--broker-pid", "1"],
         &["nonsense"],
     ] {
-        let run = run(args);
-        assert!(!run.success, "switchyard bench {args:?} succeeded");
+        let run = run(args).await;
+        assert!(!run.status.success(), "switchyard bench {args:?} succeeded");
         assert!(!run.stderr.is_empty(), "no error for {args:?}");
     }
 }

@@ -1,163 +1,31 @@
 //! The `switchyard` binary's client commands, run as child processes against a real server on
 //! `127.0.0.1:0`: what they print, what they send, and how they fail.
 //!
-//! Every child is killed when its handle drops, and every wait on one is bounded: a command that
-//! hangs fails its test after [`RUN_LIMIT`] instead of hanging the suite.
+//! The children are started and waited for by the shared harness (`common::child`): each is killed
+//! when its handle drops, and every wait on one is bounded.
 
 mod common;
 
-use std::{
-    io::{BufRead, BufReader, Read, Write},
-    net::SocketAddr,
-    process::{Command, ExitStatus, Stdio},
-    time::Duration,
-};
+use std::{net::SocketAddr, time::Duration};
 
-use common::{TestServer, WAIT, unique, wait_for_group, within};
+use common::{
+    TestServer,
+    child::{ChildProcess, Output},
+    process::{self, BrokerProcess, cli},
+    unique, wait_for_group, within,
+};
 use serde_json::Value;
 use switchyard::{config::Config, pb, server};
-use tokio::{net::TcpListener, sync::mpsc, time::Instant};
+use tokio::{net::TcpListener, time::Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
-
-/// The longest one command may run before its test fails.
-const RUN_LIMIT: Duration = Duration::from_secs(15);
-
-/// A running `switchyard`; killed when dropped.
-struct Child {
-    child: std::process::Child,
-    describe: String,
-    stdout: mpsc::UnboundedReceiver<String>,
-    stderr: mpsc::UnboundedReceiver<String>,
-}
-
-/// What a finished command printed, line by line.
-#[derive(Debug)]
-struct Output {
-    status: ExitStatus,
-    stdout: Vec<String>,
-    stderr: Vec<String>,
-}
-
-/// `switchyard ARGS` talking to `server` (through `SWITCHYARD_SERVER`), with `stdin` as its input
-/// (none: an empty stdin).
-fn start(server: &str, args: &[&str], stdin: Option<&[u8]>) -> Child {
-    let mut command = Command::new(BIN);
-    command
-        .args(args)
-        .env("SWITCHYARD_SERVER", server)
-        .env_remove("RUST_LOG")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let describe = format!("switchyard {}", args.join(" "));
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|error| panic!("cannot start {describe}: {error}"));
-    if let (Some(mut pipe), Some(input)) = (child.stdin.take(), stdin) {
-        let input = input.to_vec();
-        // A command that stops reading early closes the pipe; that is its business.
-        std::thread::spawn(move || pipe.write_all(&input));
-    }
-    let stdout = lines_of(child.stdout.take().expect("stdout is piped"));
-    let stderr = lines_of(child.stderr.take().expect("stderr is piped"));
-    Child {
-        child,
-        describe,
-        stdout,
-        stderr,
-    }
-}
-
-/// The lines of a pipe, read on a thread until it closes.
-fn lines_of(pipe: impl Read + Send + 'static) -> mpsc::UnboundedReceiver<String> {
-    let (lines, receiver) = mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).split(b'\n') {
-            let Ok(line) = line else { return };
-            if lines
-                .send(String::from_utf8_lossy(&line).into_owned())
-                .is_err()
-            {
-                return;
-            }
-        }
-    });
-    receiver
-}
-
-impl Child {
-    async fn next_stdout(&mut self) -> String {
-        let what = format!("a line on the stdout of {}", self.describe);
-        within(&what, self.stdout.recv())
-            .await
-            .unwrap_or_else(|| panic!("{}: stdout closed while waiting for a line", self.describe))
-    }
-
-    /// Waits for a stderr line containing `needle`, and returns it.
-    async fn stderr_line(&mut self, needle: &str) -> String {
-        let what = format!("{needle:?} on the stderr of {}", self.describe);
-        within(&what, async {
-            loop {
-                match self.stderr.recv().await {
-                    Some(line) if line.contains(needle) => return line,
-                    Some(_) => continue,
-                    None => panic!("{what}: stderr closed first"),
-                }
-            }
-        })
-        .await
-    }
-
-    /// Waits for the command to exit by itself, then collects what it printed.
-    async fn finish(mut self) -> Output {
-        let deadline = Instant::now() + RUN_LIMIT;
-        let status = loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                Ok(None) => panic!("{} still runs after {RUN_LIMIT:?}", self.describe),
-                Err(error) => panic!("cannot wait for {}: {error}", self.describe),
-            }
-        };
-        let stdout = drain(&mut self.stdout, &self.describe).await;
-        let stderr = drain(&mut self.stderr, &self.describe).await;
-        Output {
-            status,
-            stdout,
-            stderr,
-        }
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Every line left on a pipe of an exited command.
-async fn drain(lines: &mut mpsc::UnboundedReceiver<String>, describe: &str) -> Vec<String> {
-    let mut all = Vec::new();
-    within(&format!("the pipes of {describe} to close"), async {
-        while let Some(line) = lines.recv().await {
-            all.push(line);
-        }
-    })
-    .await;
-    all
+/// `switchyard ARGS` talking to `server`, with `stdin` as its input (none: an empty stdin).
+fn start(server: &str, args: &[&str], stdin: Option<&[u8]>) -> ChildProcess {
+    ChildProcess::spawn(cli(server, args), stdin)
 }
 
 /// Runs `switchyard ARGS` to completion.
 async fn run(server: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
-    start(server, args, stdin).finish().await
+    process::run(cli(server, args), stdin).await
 }
 
 /// Runs `switchyard ARGS`, which must succeed, and returns its stdout.
@@ -278,8 +146,8 @@ async fn sub_prints_count_messages_as_json_or_text() {
         None,
     );
     let mut as_text = start(&url(&server), &["sub", &pattern, "--count", "3"], None);
-    as_json.stderr_line("subscribed to").await;
-    as_text.stderr_line("subscribed to").await;
+    as_json.printed_stderr("subscribed to").await;
+    as_text.printed_stderr("subscribed to").await;
 
     let mut broker = server.broker().await;
     let mut with_headers = common::message(&format!("{topic}.a"), r#"{"sku":"A1"}"#);
@@ -512,9 +380,13 @@ async fn a_bad_topic_is_a_clear_error() {
 /// A broker that is not there is a one-line error naming its address, not a panic.
 #[tokio::test]
 async fn connection_refused_is_a_clear_error() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    let addr = listener.local_addr().expect("its address");
-    drop(listener);
+    // A socket bound but never listening holds its port for the whole test, and the kernel refuses
+    // every connection to it: nothing else can take the port and answer.
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("a socket address"))
+        .expect("bind a loopback port");
+    let addr = socket.local_addr().expect("its address");
     let server_url = format!("http://{addr}");
     let error = run_err(&server_url, &["pub", "orders.created", "x"]).await;
     assert!(
@@ -523,6 +395,7 @@ async fn connection_refused_is_a_clear_error() {
     );
     let error = run_err(&server_url, &["groups", "list", "--server", &server_url]).await;
     assert!(error.contains("cannot connect"), "{error}");
+    drop(socket);
 }
 
 /// `sub` notes a lost connection on stderr, resubscribes by itself, and goes on printing.
@@ -537,10 +410,12 @@ async fn sub_survives_a_broker_restart() {
         &["sub", &topic, "--count", "1"],
         None,
     );
-    sub.stderr_line("subscribed to").await;
+    sub.printed_stderr("subscribed to").await;
 
     first.stop().await;
-    sub.stderr_line("disconnected, reconnecting").await;
+    sub.printed_stderr("disconnected, reconnecting").await;
+    // The same port again, since the client reconnects to the address it was given: the one port
+    // in the suite that is released and taken back, for the few milliseconds of a restart.
     let second = serve_on(
         TcpListener::bind(addr)
             .await
@@ -548,17 +423,17 @@ async fn sub_survives_a_broker_restart() {
     );
 
     // The resubscription happens on the client's backoff: publish until it is seen.
-    let mut broker = pb::broker_client::BrokerClient::connect(format!("http://{addr}"))
-        .await
-        .expect("connect to the restarted broker");
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline {
-        let published = common::publish_one(&mut broker, &topic, "after").await;
-        if published.subscribers == 1 {
-            break;
+    let mut broker = pb::broker_client::BrokerClient::new(common::faults::connect(addr).await);
+    within("the restarted sub to count as a subscriber", async {
+        while common::publish_one(&mut broker, &topic, "after")
+            .await
+            .subscribers
+            == 0
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
     let output = sub.finish().await;
     assert!(output.status.success(), "{output:?}");
     assert_eq!(output.stdout, [format!("[{topic}] after")]);
@@ -568,27 +443,16 @@ async fn sub_survives_a_broker_restart() {
 /// Plain `switchyard` with serve flags still runs the broker.
 #[tokio::test]
 async fn plain_switchyard_still_serves() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    let addr = listener.local_addr().expect("its address");
-    drop(listener);
-    let listen = addr.to_string();
-    let _broker = start(
-        "unused",
-        &["--listen", &listen, "--shutdown-grace-secs", "1"],
-        None,
-    );
-    let server_url = format!("http://{addr}");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let output = run(&server_url, &["groups", "list"], None).await;
-        if output.status.success() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the broker never answered: {output:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let broker = BrokerProcess::launch(process::switchyard([
+        "--listen",
+        "127.0.0.1:0",
+        "--shutdown-grace-secs",
+        "1",
+    ]))
+    .await;
+    let output = run(&broker.url(), &["groups", "list"], None).await;
+    if !output.status.success() {
+        broker.fail(&format!("groups list against it failed: {output:?}"));
     }
 }
 

@@ -12,8 +12,6 @@ mod common;
 
 use std::{
     collections::{HashMap, HashSet},
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -22,14 +20,15 @@ use std::{
 };
 
 use common::{
+    child::ChildProcess,
     faults::{Rng, connect},
+    process::switchyard,
     *,
 };
 use futures_util::{FutureExt, StreamExt};
 use switchyard::pb;
 use tokio::{task::JoinHandle, time::Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 const GROUP: &str = "churn";
 /// Long enough that no delivery expires during a run: every redelivery comes from a kill.
 const ACK_DEADLINE_MS: u32 = 600_000;
@@ -137,7 +136,7 @@ impl Verdict {
     }
 }
 
-/// Every id any consumer received, in arrival order.
+/// Every id any consumer received: a task's as they arrive, a process's once it is killed.
 type Received = Arc<Mutex<Vec<String>>>;
 
 fn record(received: &Received, ids: impl IntoIterator<Item = String>) {
@@ -162,10 +161,8 @@ const FLAVORS: [Flavor; 3] = [Flavor::Process, Flavor::Connection, Flavor::Clien
 
 /// A live consumer.
 enum Running {
-    Process {
-        child: std::process::Child,
-        reader: std::thread::JoinHandle<()>,
-    },
+    /// Its stdout is recorded when it is killed: what it printed, it had received.
+    Process(ChildProcess),
     Task(JoinHandle<()>),
 }
 
@@ -177,58 +174,43 @@ impl Running {
         prefetch: u32,
         received: &Received,
     ) -> Self {
-        let received = Arc::clone(received);
         match flavor {
             Flavor::Process => {
-                let mut child = Command::new(BIN)
-                    .args(["consume", topic, "--group", GROUP, "--json"])
+                let mut command = switchyard(["consume", topic, "--group", GROUP, "--json"]);
+                command
                     .args(["--prefetch", &prefetch.to_string()])
                     .args(["--ack-deadline", &format!("{ACK_DEADLINE_MS}ms")])
-                    .args(["--server", &format!("http://{}", server.addr)])
-                    .env_remove("RUST_LOG")
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap_or_else(|error| panic!("cannot start {BIN} consume: {error}"));
-                let stdout = child.stdout.take().expect("stdout is piped");
-                let reader = std::thread::spawn(move || {
-                    for line in BufReader::new(stdout).lines() {
-                        let Ok(line) = line else { return };
-                        // A line cut short by the kill was never acked: it does not count.
-                        let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else {
-                            continue;
-                        };
-                        if let Some(id) = json["payload"].as_str() {
-                            record(&received, [id.to_owned()]);
-                        }
-                    }
-                });
-                Self::Process { child, reader }
+                    .args(["--server", &format!("http://{}", server.addr)]);
+                Self::Process(ChildProcess::spawn(command, None))
             }
             Flavor::Connection => Self::Task(tokio::spawn(connection_consumer(
                 server.addr,
                 topic.to_owned(),
                 prefetch,
-                received,
+                Arc::clone(received),
             ))),
             Flavor::Client => Self::Task(tokio::spawn(client_consumer(
                 format!("http://{}", server.addr),
                 topic.to_owned(),
                 prefetch,
-                received,
+                Arc::clone(received),
             ))),
         }
     }
 
-    /// Kills the consumer without warning and waits until it is gone.
-    async fn kill(self) {
+    /// Kills the consumer without warning and waits until it is gone; a process's deliveries are
+    /// recorded then, from everything it printed.
+    async fn kill(self, received: &Received) {
         match self {
-            Self::Process { mut child, reader } => {
-                // `Child::kill` is SIGKILL on Unix: no handler runs, nothing is flushed or acked.
-                let _ = child.kill();
-                let _ = child.wait();
-                let _ = tokio::task::spawn_blocking(move || reader.join()).await;
+            Self::Process(child) => {
+                // SIGKILL: no handler runs, nothing is flushed or acked.
+                let output = child.kill().await;
+                let ids = output.stdout.iter().filter_map(|line| {
+                    // A line cut short by the kill was never acked: it does not count.
+                    let json = serde_json::from_str::<serde_json::Value>(line).ok()?;
+                    json["payload"].as_str().map(str::to_owned)
+                });
+                record(received, ids);
             }
             Self::Task(task) => {
                 task.abort();
@@ -371,7 +353,7 @@ async fn churn(plan: Plan) {
         next_flavor += 1;
         let (killed, victim) = std::mem::replace(&mut consumers[slot], start(flavor));
         *kills.entry(killed).or_default() += 1;
-        victim.kill().await;
+        victim.kill(&received).await;
     }
     stop.store(true, Ordering::Relaxed);
     let mut published = Vec::new();
@@ -399,7 +381,7 @@ async fn churn(plan: Plan) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     for (_, consumer) in consumers {
-        consumer.kill().await;
+        consumer.kill(&received).await;
     }
     let received = std::mem::take(&mut *received.lock().expect("no recorder panicked"));
     let verdict = Verdict::of(&published, &received);

@@ -104,9 +104,11 @@ async fn deadline_case(
 async fn an_extended_delivery_comes_back_a_deadline_after_the_extension() {
     let server = TestServer::start().await;
     let topic = unique("faults.extend");
-    let deadline = Duration::from_millis(1_000);
+    // Extended half-way: a second for the extension to arrive in time, on a loaded machine too.
+    let deadline = Duration::from_secs(2);
     let mut broker = server.broker().await;
-    let mut stream = consume_ok(&mut broker, consume_with(&topic, "slow", 1, 1_000)).await;
+    let deadline_ms = deadline.as_millis() as u32;
+    let mut stream = consume_ok(&mut broker, consume_with(&topic, "slow", 1, deadline_ms)).await;
     publish_one(&mut broker, &topic, "long job").await;
     let first = next_delivery(&mut stream).await;
     tokio::time::sleep(deadline / 2).await;

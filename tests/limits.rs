@@ -130,14 +130,13 @@ async fn subscriptions_and_consumers_past_the_cap_are_resource_exhausted() {
 async fn ten_thousand_subscribers_all_receive_a_fan_out() {
     const CONNECTIONS: usize = 20;
     const PER_CONNECTION: usize = 500;
-    let broker = BrokerProcess::start(&[]);
+    let broker = BrokerProcess::start(&[]).await;
+    let addr = broker.addr.to_string();
     let topic = unique("limits.fanout");
     let before = broker.rss_bytes();
     let mut streams = Vec::with_capacity(CONNECTIONS * PER_CONNECTION);
     for _ in 0..CONNECTIONS {
-        let client = own_connection(&broker.address)
-            .await
-            .expect("connect to the broker");
+        let client = own_connection(&addr).await.expect("connect to the broker");
         let opening = (0..PER_CONNECTION).map(|_| {
             let mut client = client.clone();
             let topic = topic.clone();
@@ -154,7 +153,7 @@ async fn ten_thousand_subscribers_all_receive_a_fan_out() {
         after.saturating_sub(before) / streams.len() as u64
     );
 
-    let mut publisher = own_connection(&broker.address).await.expect("connect");
+    let mut publisher = own_connection(&addr).await.expect("connect");
     let published = publish_ok(&mut publisher, vec![message(&topic, "to all")]).await;
     assert_eq!(published[0].subscribers as usize, streams.len());
     let receipts = streams.iter_mut().map(|stream| async move {

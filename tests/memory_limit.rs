@@ -20,7 +20,8 @@ async fn publishers_are_refused_past_the_budget_and_memory_stays_within_it() {
         &limit,
         "--default-max-length",
         "100000000",
-    ]);
+    ])
+    .await;
     let channel = broker.channel().await;
     let mut client = pb::broker_client::BrokerClient::new(channel.clone());
     let mut admin = pb::admin_client::AdminClient::new(channel);
@@ -138,8 +139,14 @@ async fn a_publisher_that_asks_waits_for_room() {
     let status = waiting_publish("refused", short)
         .await
         .expect_err("a full group until the deadline");
+    // RESOURCE_EXHAUSTED, not DEADLINE_EXCEEDED, is what says the broker answered before the
+    // deadline; the time seen here adds the trip back, so it is only checked to be about right.
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-    assert!(started.elapsed() < short, "answered after the deadline");
+    assert!(
+        started.elapsed() < short + SLACK,
+        "answered {:?} after a {short:?} deadline",
+        started.elapsed()
+    );
 
     let mut waiting = tokio::spawn(waiting_publish("second", WAIT));
     assert!(

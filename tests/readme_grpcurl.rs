@@ -5,20 +5,21 @@
 //! Request run in the background, as they would in a second terminal; the rest must succeed. Values a
 //! reader would copy from one terminal to another (a `…`-shortened inbox or correlation id) are filled
 //! in from the background output. grpcurl comes from the `GRPCURL` variable or the `PATH`; `.ci/run`
-//! installs it. Without it the test fails under CI and is skipped elsewhere.
+//! installs it and runs this test, which is ignored otherwise (a plain `cargo test` reports it as
+//! ignored, never as passed); `cargo test --test readme_grpcurl -- --ignored` without grpcurl fails.
+//!
+//! Every wait is on something a reader would see: a stream's response headers (grpcurl `-v` prints
+//! them once the broker has set the stream up), a delivery printed, a command exited.
 
 mod common;
 
-use std::{
-    io::Read,
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
-    thread,
-    time::{Duration, Instant},
-};
+use std::{path::PathBuf, process::Command};
 
-use common::TestServer;
+use common::{
+    TestServer, WAIT,
+    child::{ChildProcess, Output},
+};
+use tokio::time::Instant;
 
 const README: &str = include_str!("../README.md");
 const README_ADDR: &str = "127.0.0.1:50051";
@@ -70,77 +71,39 @@ fn grpcurl_path() -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// A command running in the background, its output collected as it comes.
-struct Background {
-    command: String,
-    child: Child,
-    output: Arc<Mutex<String>>,
+/// `command`, run by bash as a reader would type it.
+fn shell(command: &str) -> ChildProcess {
+    let mut bash = Command::new("bash");
+    bash.args(["-c", command]);
+    ChildProcess::spawn(bash, None)
 }
 
-impl Background {
-    fn spawn(command: &str) -> Self {
-        let mut child = Command::new("bash")
-            .args(["-c", command])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("bash runs");
-        let output = Arc::new(Mutex::new(String::new()));
-        for mut pipe in [
-            Box::new(child.stdout.take().expect("piped stdout")) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().expect("piped stderr")),
-        ] {
-            let output = Arc::clone(&output);
-            thread::spawn(move || {
-                let mut chunk = [0u8; 4096];
-                while let Ok(read @ 1..) = pipe.read(&mut chunk) {
-                    let text = String::from_utf8_lossy(&chunk[..read]).into_owned();
-                    output.lock().expect("output lock").push_str(&text);
-                }
-            });
-        }
-        Self {
-            command: command.to_string(),
-            child,
-            output,
-        }
-    }
-
-    fn output(&self) -> String {
-        self.output.lock().expect("output lock").clone()
-    }
-
-    /// Waits up to `limit` for `needle` in the output.
-    fn wait_for(&self, needle: &str, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if self.output().contains(needle) {
-                return true;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-
-    /// Waits up to `limit` for the command to exit by itself; `None` if it is still running.
-    fn wait_exit(&mut self, limit: Duration) -> Option<bool> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                // Let the reader threads catch the last output.
-                thread::sleep(Duration::from_millis(50));
-                return Some(status.success());
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
+/// Runs `command` to completion, which must succeed.
+async fn run_ok(command: &str) -> Output {
+    let output = shell(command).finish().await;
+    assert!(output.status.success(), "{command}\n{output:?}");
+    output
 }
 
-impl Drop for Background {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// What a background command printed on stdout so far, as one text.
+fn printed(stream: &ChildProcess) -> String {
+    stream.stdout_so_far().join("\n")
+}
+
+/// Waits up to [`WAIT`] until one of `streams` has printed `needle`.
+async fn until_printed(streams: &[ChildProcess], needle: &str, why: &str) {
+    let deadline = Instant::now() + WAIT;
+    while !streams
+        .iter()
+        .any(|stream| printed(stream).contains(needle))
+    {
+        if Instant::now() >= deadline {
+            let seen: Vec<String> = streams.iter().map(printed).collect();
+            panic!(
+                "no background stream printed {needle:?} within {WAIT:?} ({why}); they printed {seen:#?}"
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 
@@ -153,8 +116,8 @@ fn last_value(output: &str, key: &str) -> Option<String> {
 }
 
 /// Replaces each quoted value shortened with `…` by the value it stands for.
-fn fill_in(command: &str, background: &[Background]) -> String {
-    let seen: String = background.iter().map(Background::output).collect();
+fn fill_in(command: &str, background: &[ChildProcess]) -> String {
+    let seen: String = background.iter().map(printed).collect();
     let mut filled = String::new();
     let mut rest = command;
     while let Some(ellipsis) = rest.find('…') {
@@ -176,15 +139,12 @@ fn fill_in(command: &str, background: &[Background]) -> String {
 
 /// Every grpcurl command in the README works against a real server, in the README's order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs grpcurl (GRPCURL or PATH); .ci/run runs it"]
 async fn every_readme_grpcurl_example_works() {
-    let Some(grpcurl) = grpcurl_path() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "grpcurl is required under CI: set GRPCURL or put it on the PATH"
-        );
-        eprintln!("skipped: no grpcurl (set GRPCURL or put it on the PATH)");
-        return;
-    };
+    let grpcurl = grpcurl_path()
+        .expect("grpcurl: set GRPCURL or put it on the PATH (.ci/run installs it)")
+        .to_string_lossy()
+        .into_owned();
     let sections = grpcurl_sections(README);
     let commands: usize = sections.iter().map(Vec::len).sum();
     assert!(
@@ -194,61 +154,60 @@ async fn every_readme_grpcurl_example_works() {
 
     let server = TestServer::start().await;
     let addr = server.addr.to_string();
-    let grpcurl = grpcurl.to_string_lossy().into_owned();
-    // Blocking process handling runs off the runtime's workers, which serve the broker meanwhile.
-    tokio::task::spawn_blocking(move || {
-        for section in sections {
-            run_section(&section, &grpcurl, &addr);
-        }
-    })
-    .await
-    .expect("every README section runs");
+    for section in sections {
+        run_section(&section, &grpcurl, &addr).await;
+    }
 }
 
-fn run_section(section: &[String], grpcurl: &str, addr: &str) {
-    let mut background: Vec<Background> = Vec::new();
+async fn run_section(section: &[String], grpcurl: &str, addr: &str) {
+    let mut background: Vec<ChildProcess> = Vec::new();
     for command in section {
         let command = command
             .replacen("grpcurl", grpcurl, 1)
             .replace(README_ADDR, addr);
         let command = fill_in(&command, &background);
         if command.contains("/Subscribe") || command.contains("/Consume") {
-            let stream = Background::spawn(&command);
-            // Give the stream time to be set up (and a consumer time to get what is waiting).
-            stream.wait_for("deliveryId", Duration::from_millis(700));
+            // `-v` prints the response headers when they arrive, and the broker sends them once the
+            // subscription or consumer is registered: from then on, the stream gets what is published.
+            let verbose = command.replacen(grpcurl, &format!("{grpcurl} -v"), 1);
+            let mut stream = shell(&verbose);
+            stream.printed_stdout("Response headers received").await;
             background.push(stream);
         } else if command.contains("/Request") {
-            background.push(Background::spawn(&command));
-            let seen = background
-                .iter()
-                .any(|stream| stream.wait_for("replyTo", Duration::from_secs(5)));
-            assert!(seen, "no responder saw the request of {command}");
+            background.push(shell(&command));
+            // The next command answers with the inbox and correlation id the responder printed.
+            until_printed(&background, "replyTo", "a responder sees the request").await;
         } else {
-            let mut foreground = Background::spawn(&command);
-            let succeeded = foreground.wait_exit(Duration::from_secs(10));
-            let output = foreground.output();
-            assert_eq!(succeeded, Some(true), "{command}\n{output}");
+            if command.contains("/Ack") {
+                // The README acks a delivery its consumer has printed.
+                until_printed(&background, "deliveryId", "a consumer gets the delivery").await;
+            }
+            let output = run_ok(&command).await;
             if command.contains("/Ack") {
                 assert!(
-                    !output.contains("unknownIds"),
-                    "the README's ack settles: {output}"
+                    !output.stdout.iter().any(|line| line.contains("unknownIds")),
+                    "the README's ack settles: {output:?}"
                 );
             }
         }
     }
-    for stream in &mut background {
-        if stream.command.contains("/Request") {
-            let finished = stream.wait_exit(Duration::from_secs(10));
-            let output = stream.output();
-            assert_eq!(finished, Some(true), "{}\n{output}", stream.command);
-            assert!(output.contains("\"reply\""), "{output}");
-        } else if stream.command.contains("/Subscribe") {
-            let output = stream.output();
+    for mut stream in background {
+        if stream.describe().contains("/Request") {
+            let output = stream.finish().await;
+            assert!(output.status.success(), "{output:?}");
             assert!(
-                output.contains("\"message\""),
-                "{}: nothing received\n{output}",
-                stream.command
+                output.stdout.iter().any(|line| line.contains("\"reply\"")),
+                "{output:?}"
             );
+            continue;
+        }
+        if let Some(status) = stream.exited() {
+            stream.fail(&format!(
+                "the stream ended ({status}) while the section ran"
+            ));
+        }
+        if stream.describe().contains("/Subscribe") {
+            stream.printed_stdout("\"message\"").await;
         }
     }
 }

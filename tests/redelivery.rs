@@ -130,32 +130,60 @@ async fn nack_without_a_delay_redelivers_at_once() {
     ack_all(&mut broker, std::slice::from_ref(&second)).await;
 }
 
-/// Extending a delivery restarts its ack deadline: it stays outstanding past the original deadline.
+/// Extending a delivery restarts its ack deadline: past the original deadline the delivery is still
+/// outstanding (its id acks) and has not come back.
+///
+/// The check happens in a window that always exists: after the original deadline (at the latest a
+/// deadline after the delivery arrived) and before the extended one (at the earliest a deadline after
+/// the extension was sent), which is as wide as the wait before extending. Too slow a machine fails
+/// the test at the extension, saying so; it never leaves it checking nothing.
 #[tokio::test]
 async fn extend_restarts_the_ack_deadline() {
+    const DEADLINE: Duration = Duration::from_secs(3);
+    const BEFORE_EXTENDING: Duration = Duration::from_millis(1500);
     let server = TestServer::start().await;
     let topic = unique("queue.extend");
     let mut broker = server.broker().await;
-    let mut stream = consume_ok(&mut broker, consume_with(&topic, "long-jobs", 10, 1000)).await;
+    let mut stream = consume_ok(
+        &mut broker,
+        consume_with(&topic, "long-jobs", 10, DEADLINE.as_millis() as u32),
+    )
+    .await;
     publish_one(&mut broker, &topic, "a long job").await;
     let delivery = next_delivery(&mut stream).await;
     let received = Instant::now();
 
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(BEFORE_EXTENDING).await;
+    let extend_sent = Instant::now();
     let extend = pb::AckRequest {
         extend_ids: vec![delivery.delivery_id.clone()],
         ..Default::default()
     };
-    assert_eq!(
-        settle(&mut broker, extend)
-            .await
-            .expect("Ack with extend succeeds"),
-        Vec::<String>::new()
+    let unknown = settle(&mut broker, extend)
+        .await
+        .expect("Ack with extend succeeds");
+    assert!(
+        unknown.is_empty(),
+        "the extension came {:?} after the delivery, past its {DEADLINE:?} deadline",
+        extend_sent - received
     );
-    // Without the extension the deadline would pass 1000 ms after delivery; with it, 1500 ms.
-    let quiet = Duration::from_millis(1200).saturating_sub(received.elapsed());
-    assert_quiet(&mut stream, quiet, "an extended delivery").await;
-    ack_all(&mut broker, std::slice::from_ref(&delivery)).await;
+
+    let original_passed = received + DEADLINE;
+    let check_at = original_passed + (extend_sent - received) / 2;
+    if let Ok(outcome) = tokio::time::timeout_at(check_at, stream.message()).await {
+        panic!("the extended delivery came back before its new deadline: {outcome:?}");
+    }
+    let acked_at = Instant::now();
+    assert_eq!(
+        ack_ids(&mut broker, &[delivery.delivery_id.as_str()]).await,
+        Vec::<String>::new(),
+        "the delivery is still outstanding {:?} after it arrived, past the original deadline",
+        acked_at - received
+    );
+    assert!(
+        acked_at >= original_passed,
+        "checked after the original deadline"
+    );
 }
 
 /// Ack never fails for ids it does not know: it lists them, whichever list they came in.

@@ -3,98 +3,61 @@
 
 mod common;
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Output, Stdio},
-    sync::mpsc,
+use common::{
+    TestServer,
+    child::Output,
+    process::{self, BrokerProcess, cli},
+    test_config,
 };
-
-use common::{TestServer, WAIT, test_config, within};
 use switchyard::config::Config;
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+/// `serve`'s default `--shutdown-grace-secs`, which bounds a stop.
+const DEFAULT_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Runs `switchyard ARGS` to completion against `server`, with `env` set, bounded by [`WAIT`].
+/// Runs `switchyard ARGS` to completion against `server`, with `env` set.
 async fn run(server: &TestServer, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(BIN);
-    command
-        .args(args)
-        .env("SWITCHYARD_SERVER", format!("http://{}", server.addr))
-        .env_remove("SWITCHYARD_TOKEN")
-        .env_remove("RUST_LOG")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null());
-    let output = tokio::task::spawn_blocking(move || command.output());
-    within("the command to finish", output)
-        .await
-        .expect("the command thread did not panic")
-        .expect("the command runs")
+    let mut command = cli(&format!("http://{}", server.addr), args);
+    command.envs(env.iter().copied());
+    process::run(command, None).await
 }
 
-/// Starts `switchyard serve ARGS` and returns the first stderr line containing `wanted`, or every
-/// line it printed before it became quiet for [`WAIT`]. The broker is killed before returning.
-fn serve_and_find(args: &[&str], wanted: &str) -> Result<String, Vec<String>> {
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("SWITCHYARD_AUTH_TOKENS")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start switchyard serve");
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let (lines, received) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    let found = loop {
-        match received.recv_timeout(WAIT) {
-            Ok(line) if line.contains(wanted) => break Ok(line),
-            // Serving has begun: every startup line has been printed.
-            Ok(line) if line.contains("switchyard serving") => {
-                seen.push(line);
-                break Err(seen);
-            }
-            Ok(line) => seen.push(line),
-            Err(_) => break Err(seen),
-        }
-    };
-    let _ = child.kill();
-    let _ = child.wait();
-    found
+/// Everything `switchyard serve ARGS` prints on stderr from its start until it serves: the broker is
+/// stopped once its ready file is there, and read to the end.
+async fn startup_lines(args: &[&str]) -> Vec<String> {
+    let mut command = process::switchyard(["serve"]);
+    command.args(args);
+    let broker = BrokerProcess::launch(command).await;
+    // Nothing is open, so the broker stops at once.
+    broker.stop(DEFAULT_GRACE).await.stderr
+}
+
+/// The first of `lines` that contains `wanted`.
+fn find<'a>(lines: &'a [String], wanted: &str) -> Option<&'a String> {
+    lines.iter().find(|line| line.contains(wanted))
 }
 
 /// Listening on every interface without tokens warns at start; with a token it does not (but warns
 /// that tokens cross the network in clear text without TLS); on loopback there is no warning.
-#[test]
-fn listening_beyond_loopback_without_tokens_warns() {
-    let open = serve_and_find(&["--listen", "0.0.0.0:0"], "without authentication");
-    let line = open.unwrap_or_else(|lines| panic!("no warning among {lines:?}"));
+#[tokio::test]
+async fn listening_beyond_loopback_without_tokens_warns() {
+    let open = startup_lines(&["--listen", "0.0.0.0:0"]).await;
+    let line = find(&open, "without authentication")
+        .unwrap_or_else(|| panic!("no warning among {open:?}"));
     assert!(line.contains("WARN"), "{line}");
 
-    let tokens = serve_and_find(
-        &["--listen", "0.0.0.0:0", "--auth-token", "s3cret"],
-        "without authentication",
-    );
-    let lines = tokens.expect_err("no authentication warning with a token");
+    let tokens = startup_lines(&["--listen", "0.0.0.0:0", "--auth-token", "s3cret"]).await;
     assert!(
-        lines.iter().any(|line| line.contains("clear text")),
-        "{lines:?}"
+        find(&tokens, "without authentication").is_none(),
+        "no authentication warning with a token: {tokens:?}"
     );
-    assert!(
-        !lines.iter().any(|line| line.contains("s3cret")),
-        "{lines:?}"
-    );
+    assert!(find(&tokens, "clear text").is_some(), "{tokens:?}");
+    assert!(find(&tokens, "s3cret").is_none(), "{tokens:?}");
 
-    let loopback = serve_and_find(&["--listen", "127.0.0.1:0"], "WARN");
-    assert!(loopback.is_err(), "no warning on loopback: {loopback:?}");
+    let loopback = startup_lines(&["--listen", "127.0.0.1:0"]).await;
+    assert!(
+        find(&loopback, "WARN").is_none(),
+        "no warning on loopback: {loopback:?}"
+    );
 }
 
 /// `pub` with `--token` (or `SWITCHYARD_TOKEN`) gets through a broker with authentication on;
@@ -117,6 +80,8 @@ async fn client_commands_send_their_token() {
     assert!(env.status.success(), "{env:?}");
     let without = run(&server, &["pub", "a.b", "x"], &[]).await;
     assert!(!without.status.success(), "{without:?}");
-    let stderr = String::from_utf8_lossy(&without.stderr);
-    assert!(stderr.contains("authorization"), "{stderr}");
+    assert!(
+        find(&without.stderr, "authorization").is_some(),
+        "{without:?}"
+    );
 }

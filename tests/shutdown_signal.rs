@@ -1,6 +1,6 @@
 //! `switchyard serve` as a real process on SIGTERM: every open stream (subscription, consumer,
 //! PublishStream) ends with UNAVAILABLE, and the process exits cleanly within the grace period even
-//! while a client still holds its connection open.
+//! while a client still holds its connection open, removing its ready file.
 
 mod common;
 
@@ -16,7 +16,12 @@ const GRACE: Duration = Duration::from_secs(2);
 
 #[tokio::test]
 async fn sigterm_ends_open_streams_with_unavailable_and_exits_within_the_grace() {
-    let mut broker = BrokerProcess::start(&["--shutdown-grace-secs", &GRACE.as_secs().to_string()]);
+    let mut broker =
+        BrokerProcess::start(&["--shutdown-grace-secs", &GRACE.as_secs().to_string()]).await;
+    assert!(
+        broker.ready_file().exists(),
+        "a serving broker has its ready file"
+    );
     let mut client = pb::broker_client::BrokerClient::new(broker.channel().await);
     let topic = unique("shutdown");
     let mut subscription = subscribe_ok(&mut client, &topic).await;
@@ -51,20 +56,18 @@ async fn sigterm_ends_open_streams_with_unavailable_and_exits_within_the_grace()
     }
 
     // `client` still holds the connection open: the process waits for it at most the grace period.
-    let exit = within_for(GRACE + SLACK, "the broker to exit", async {
-        loop {
-            match broker.child.try_wait().expect("wait for the broker") {
-                Some(status) => break status,
-                None => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        }
-    })
-    .await;
-    assert!(exit.success(), "the broker exited with {exit}");
+    let exit = broker.exit_within(GRACE + SLACK).await;
+    if !exit.success() {
+        broker.fail(&format!("the broker exited with {exit}"));
+    }
     assert!(
         signalled.elapsed() <= GRACE + SLACK,
         "exited {:?} after SIGTERM",
         signalled.elapsed()
+    );
+    assert!(
+        !broker.ready_file().exists(),
+        "the ready file outlived the broker"
     );
     drop(client);
 }

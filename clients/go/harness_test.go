@@ -1,14 +1,20 @@
-// The test harness: a real switchyard server per test, on a free loopback port, killed at the end.
+// The test harness: a real switchyard server per test, on 127.0.0.1:0, killed at the end. The
+// server names the port the kernel gave it in its ready file: no port is found free and released
+// for another process to take, and no log line is parsed.
 
 package switchyard_test
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
-	"net"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -55,78 +61,86 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
+// ready is what the server writes to its --ready-file once it serves.
+type ready struct {
+	Listen string `json:"listen"`
+	Pid    int    `json:"pid"`
+}
+
 // startServer runs the broker with extra flags and returns its address. The server is killed when
 // the test ends, and its log is shown if the test failed.
 func startServer(t *testing.T, flags ...string) string {
 	t.Helper()
 	bin := serverBinary(t)
-	// A port picked by the kernel, then handed over: another process could take it in between, so
-	// a server that exits at once is tried again on a new port.
-	for attempt := 1; ; attempt++ {
-		addr := freePort(t)
-		var log lockedBuffer
-		cmd := exec.Command(bin, append([]string{"--listen", addr}, flags...)...)
-		cmd.Stdout = &log
-		cmd.Stderr = &log
-		cmd.Env = append(os.Environ(), "RUST_LOG=info", "NO_COLOR=1")
-		killWithParent(cmd)
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start %s: %v", bin, err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		stop := func() {
-			_ = cmd.Process.Kill()
-			select {
-			case <-exited:
-			case <-time.After(5 * time.Second):
-				t.Errorf("switchyard (pid %d) did not exit after SIGKILL", cmd.Process.Pid)
-			}
-		}
-		err := waitListening(addr, exited)
-		if err == nil {
-			t.Cleanup(func() {
-				stop()
-				if t.Failed() {
-					t.Logf("switchyard log:\n%s", log.String())
-				}
-			})
-			return addr
-		}
-		stop()
-		if attempt == 3 {
-			t.Fatalf("switchyard did not start on %s: %v\n%s", addr, err, log.String())
-		}
+	readyFile := filepath.Join(t.TempDir(), "ready.json")
+	var log lockedBuffer
+	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--ready-file", readyFile}, flags...)
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout = &log
+	cmd.Stderr = &log
+	cmd.Env = append(cleanEnvironment(), "RUST_LOG=info", "NO_COLOR=1")
+	killWithParent(cmd)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
 	}
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			t.Errorf("switchyard (pid %d) did not exit after SIGKILL", cmd.Process.Pid)
+		}
+		if t.Failed() {
+			t.Logf("switchyard log:\n%s", log.String())
+		}
+	})
+	r, err := waitReady(readyFile, exited)
 	if err != nil {
-		t.Fatalf("find a free port: %v", err)
+		t.Fatalf("switchyard did not start: %v\n%s", err, log.String())
 	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return addr
+	if r.Pid != cmd.Process.Pid {
+		t.Fatalf("the ready file names pid %d, not %d", r.Pid, cmd.Process.Pid)
+	}
+	return r.Listen
 }
 
-// waitListening waits (at most 10 s) until addr accepts connections, or the server exits.
-func waitListening(addr string, exited <-chan error) error {
-	deadline := time.Now().Add(10 * time.Second)
+// cleanEnvironment is this process's environment without SWITCHYARD_* settings, so the server runs
+// as the test says wherever the suite runs.
+func cleanEnvironment() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SWITCHYARD_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// waitReady waits (at most 15 s) for the server's ready file, or for the server to exit. The server
+// writes the file beside its path and renames it, so once it exists it is whole.
+func waitReady(path string, exited <-chan error) (ready, error) {
+	deadline := time.Now().Add(15 * time.Second)
 	for {
-		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		text, err := os.ReadFile(path)
 		if err == nil {
-			_ = conn.Close()
-			return nil
+			var r ready
+			if err := json.Unmarshal(text, &r); err != nil {
+				return ready{}, fmt.Errorf("the ready file %s: %v: %q", path, err, text)
+			}
+			return r, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return ready{}, fmt.Errorf("read the ready file: %v", err)
 		}
 		select {
 		case err := <-exited:
-			return fmt.Errorf("the server exited: %v", err)
+			return ready{}, fmt.Errorf("the server exited before it was ready: %v", err)
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("nothing listening after 10 s: %v", err)
+			return ready{}, fmt.Errorf("no ready file %s after 15 s", path)
 		}
 	}
 }

@@ -104,7 +104,9 @@ func TestNackWithDelay(t *testing.T) {
 	cons := consume(t, ctx, client, "jobs", "workers", nil)
 	publish(t, ctx, client, "jobs", "a")
 	a := nextDelivery(t, cons)
-	const delay = 400 * time.Millisecond
+	// Long enough that "b" is delivered well within it on a loaded machine: the test checks the
+	// order of events around the delay, not how fast the broker is.
+	const delay = 2 * time.Second
 	nacked := time.Now()
 	if err := a.Nack(ctx, delay); err != nil {
 		t.Fatal(err)
@@ -119,7 +121,8 @@ func TestNackWithDelay(t *testing.T) {
 	if string(again.Message.Payload) != "a" || again.Attempt != 2 || again.ID == a.ID {
 		t.Fatalf("after the delay got %q attempt %d", again.Message.Payload, again.Attempt)
 	}
-	if waited < delay-20*time.Millisecond {
+	// The broker starts the delay when it gets the nack, after nacked.
+	if waited < delay {
 		t.Fatalf("redelivered after %v, want at least %v", waited, delay)
 	}
 	for _, d := range []*switchyard.Delivery{b, again} {
@@ -146,16 +149,24 @@ func TestAckDeadlineAndExtend(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	slow := consume(t, ctx, client, "slow", "workers", &switchyard.ConsumeOptions{AckDeadline: time.Second})
+	// The check happens between the original deadline (at the latest a deadline after the delivery
+	// arrived) and the extended one (at the earliest a deadline after the extension was sent): a
+	// window as wide as the wait before extending, whatever the machine's speed.
+	const deadline = 3 * time.Second
+	const beforeExtending = 1500 * time.Millisecond
+	slow := consume(t, ctx, client, "slow", "workers", &switchyard.ConsumeOptions{AckDeadline: deadline})
 	publish(t, ctx, client, "slow", "work")
 	d := nextDelivery(t, slow)
-	time.Sleep(600 * time.Millisecond)
+	received := time.Now()
+	time.Sleep(beforeExtending)
+	extendSent := time.Now()
 	if err := d.Extend(ctx); err != nil {
-		t.Fatal(err)
+		t.Fatalf("extend %v after the delivery, within its %v deadline: %v", extendSent.Sub(received), deadline, err)
 	}
-	time.Sleep(600 * time.Millisecond) // past the first deadline, within the extended one
+	originalPassed := received.Add(deadline)
+	time.Sleep(time.Until(originalPassed.Add(extendSent.Sub(received) / 2)))
 	if err := d.Ack(ctx); err != nil {
-		t.Fatalf("ack within the extended deadline: %v", err)
+		t.Fatalf("ack %v after the delivery, past the first deadline, within the extended one: %v", time.Since(received), err)
 	}
 }
 

@@ -1,5 +1,7 @@
 //! Shared pieces of the integration tests: a real Switchyard on `127.0.0.1:0`, connected clients, and
 //! the steps most scenarios repeat (publish, subscribe, consume, settle, read a stream with a timeout).
+//! Child processes (the broker, the command line, anything else) are started only through
+//! [`child`] and [`process`].
 //!
 //! Every wait in here is bounded: a helper that reads from a stream gives up after [`WAIT`] and panics
 //! with what it was waiting for, so a broken server fails a test instead of hanging the suite.
@@ -7,6 +9,7 @@
 // Each test file is its own crate and uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod child;
 pub mod faults;
 pub mod process;
 pub mod proxy;

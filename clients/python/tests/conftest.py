@@ -1,4 +1,4 @@
-"""Runs the real `switchyard` binary once per test session, on a free loopback port.
+"""Runs the real `switchyard` binary once per test session, on a loopback port it picks itself.
 
 The binary is $SWITCHYARD_BIN, else the repository's target/debug/switchyard. Tests share the server,
 so each one names its topics and groups after a fresh `ns` prefix.
@@ -7,8 +7,8 @@ so each one names its topics and groups after a fresh `ns` prefix.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
-import socket
 import subprocess
 import time
 import uuid
@@ -33,19 +33,10 @@ WAIT = 5.0
 T = TypeVar("T")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
+def _clean_environment() -> dict[str, str]:
+    """This process's environment without SWITCHYARD_* settings, so the broker runs as the test says
+    wherever the suite runs."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("SWITCHYARD_")}
 
 
 class Broker:
@@ -58,22 +49,29 @@ class Broker:
 
 @contextmanager
 def run_broker(log_dir: Path) -> Iterator[Broker]:
-    """Starts the broker on a free port, waits (bounded) until it accepts connections, and stops it
-    on exit: SIGTERM, then SIGKILL if it has not exited within 10 s.
+    """Starts the broker on 127.0.0.1:0, waits (bounded) for its ready file, which names the port the
+    kernel gave it, and stops it on exit: SIGTERM, then SIGKILL if it has not exited within 10 s.
+
+    The broker binds port 0 and keeps the port, so no other process can take it between finding and
+    binding, as with a port found free and released. If the broker exits before it is ready, the test
+    fails at once with its log.
 
     No `preexec_fn` (such as a parent-death signal): it makes subprocess fork rather than spawn, and
     grpc's fork handlers then break the child while this process has gRPC calls in flight."""
     binary = Path(os.environ.get("SWITCHYARD_BIN") or DEFAULT_BINARY).resolve()
     if not os.access(binary, os.X_OK):
         pytest.fail(f"no switchyard binary at {binary}: build it (cargo build) or set SWITCHYARD_BIN")
-    port = _free_port()
-    log_path = log_dir / f"switchyard-{port}.log"
+    ready_file = log_dir / "ready.json"
+    log_path = log_dir / "switchyard.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [
                 str(binary),
+                "serve",
                 "--listen",
-                f"127.0.0.1:{port}",
+                "127.0.0.1:0",
+                "--ready-file",
+                str(ready_file),
                 "--subscriber-buffer",
                 str(SUBSCRIBER_BUFFER),
                 "--shutdown-grace-secs",
@@ -82,14 +80,24 @@ def run_broker(log_dir: Path) -> Iterator[Broker]:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
+            env=_clean_environment(),
         )
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not _accepts(port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"switchyard did not start on port {port}:\n{log_path.read_text()[-4000:]}")
-            time.sleep(0.05)
-        yield Broker(process, f"127.0.0.1:{port}")
+        # Written beside its path and renamed by the broker: once the file exists, it is whole.
+        while not ready_file.exists():
+            if process.poll() is not None:
+                pytest.fail(
+                    f"switchyard exited with {process.returncode} before it was ready:\n{_tail(log_path)}"
+                )
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"switchyard wrote no {ready_file} within {STARTUP_TIMEOUT} s:\n{_tail(log_path)}"
+                )
+            time.sleep(0.02)
+        ready = json.loads(ready_file.read_text())
+        assert ready["pid"] == process.pid, f"the ready file names another process: {ready}"
+        yield Broker(process, ready["listen"])
     finally:
         process.terminate()
         try:
@@ -97,6 +105,10 @@ def run_broker(log_dir: Path) -> Iterator[Broker]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+def _tail(log_path: Path) -> str:
+    return log_path.read_text(errors="replace")[-4000:]
 
 
 @pytest.fixture(scope="session")

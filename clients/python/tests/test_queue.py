@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from conftest import within
+from conftest import WAIT, within
 
 from switchyard import Client, Consumer, Delivery, GroupInfo, Message
 
@@ -63,6 +63,13 @@ async def test_a_cancelled_consumer_s_deliveries_go_to_another(client: Client, n
         assert all([await d.ack() for d in again])
 
 
+# Wide enough that a loaded machine cannot blur "before" and "after" it: the tests check the order of
+# events around a delay or deadline, never how quickly the broker acts.
+NACK_DELAY = 2.0
+ACK_DEADLINE = 2.0
+EXTEND_EVERY = 0.5
+
+
 async def test_nack_with_delay_holds_back_only_that_message(client: Client, ns: str) -> None:
     """A nacked message comes back after its delay with attempt 2; the message behind it does not wait."""
     topic = f"{ns}.jobs"
@@ -73,15 +80,15 @@ async def test_nack_with_delay_holds_back_only_that_message(client: Client, ns: 
         (slow,) = await take(consumer, 1)
         assert slow.message.payload == b"slow"
         nacked_at = time.monotonic()
-        assert await slow.nack(delay=0.6)
+        assert await slow.nack(delay=NACK_DELAY)
 
         (following,) = await take(consumer, 1)
         assert following.message.payload == b"next"
-        assert time.monotonic() - nacked_at < 0.5
+        assert time.monotonic() - nacked_at < NACK_DELAY, "the next message waited for the delay"
         assert await following.ack()
 
-        (redelivered,) = await take(consumer, 1)
-        assert time.monotonic() - nacked_at >= 0.55
+        redelivered = await within(anext(consumer), NACK_DELAY + WAIT)
+        assert time.monotonic() - nacked_at >= NACK_DELAY, "redelivered before the delay"
         assert (redelivered.message.id, redelivered.attempt) == (slow.message.id, 2)
         assert await redelivered.ack()
 
@@ -89,17 +96,21 @@ async def test_nack_with_delay_holds_back_only_that_message(client: Client, ns: 
 async def test_an_unsettled_delivery_returns_after_its_ack_deadline_unless_extended(
     client: Client, ns: str
 ) -> None:
-    """A delivery left alone past the consumer's ack deadline is redelivered; extending it keeps it."""
+    """A delivery left alone past the consumer's ack deadline is redelivered, not before a deadline
+    after its last extension; extending it keeps it."""
     topic = f"{ns}.jobs"
-    async with client.consume(topic, "workers", ack_deadline=0.3) as consumer:
+    async with client.consume(topic, "workers", ack_deadline=ACK_DEADLINE) as consumer:
         await client.publish(topic, "work")
         (first,) = await take(consumer, 1)
-        for _ in range(3):  # 0.6 s in all, twice the deadline, kept alive by extending
-            await asyncio.sleep(0.2)
+        # Past the deadline in all, kept alive by extending well within it each time.
+        for _ in range(int(ACK_DEADLINE / EXTEND_EVERY) + 1):
+            await asyncio.sleep(EXTEND_EVERY)
+            last_extended = time.monotonic()
             assert await first.extend()
         assert (await group_info(client, topic, "workers")).redelivered == 0
 
-        (second,) = await take(consumer, 1)  # now left alone
+        second = await within(anext(consumer), ACK_DEADLINE + WAIT)  # now left alone
+        assert time.monotonic() - last_extended >= ACK_DEADLINE, "redelivered before the deadline"
         assert (second.message.id, second.attempt) == (first.message.id, 2)
         assert await first.ack() is False
         assert await second.ack()

@@ -1,12 +1,18 @@
-// Starts the real `switchyard` binary (from SWITCHYARD_BIN) on an ephemeral loopback port.
+// Starts the real `switchyard` binary (from SWITCHYARD_BIN) on 127.0.0.1:0, and learns the port the
+// kernel gave it from the broker's ready file: no port is found free and released for another
+// process to take, and no log line is parsed.
 
 import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { after, before } from "node:test";
 import { Client } from "@switchyard/client";
 
 /** A running broker and a client connected to it. */
 export interface TestBroker {
-  /** `127.0.0.1:PORT`, as the broker reported it. */
+  /** `127.0.0.1:PORT`, as the broker's ready file names it. */
   readonly address: string;
   readonly client: Client;
   /** Another connection, for tests that need one (a stalled stream must not hold up others). */
@@ -21,9 +27,22 @@ export interface TestBroker {
 
 const START_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 5_000;
-/** The broker's startup line, e.g. `switchyard serving listen=Some(127.0.0.1:36679)`. */
-const SERVING = /serving\b.*?(\d{1,3}(?:\.\d{1,3}){3}:\d+)/;
+/** How often the ready file is looked for. */
+const READY_POLL_MS = 20;
 const ANSI = /\x1b\[[0-9;]*m/g;
+
+/** What `--ready-file` holds once the broker serves. */
+interface Ready {
+  listen: string;
+  pid: number;
+}
+
+/** This process's environment without SWITCHYARD_* settings: the broker runs as the test says. */
+function cleanEnvironment(): NodeJS.ProcessEnv {
+  return Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !name.startsWith("SWITCHYARD_")),
+  );
+}
 
 /** Starts a broker with `args` added to `--listen 127.0.0.1:0`. */
 export async function startBroker(args: string[] = []): Promise<TestBroker> {
@@ -31,39 +50,60 @@ export async function startBroker(args: string[] = []): Promise<TestBroker> {
   if (!bin) {
     throw new Error("SWITCHYARD_BIN must name the switchyard server binary");
   }
-  const child = spawn(bin, ["--listen", "127.0.0.1:0", "--shutdown-grace-secs", "1", ...args], {
-    env: { ...process.env, NO_COLOR: "1", RUST_LOG: process.env.RUST_LOG ?? "info" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const dir = mkdtempSync(join(tmpdir(), "switchyard-test-"));
+  const readyFile = join(dir, "ready.json");
+  const child = spawn(
+    bin,
+    [
+      "serve",
+      "--listen",
+      "127.0.0.1:0",
+      "--ready-file",
+      readyFile,
+      "--shutdown-grace-secs",
+      "1",
+      ...args,
+    ],
+    {
+      env: { ...cleanEnvironment(), NO_COLOR: "1", RUST_LOG: process.env.RUST_LOG ?? "info" },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   // If this test process dies first, the broker must not outlive it.
   const killOnExit = () => child.kill("SIGKILL");
   process.once("exit", killOnExit);
 
   let log = "";
-  const address = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`${bin} did not report its address within ${START_TIMEOUT_MS} ms:\n${log}`));
-    }, START_TIMEOUT_MS);
-    const onOutput = (chunk: Buffer) => {
-      log += chunk.toString().replace(ANSI, "");
-      const match = SERVING.exec(log);
-      if (match?.[1]) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    };
-    child.stdout?.on("data", onOutput);
-    child.stderr?.on("data", onOutput);
-    child.once("error", (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.once("exit", (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`${bin} exited (${code ?? signal}) before serving:\n${log}`));
-    });
+  const onOutput = (chunk: Buffer) => {
+    log += chunk.toString().replace(ANSI, "");
+  };
+  child.stdout?.on("data", onOutput);
+  child.stderr?.on("data", onOutput);
+  let failed: Error | undefined;
+  child.once("error", (error) => {
+    failed = error;
   });
+  child.once("exit", (code, signal) => {
+    failed ??= new Error(`${bin} exited (${code ?? signal}) before it was ready:\n${log}`);
+  });
+
+  let ready: Ready;
+  try {
+    ready = await waitForReadyFile(
+      readyFile,
+      () => failed,
+      () => log,
+    );
+    if (ready.pid !== child.pid) {
+      throw new Error(`the ready file names pid ${ready.pid}, not ${child.pid}:\n${log}`);
+    }
+  } catch (error) {
+    child.kill("SIGKILL");
+    process.removeListener("exit", killOnExit);
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+  const address = ready.listen;
 
   const clients: Client[] = [];
   const connect = async () => {
@@ -82,8 +122,32 @@ export async function startBroker(args: string[] = []): Promise<TestBroker> {
       await Promise.all(clients.map((c) => c.close()));
       await stopChild(child);
       process.removeListener("exit", killOnExit);
+      rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The broker's ready file once it exists (the broker writes it beside its path and renames it, so it
+ * is whole then), polled for at most START_TIMEOUT_MS; fails at once if the broker has failed.
+ */
+async function waitForReadyFile(
+  path: string,
+  failure: () => Error | undefined,
+  log: () => string,
+): Promise<Ready> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (!existsSync(path)) {
+    const failed = failure();
+    if (failed) {
+      throw failed;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`no ready file ${path} within ${START_TIMEOUT_MS} ms:\n${log()}`);
+    }
+    await sleep(READY_POLL_MS);
+  }
+  return JSON.parse(readFileSync(path, "utf8")) as Ready;
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {
