@@ -446,8 +446,8 @@ async fn plain_switchyard_still_serves() {
     let broker = BrokerProcess::launch(process::switchyard([
         "--listen",
         "127.0.0.1:0",
-        "--shutdown-grace-secs",
-        "1",
+        "--shutdown-grace",
+        "1s",
     ]))
     .await;
     let output = run(&broker.url(), &["groups", "list"], None).await;

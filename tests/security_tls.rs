@@ -5,79 +5,17 @@
 
 mod common;
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
-use common::*;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use common::{
+    pki::{Pem, Pki, SERVER_NAME, pki},
+    *,
+};
 use switchyard::config::Config;
 use switchyard_client::Client;
-use tempfile::TempDir;
 use tokio::{io::AsyncReadExt, net::TcpStream, time::Instant};
 
-/// The name in the server's certificate; clients connect to 127.0.0.1 and verify this name.
-const SERVER_NAME: &str = "switchyard.test";
-
-/// A certificate and its key, as PEM text.
-struct Pem {
-    cert: String,
-    key: String,
-}
-
-/// One run's certificates: a CA with a server and a client certificate, and a second, untrusted CA
-/// with a client certificate of its own. The server's files live in `dir`.
-struct Pki {
-    dir: TempDir,
-    ca: String,
-    client: Pem,
-    stranger_ca: String,
-    stranger_client: Pem,
-}
-
-/// A self-signed CA.
-fn new_ca() -> CertifiedIssuer<'static, KeyPair> {
-    let mut params = CertificateParams::new(Vec::new()).expect("a CA needs no names");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let key = KeyPair::generate().expect("a CA key");
-    CertifiedIssuer::self_signed(params, key).expect("a self-signed CA")
-}
-
-/// A leaf certificate for `name`, signed by `ca`.
-fn new_leaf(ca: &CertifiedIssuer<'static, KeyPair>, name: &str) -> Pem {
-    let params = CertificateParams::new(vec![name.to_owned()]).expect("a valid name");
-    let key = KeyPair::generate().expect("a leaf key");
-    let cert = params.signed_by(&key, ca).expect("a signed leaf");
-    Pem {
-        cert: cert.pem(),
-        key: key.serialize_pem(),
-    }
-}
-
-fn pki() -> Pki {
-    let ca = new_ca();
-    let server = new_leaf(&ca, SERVER_NAME);
-    let stranger = new_ca();
-    let dir = TempDir::new().expect("a temporary directory");
-    for (name, text) in [
-        ("server.pem", &server.cert),
-        ("server.key", &server.key),
-        ("ca.pem", &ca.pem()),
-    ] {
-        std::fs::write(dir.path().join(name), text).expect("write a PEM file");
-    }
-    Pki {
-        ca: ca.pem(),
-        client: new_leaf(&ca, "client.test"),
-        stranger_ca: stranger.pem(),
-        stranger_client: new_leaf(&stranger, "client.test"),
-        dir,
-    }
-}
-
 impl Pki {
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
     /// A server speaking TLS with the server certificate, asking for client certificates signed by
     /// the CA when `mutual`.
     async fn server(&self, mutual: bool) -> TestServer {

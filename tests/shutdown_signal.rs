@@ -17,7 +17,7 @@ const GRACE: Duration = Duration::from_secs(2);
 #[tokio::test]
 async fn sigterm_ends_open_streams_with_unavailable_and_exits_within_the_grace() {
     let mut broker =
-        BrokerProcess::start(&["--shutdown-grace-secs", &GRACE.as_secs().to_string()]).await;
+        BrokerProcess::start(&["--shutdown-grace", &format!("{}s", GRACE.as_secs())]).await;
     assert!(
         broker.ready_file().exists(),
         "a serving broker has its ready file"

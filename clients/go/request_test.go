@@ -145,7 +145,7 @@ func TestRequestTimeout(t *testing.T) {
 // The context's deadline, not the broker's default request timeout, bounds the wait: with a
 // default of 200 ms, a reply after 600 ms still arrives within a 10 s deadline.
 func TestRequestDeadlineLongerThanBrokerDefault(t *testing.T) {
-	client, ctx := setup(t, "--default-request-timeout-ms", "200")
+	client, ctx := setup(t, "--default-request-timeout", "200ms")
 	slow := consume(t, ctx, client, "svc.slow", "slow", nil)
 	go func() {
 		_ = slow.Serve(func(ctx context.Context, req *switchyard.Message) (*switchyard.Message, error) {

@@ -11,6 +11,7 @@
 
 pub mod child;
 pub mod faults;
+pub mod pki;
 pub mod process;
 pub mod proxy;
 

@@ -60,8 +60,8 @@ export async function startBroker(args: string[] = []): Promise<TestBroker> {
       "127.0.0.1:0",
       "--ready-file",
       readyFile,
-      "--shutdown-grace-secs",
-      "1",
+      "--shutdown-grace",
+      "1s",
       ...args,
     ],
     {
