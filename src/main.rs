@@ -72,7 +72,16 @@ async fn run_serve(serve: Serve) -> ExitCode {
         tracing::warn!("{warning}");
     }
     if print_config {
-        print!("{}", config.to_toml());
+        match config.to_toml() {
+            Ok(text) => print!("{text}"),
+            Err(error) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "error: cannot print the configuration: {error}"
+                );
+                return ExitCode::from(BAD_CONFIGURATION);
+            }
+        }
     }
     if let Err(error) = config.validate() {
         let _ = writeln!(std::io::stderr(), "error: {error}");

@@ -21,14 +21,27 @@ pub struct Ready {
     pub pid: u32,
 }
 
-/// A written ready file; removed when dropped, so a file left behind names a broker that still runs
-/// (or one that was killed, which no code can clean up after).
+/// A written ready file; removed when dropped, which the server does as soon as shutdown begins. A
+/// file left behind names a broker that was killed (no code can clean up after SIGKILL); the next
+/// broker given the same path removes it before it starts.
 #[derive(Debug)]
 pub struct ReadyFile {
     path: PathBuf,
 }
 
 impl ReadyFile {
+    /// Removes a file left at `path` by an earlier broker; nothing there is fine.
+    pub fn remove_stale(path: &Path) -> io::Result<()> {
+        match std::fs::remove_file(path) {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "removed the ready file of an earlier broker");
+                Ok(())
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
     /// Writes `ready` to `path` whole: into a file beside it first, then renamed over `path`, so a
     /// reader polling for `path` never sees half of it.
     pub fn write(path: &Path, ready: &Ready) -> io::Result<Self> {
@@ -71,6 +84,10 @@ mod tests {
         assert_eq!(serde_json::from_str::<Ready>(&text).unwrap(), ready);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         drop(file);
+        assert!(!path.exists());
+        ReadyFile::remove_stale(&path).unwrap();
+        std::fs::write(&path, "stale").unwrap();
+        ReadyFile::remove_stale(&path).unwrap();
         assert!(!path.exists());
     }
 }

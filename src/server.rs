@@ -69,6 +69,13 @@ pub async fn serve<B: Broker>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     config.validate()?;
+    if let Some(path) = &config.ready_file {
+        // A file left by a broker that was killed would name its port until this one is ready.
+        ReadyFile::remove_stale(path).map_err(|source| ServerError::ReadyFile {
+            path: path.clone(),
+            source,
+        })?;
+    }
     let tokens = TokenStore::load(
         config.auth_file.as_deref(),
         &config.auth_tokens,
@@ -134,7 +141,7 @@ pub async fn serve<B: Broker>(
     tokio::pin!(server);
     tracing::info!(listen = ?local, "switchyard serving");
     // Written last, once nothing can fail any more: a harness that sees the file may connect.
-    let _ready = match &config.ready_file {
+    let ready = match &config.ready_file {
         Some(path) => {
             let written = local
                 .ok_or_else(|| std::io::Error::other("the listener has no local address"))
@@ -154,6 +161,8 @@ pub async fn serve<B: Broker>(
         result = &mut server => return result.map_err(ServerError::from),
         () = shutdown => {}
     }
+    // Gone before the grace period: a broker that is shutting down takes no new work.
+    drop(ready);
     tracing::info!(grace = ?config.shutdown_grace, "shutting down: ending open streams");
     for service in ["", "switchyard.v1.Broker", "switchyard.v1.Admin"] {
         health

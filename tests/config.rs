@@ -24,8 +24,9 @@ fn write_config(dir: &Path, text: &str) -> String {
     path.to_str().expect("a UTF-8 path").to_owned()
 }
 
-/// The effective configuration `switchyard serve ARGS --print-config` prints with `env` set.
-async fn printed_config(args: &[&str], env: &[(&str, &str)]) -> Config {
+/// The effective configuration `switchyard serve ARGS --print-config` prints with `env` set, and the
+/// text it printed.
+async fn printed(args: &[&str], env: &[(&str, &str)]) -> (Config, String) {
     let mut command = switchyard(["serve"]);
     command
         .args(args)
@@ -34,9 +35,14 @@ async fn printed_config(args: &[&str], env: &[(&str, &str)]) -> Config {
     let output = run(command, None).await;
     assert!(output.status.success(), "--print-config failed: {output:?}");
     let text = output.stdout.join("\n");
-    Config::from_toml(&text, Path::new("printed")).unwrap_or_else(|error| {
+    let config = Config::from_toml(&text, Path::new("printed")).unwrap_or_else(|error| {
         panic!("the printed configuration does not read back: {error}\n{text}")
-    })
+    });
+    (config, text)
+}
+
+async fn printed_config(args: &[&str], env: &[(&str, &str)]) -> Config {
+    printed(args, env).await.0
 }
 
 /// Every kind of setting from one file: the broker listens where the file says, speaks TLS with its
@@ -67,6 +73,14 @@ async fn a_broker_serves_as_its_config_file_says() {
             tokens = dir.join("tokens.json").display(),
         ),
     );
+    // What the broker will run with, as it reads the file: the durations too.
+    let config = printed_config(&["--config", &path], &[]).await;
+    assert_eq!(
+        config.keepalive_interval,
+        std::time::Duration::from_secs(20)
+    );
+    assert_eq!(config.max_request_bytes, 65600);
+
     let broker = BrokerProcess::launch(switchyard(["serve", "--config", &path])).await;
     assert!(broker.addr.ip().is_loopback());
 
@@ -156,9 +170,29 @@ async fn a_flag_beats_a_variable_beats_the_file_beats_the_default() {
     let default = Config::default();
     assert_eq!(config.max_payload_bytes, default.max_payload_bytes);
 
+    // An old variable beats the file; a list from a flag replaces the file's.
+    let path = write_config(
+        dir.path(),
+        "max_publish_wait = \"1s\"\nauth_tokens = [\"file-1\", \"file-2\"]\n",
+    );
+    let (config, text) = printed(
+        &["--config", &path, "--auth-token", "flag-1"],
+        &[("SWITCHYARD_MAX_PUBLISH_WAIT_MS", "2500")],
+    )
+    .await;
+    assert_eq!(
+        config.max_publish_wait,
+        std::time::Duration::from_millis(2500)
+    );
+    assert!(text.contains("# auth_tokens: 1,"), "{text}");
+    assert!(
+        !text.contains("file-1") && !text.contains("flag-1"),
+        "{text}"
+    );
+
     // The file is named by a variable as well as by the flag.
     let config = printed_config(&[], &[("SWITCHYARD_CONFIG", path.as_str())]).await;
-    assert_eq!(config.max_headers, 1);
+    assert_eq!(config.max_publish_wait, std::time::Duration::from_secs(1));
 }
 
 /// A file that cannot be used stops the broker before it serves, with status 2 and the key named;

@@ -240,18 +240,41 @@ async fn dropping_the_stream_unsubscribes() {
     .await;
 }
 
-/// A subscriber that stops reading loses messages beyond its buffer and is told so with gaps: what it
-/// receives plus the sum of `missed` is exactly what was published, in order, each gap where its
-/// messages went missing. A subscriber that keeps reading meanwhile gets every message.
+/// Messages published in each batch, which the fast subscriber reads before the next.
+const BATCH: usize = 16;
+const TOTAL: usize = 4096;
+const PAYLOAD: usize = 1024;
+
+/// A subscriber that stops reading loses messages beyond its buffer's message bound and is told so
+/// with gaps: what it receives plus the sum of `missed` is exactly what was published, in order,
+/// each gap where its messages went missing. A subscriber that keeps reading meanwhile gets every
+/// message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_subscriber_gets_gaps_and_others_get_everything() {
-    const BUFFER: usize = 16;
-    const TOTAL: usize = 4096;
-    const PAYLOAD: usize = 1024;
+    slow_subscriber_gets_gaps(Config {
+        subscriber_buffer: BATCH,
+        ..test_config()
+    })
+    .await;
+}
+
+/// The same with the byte bound the one that binds: room for a little more than a batch of 1 KiB
+/// messages, and the message bound at its default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_byte_bound_of_a_subscriber_buffer_makes_gaps_too() {
     let config = Config {
-        subscriber_buffer: BUFFER,
+        subscriber_buffer_bytes: (BATCH + 4) * (PAYLOAD + 256),
         ..test_config()
     };
+    assert!(
+        config.subscriber_buffer > TOTAL,
+        "only the byte bound can bind"
+    );
+    slow_subscriber_gets_gaps(config).await;
+}
+
+async fn slow_subscriber_gets_gaps(config: Config) {
+    const BUFFER: usize = BATCH;
     let server = TestServer::with_config(config).await;
     let topic = unique("fanout.slow");
     let mut broker = server.broker().await;

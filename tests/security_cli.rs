@@ -11,7 +11,7 @@ use common::{
 };
 use switchyard::config::Config;
 
-/// `serve`'s default `--shutdown-grace-secs`, which bounds a stop.
+/// `serve`'s default `--shutdown-grace`, which bounds a stop.
 const DEFAULT_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Runs `switchyard ARGS` to completion against `server`, with `env` set.

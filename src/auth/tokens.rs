@@ -1,7 +1,9 @@
 //! Bearer tokens: the token file, and finding the identity behind a presented token.
 //!
 //! Tokens are kept only as SHA-256 digests and a presented token is compared with every one of them
-//! in constant time, so neither the time a lookup takes nor a memory dump reveals a token. Nothing in
+//! in constant time, so neither the time a lookup takes nor the broker's configuration and token
+//! store reveal a token. (What the process was started with, its arguments, environment or files,
+//! is out of its hands: hence the advice to prefer a variable or a file to a flag.) Nothing in
 //! here prints a token: a token is a [`SecretString`] until it is hashed into a [`TokenDigest`], and
 //! file errors name a position, not a value.
 
@@ -24,7 +26,7 @@ use crate::topic::{Pattern, TopicLimits};
 ///
 /// A token is hashed the moment it is read (a flag, a variable, the config file or the token file):
 /// until then it is a [`SecretString`], which redacts its `Debug` and zeroes its memory when dropped,
-/// so the raw token is gone once the configuration is built. A digest has one length, so comparing
+/// so no `Config` or `TokenStore` holds a raw token. A digest has one length, so comparing
 /// two takes the same time whatever they hold. Its `Debug` shows nothing either: a digest of a weak
 /// token could be guessed back.
 #[derive(Clone, PartialEq, Eq)]

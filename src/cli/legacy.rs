@@ -206,7 +206,7 @@ mod tests {
                 Unit::Secs => "7s",
             };
             let line = format!("{} = \"{value}\"", alias.new);
-            let printed = config.to_toml();
+            let printed = config.to_toml().unwrap();
             assert!(
                 printed.lines().any(|l| l == line),
                 "{}: {printed}",

@@ -65,11 +65,9 @@ impl Config {
     ///
     /// Settings without a value (no TLS files, say) and the tokens are comments: a token is never
     /// printed, and a placeholder in its place would become a real token if the output were saved
-    /// and used as a config file.
-    pub fn to_toml(&self) -> String {
-        // Cannot fail: every field is a number, a string, a path or a list of strings, and the
-        // `the_printed_config_reads_back` test runs this.
-        let mut text = toml::to_string(self).expect("a config serializes to TOML");
+    /// and used as a config file. Fails only for a path that is not UTF-8, which TOML cannot hold.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        let mut text = toml::to_string(self)?;
         let unset = [
             ("tls_cert", self.tls_cert.is_none()),
             ("tls_key", self.tls_key.is_none()),
@@ -83,10 +81,13 @@ impl Config {
         match self.auth_tokens.len() {
             0 => text.push_str("# auth_tokens: none\n"),
             n => {
-                let _ = writeln!(text, "# auth_tokens: {n} (not shown)");
+                let _ = writeln!(
+                    text,
+                    "# auth_tokens: {n}, not shown: a copy of this output must set them again"
+                );
             }
         }
-        text
+        Ok(text)
     }
 }
 
@@ -170,10 +171,10 @@ mod tests {
             keepalive_interval: Duration::from_millis(1500),
             ..Config::default()
         };
-        let text = config.to_toml();
+        let text = config.to_toml().unwrap();
         assert!(!text.contains("s3cret"), "{text}");
         assert!(text.contains("keepalive_interval = \"1s 500ms\""), "{text}");
-        assert!(text.contains("# auth_tokens: 1 (not shown)"), "{text}");
+        assert!(text.contains("# auth_tokens: 1, not shown"), "{text}");
         assert!(text.contains("# tls_client_ca is not set"), "{text}");
         let back = parse(&text).unwrap();
         // Everything but the tokens, which are not printed, comes back the same.
@@ -189,6 +190,17 @@ mod tests {
         let text = "a = 1\nmax_headers = \"many\"\n";
         assert_eq!(key_of_value_at(text, 20), Some("max_headers"));
         assert_eq!(key_of_value_at(text, 6), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_path_toml_cannot_hold_is_an_error_not_a_panic() {
+        use std::os::unix::ffi::OsStrExt;
+        let config = Config {
+            tls_cert: Some(PathBuf::from(std::ffi::OsStr::from_bytes(b"\xff.pem"))),
+            ..Config::default()
+        };
+        assert!(config.to_toml().is_err());
     }
 
     #[test]

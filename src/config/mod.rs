@@ -296,9 +296,9 @@ pub struct Config {
 
     /// A bearer token that may do everything, admin included; turns authentication on.
     ///
-    /// Repeat the flag for more; the variable takes a comma-separated list. Flags show in `ps`:
-    /// prefer the variable, the config file or `auth_file`. Only the tokens' SHA-256 digests are
-    /// kept, and they are never printed.
+    /// Repeat the flag for more, or separate tokens with commas (so a token given here cannot hold
+    /// a comma; `auth_file` takes any). Flags show in `ps`: prefer the variable, the config file or
+    /// `auth_file`. Only the tokens' SHA-256 digests are kept, and they are never printed.
     #[arg(
         long = "auth-token",
         env = "SWITCHYARD_AUTH_TOKENS",

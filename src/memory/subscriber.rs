@@ -20,6 +20,9 @@ use crate::{
     message::Message,
 };
 
+/// Slots an empty buffer keeps; a larger ring is shrunk to this once drained.
+const SHRINK_ABOVE: usize = 1024;
+
 /// The buffer between publishers (many) and one subscription stream.
 #[derive(Debug)]
 pub struct SubscriberQueue {
@@ -63,6 +66,7 @@ impl SubscriberQueue {
     /// buffer is full. Never blocks. A message larger than the byte limit on its own still goes into
     /// an empty buffer: refusing it would make it a gap for every subscriber forever.
     pub fn offer(&self, message: &Message, footprint: usize) {
+        debug_assert_eq!(footprint, message.footprint(), "take subtracts the same");
         {
             let mut state = self.state.lock();
             let full = state.messages >= self.limits.messages
@@ -94,6 +98,12 @@ impl SubscriberQueue {
                     state.messages -= 1;
                     // The same footprint as when it was offered: a message never changes.
                     state.bytes -= message.footprint();
+                }
+                // A burst may have grown the ring to the message limit (16 bytes a slot: 1 MiB at
+                // 65,536); once it drains, give that back rather than keep it for the
+                // subscription's life.
+                if state.events.is_empty() && state.events.capacity() > SHRINK_ABOVE {
+                    state.events.shrink_to(SHRINK_ABOVE);
                 }
                 Some(event)
             }

@@ -55,6 +55,13 @@ impl BrokerUnderTest {
         if std::env::var_os("RUST_LOG").is_none() {
             command.env("RUST_LOG", "warn");
         }
+        // The broker measured runs with the defaults: a variable meant for this client command (or
+        // a config file named by SWITCHYARD_CONFIG) must not change what is compared.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("SWITCHYARD_") {
+                command.env_remove(name);
+            }
+        }
         let child = command.spawn().map_err(|error| {
             Failure::new(format!("cannot start {}: {error}", executable.display()))
         })?;
@@ -91,8 +98,16 @@ impl BrokerUnderTest {
             }
             // The broker writes the file whole (then renames it), so one that parses is complete.
             if let Ok(text) = std::fs::read_to_string(ready_file) {
-                return serde_json::from_str(&text)
-                    .map_err(|error| format!("its ready file does not parse: {error}"));
+                let ready: Ready = serde_json::from_str(&text)
+                    .map_err(|error| format!("its ready file does not parse: {error}"))?;
+                // The file is this run's own, but a pid that is not our child's means it is not.
+                return match ready.pid == self.pid.unwrap_or(ready.pid) {
+                    true => Ok(ready),
+                    false => Err(format!(
+                        "its ready file names another process, {}",
+                        ready.pid
+                    )),
+                };
             }
             if Instant::now() >= deadline {
                 return Err(format!(

@@ -50,8 +50,9 @@ Scenarios:
   exclusive  P publishers, one exclusive consumer; acked, checked for order
   reqreply   --in-flight requests at a time against R responders (Client::serve, echoing)
 
-Without --server it starts a broker (this executable, `serve --listen 127.0.0.1:PORT`) on a free \
-port and kills it at the end. Publishers stay at most --window messages ahead of every receiver, so \
+Without --server it starts a broker (this executable, `serve --listen 127.0.0.1:0`, every setting \
+at its default: no SWITCHYARD_* variable reaches it), learns its port from its ready file, and kills \
+it at the end. Publishers stay at most --window messages ahead of every receiver, so \
 a subscriber that keeps up is never dropped for being slow; with --rate they are also paced. \
 After --warmup, it measures for \
 --duration, then stops publishing and drains (at most 5 s) before counting loss.
