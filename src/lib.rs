@@ -18,6 +18,7 @@ pub mod server;
 pub mod tls;
 pub mod topic;
 pub mod transport;
+pub mod validate;
 
 /// The code generated from `proto/switchyard/v1`. Lints are relaxed for generated code only: prost
 /// keeps a `oneof` inline, so `SubscribeResponse` has one large variant by design.

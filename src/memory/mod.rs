@@ -39,8 +39,8 @@ use self::{
 };
 use crate::{
     broker::{
-        Broker, ConsumeMode, ConsumeSpec, Delivery, EventStream, GroupInfo, GroupSpec, Published,
-        Settlement, SubscriptionEvent,
+        Broker, ConsumeSpec, Delivery, EventStream, GroupInfo, GroupSpec, Published, Settlement,
+        SubscriptionEvent,
     },
     budget::MemoryBudget,
     config::Config,
@@ -173,21 +173,6 @@ impl MemoryBroker {
         }
         Ok(())
     }
-
-    fn check_ack_deadline(
-        &self,
-        field: &str,
-        deadline: Option<Duration>,
-    ) -> Result<(), BrokerError> {
-        let max = self.shared.config.max_ack_deadline;
-        match deadline {
-            Some(deadline) if deadline > max => Err(BrokerError::invalid(
-                field,
-                format!("must be at most {} ms", max.as_millis()),
-            )),
-            _ => Ok(()),
-        }
-    }
 }
 
 /// A subscription's place in the index; dropping it (with the stream) unsubscribes.
@@ -246,17 +231,9 @@ impl Broker for MemoryBroker {
     }
 
     async fn consume(&self, spec: ConsumeSpec) -> Result<EventStream<Delivery>, BrokerError> {
+        // The spec's terms were checked against the limits by `validate::consume`.
         self.check_running()?;
         let config = &self.shared.config;
-        if spec.prefetch.is_some_and(|p| p > config.max_prefetch) {
-            let reason = format!("must be at most {}", config.max_prefetch);
-            return Err(BrokerError::invalid("prefetch", reason));
-        }
-        self.check_ack_deadline("ack_deadline_ms", spec.ack_deadline)?;
-        if spec.standby && spec.mode != ConsumeMode::Exclusive {
-            let reason = "only exclusive groups have standby consumers";
-            return Err(BrokerError::invalid("standby", reason));
-        }
         let slot = self.stream_slot()?;
         let deliveries = self
             .shared
@@ -283,7 +260,7 @@ impl Broker for MemoryBroker {
     }
 
     async fn settle(&self, settlement: Settlement) -> Result<Vec<String>, BrokerError> {
-        let config = &self.shared.config;
+        // Its size and nack delay were checked by `validate::settlement`.
         let Settlement {
             ack,
             nack,
@@ -291,18 +268,6 @@ impl Broker for MemoryBroker {
             reject,
             extend,
         } = settlement;
-        let count = ack.len() + nack.len() + reject.len() + extend.len();
-        if count > config.max_ack_ids {
-            let reason = format!(
-                "{count} ids in one call; the limit is {}",
-                config.max_ack_ids
-            );
-            return Err(BrokerError::invalid("ack_ids", reason));
-        }
-        if nack_delay > config.max_nack_delay {
-            let reason = format!("must be at most {} ms", config.max_nack_delay.as_millis());
-            return Err(BrokerError::invalid("nack_delay_ms", reason));
-        }
         let mut unknown = Vec::new();
         let batches = [
             (ack, Settle::Ack),
@@ -358,20 +323,8 @@ impl Broker for MemoryBroker {
     }
 
     async fn declare_group(&self, spec: GroupSpec) -> Result<(), BrokerError> {
+        // The declaration was checked by `validate::group`.
         self.check_running()?;
-        if spec.max_deliveries == Some(0) {
-            return Err(BrokerError::invalid(
-                "max_deliveries",
-                "0 means unlimited; pass None",
-            ));
-        }
-        self.check_ack_deadline("ack_deadline_ms", spec.ack_deadline)?;
-        if let Some(topic) = &spec.dead_letter_topic
-            && spec.pattern.matches(topic)
-        {
-            let reason = format!("{topic} matches the group's own pattern {}", spec.pattern);
-            return Err(BrokerError::invalid("dead_letter_topic", reason));
-        }
         self.shared.registry.declare(&self.shared, spec)
     }
 

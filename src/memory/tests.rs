@@ -5,6 +5,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 
 use super::*;
+use crate::broker::ConsumeMode;
 
 fn broker(config: Config) -> MemoryBroker {
     MemoryBroker::new(config)
@@ -316,17 +317,6 @@ async fn dead_letters_reach_the_dead_letter_topic() {
     );
     assert_eq!(letter.headers()["x-dead-letter-reason"], "max-deliveries");
     assert_eq!(letter.headers()["x-original-topic"], "jobs");
-}
-
-#[tokio::test]
-async fn a_dead_letter_topic_may_not_loop_into_its_group() {
-    let broker = broker(Config::default());
-    let mut spec = group_spec("jobs.>", "w");
-    spec.dead_letter_topic = Some(topic("jobs.dead"));
-    let error = broker.declare_group(spec).await.unwrap_err();
-    assert!(
-        matches!(error, BrokerError::InvalidArgument { ref field, .. } if field == "dead_letter_topic")
-    );
 }
 
 #[tokio::test(start_paused = true)]

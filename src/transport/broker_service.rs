@@ -113,7 +113,8 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
         request: Request<pb::AckRequest>,
     ) -> Result<Response<pb::AckResponse>, Status> {
         let caller = auth::caller(&request)?;
-        let settlement = convert::settlement(request.into_inner());
+        let settlement =
+            convert::settlement(request.into_inner(), &self.config).map_err(convert::status)?;
         let ids = [
             ("ack_ids", &settlement.ack),
             ("nack_ids", &settlement.nack),

@@ -14,6 +14,7 @@ use crate::{
     message::{Message, NewMessage},
     pb,
     topic::{GroupName, Pattern, Topic},
+    validate,
 };
 
 /// Maps each broker error to its status code; the message is the error's own text.
@@ -197,14 +198,16 @@ pub fn consume_spec(
     request: pb::ConsumeRequest,
     config: &Config,
 ) -> Result<ConsumeSpec, BrokerError> {
-    Ok(ConsumeSpec {
+    let spec = ConsumeSpec {
         pattern: pattern(&request.topic, "topic", config)?,
         group: group_name(&request.group, "group", config)?,
         mode: mode(request.mode, "mode")?,
         prefetch: (request.prefetch > 0).then_some(request.prefetch),
         ack_deadline: millis(request.ack_deadline_ms),
         standby: request.standby,
-    })
+    };
+    validate::consume(&spec, config)?;
+    Ok(spec)
 }
 
 pub fn group_spec(
@@ -219,7 +222,7 @@ pub fn group_spec(
         "" => None,
         text => Some(topic(text, "dead_letter_topic", config)?),
     };
-    Ok(GroupSpec {
+    let spec = GroupSpec {
         pattern,
         group,
         mode,
@@ -228,17 +231,21 @@ pub fn group_spec(
         ack_deadline: millis(request.ack_deadline_ms),
         max_deliveries: (request.max_deliveries > 0).then_some(request.max_deliveries),
         dead_letter_topic,
-    })
+    };
+    validate::group(&spec, config)?;
+    Ok(spec)
 }
 
-pub fn settlement(request: pb::AckRequest) -> Settlement {
-    Settlement {
+pub fn settlement(request: pb::AckRequest, config: &Config) -> Result<Settlement, BrokerError> {
+    let settlement = Settlement {
         ack: request.ack_ids,
         nack: request.nack_ids,
         nack_delay: Duration::from_millis(u64::from(request.nack_delay_ms)),
         reject: request.reject_ids,
         extend: request.extend_ids,
-    }
+    };
+    validate::settlement(&settlement, config)?;
+    Ok(settlement)
 }
 
 /// How much before the call's gRPC deadline the broker gives up on a reply itself. The transport ends a
