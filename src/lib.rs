@@ -15,6 +15,7 @@ pub mod memory;
 pub mod message;
 pub mod ready;
 pub mod server;
+pub mod storage;
 pub mod tls;
 pub mod topic;
 pub mod transport;
