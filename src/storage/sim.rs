@@ -10,13 +10,15 @@ use std::{
     sync::Arc,
 };
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use super::fs::{FileSystem, LogFile};
 
 #[derive(Debug, Clone, Default)]
 pub struct SimFileSystem {
     disk: Arc<Mutex<Disk>>,
+    /// Wakes fsyncs held by [`SimFileSystem::hold_syncs`].
+    released: Arc<Condvar>,
 }
 
 #[derive(Debug, Default)]
@@ -29,6 +31,10 @@ struct Disk {
     durable_names: BTreeSet<PathBuf>,
     fail_appends: u32,
     fail_syncs: u32,
+    /// While set, file fsyncs wait: a test can queue work behind one.
+    hold_syncs: bool,
+    /// File fsyncs waiting now.
+    held: usize,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -65,6 +71,21 @@ impl SimFileSystem {
     /// The next `count` fsyncs fail (syncing nothing).
     pub fn fail_syncs(&self, count: u32) {
         self.disk.lock().fail_syncs = count;
+    }
+
+    /// File fsyncs wait from now until [`SimFileSystem::release_syncs`].
+    pub fn hold_syncs(&self) {
+        self.disk.lock().hold_syncs = true;
+    }
+
+    pub fn release_syncs(&self) {
+        self.disk.lock().hold_syncs = false;
+        self.released.notify_all();
+    }
+
+    /// File fsyncs waiting behind [`SimFileSystem::hold_syncs`].
+    pub fn held_syncs(&self) -> usize {
+        self.disk.lock().held
     }
 
     /// Flips one bit of byte `offset` of the file at `path` (synced bytes included).
@@ -126,6 +147,7 @@ impl FileSystem for SimFileSystem {
         disk.files.insert(path.to_owned(), SimFile::default());
         Ok(SimHandle {
             disk: Arc::clone(&self.disk),
+            released: Arc::clone(&self.released),
             path: path.to_owned(),
         })
     }
@@ -136,6 +158,7 @@ impl FileSystem for SimFileSystem {
         }
         Ok(SimHandle {
             disk: Arc::clone(&self.disk),
+            released: Arc::clone(&self.released),
             path: path.to_owned(),
         })
     }
@@ -196,6 +219,7 @@ impl FileSystem for SimFileSystem {
 #[derive(Debug)]
 pub struct SimHandle {
     disk: Arc<Mutex<Disk>>,
+    released: Arc<Condvar>,
     path: PathBuf,
 }
 
@@ -216,6 +240,11 @@ impl LogFile for SimHandle {
 
     fn sync_data(&mut self) -> io::Result<()> {
         let mut disk = self.disk.lock();
+        disk.held += 1;
+        while disk.hold_syncs {
+            self.released.wait(&mut disk);
+        }
+        disk.held -= 1;
         if disk.fail_syncs > 0 {
             disk.fail_syncs -= 1;
             return Err(io::Error::other("injected fsync failure"));

@@ -254,3 +254,104 @@ proptest! {
         }
     }
 }
+
+mod group_commit {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::storage::{CommitError, Committer, records};
+
+    /// Waits (bounded) until the committer thread sits in a held fsync.
+    async fn until_a_sync_is_held(fs: &SimFileSystem) {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while fs.held_syncs() == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .expect("the committer reaches its fsync");
+    }
+
+    /// Everything handed over while an fsync is under way goes into the next frame: one fsync
+    /// acknowledges all of it, and recovery gives every record back in the order handed over.
+    #[tokio::test]
+    async fn records_waiting_behind_an_fsync_share_the_next_one() {
+        let fs = SimFileSystem::default();
+        let committer = Committer::start(open(&fs, 1 << 20)).unwrap();
+        committer.commit(b"warm".to_vec()).await.unwrap();
+        fs.hold_syncs();
+        let first = committer.submit(b"r0".to_vec()).unwrap();
+        until_a_sync_is_held(&fs).await;
+        let rest: Vec<_> = (1..100)
+            .map(|n| committer.submit(format!("r{n}").into_bytes()).unwrap())
+            .collect();
+        fs.release_syncs();
+        let first = first.wait().await.unwrap();
+        let mut sequences = Vec::new();
+        for pending in rest {
+            sequences.push(pending.wait().await.unwrap().sequence);
+        }
+        assert!(
+            sequences.iter().all(|s| *s == first.sequence + 1),
+            "{sequences:?}"
+        );
+        assert_eq!(committer.stats().frames_and_records(), (3, 101));
+
+        let (frames, _) = recover(&fs, &dir(), RecoveryMode::Strict).unwrap();
+        let recovered: Vec<Vec<u8>> = frames
+            .iter()
+            .flat_map(|(_, payload)| records(payload).unwrap())
+            .map(<[u8]>::to_vec)
+            .collect();
+        let mut expected = vec![b"warm".to_vec()];
+        expected.extend((0..100).map(|n| format!("r{n}").into_bytes()));
+        assert_eq!(recovered, expected);
+    }
+
+    /// A failed fsync fails every record of its frame, every record queued behind it, and every
+    /// record after: none of them is acknowledged.
+    #[tokio::test]
+    async fn a_failed_fsync_acknowledges_nothing_from_then_on() {
+        let fs = SimFileSystem::default();
+        let committer = Committer::start(open(&fs, 1 << 20)).unwrap();
+        committer.commit(b"warm".to_vec()).await.unwrap();
+        fs.hold_syncs();
+        let first = committer.submit(b"r0".to_vec()).unwrap();
+        until_a_sync_is_held(&fs).await;
+        let rest: Vec<_> = (1..10)
+            .map(|n| committer.submit(vec![n]).unwrap())
+            .collect();
+        fs.fail_syncs(1);
+        fs.release_syncs();
+        assert!(matches!(first.wait().await, Err(CommitError::Failed(_))));
+        for pending in rest {
+            assert!(matches!(pending.wait().await, Err(CommitError::Failed(_))));
+        }
+        let later = committer.commit(b"later".to_vec()).await;
+        assert!(matches!(later, Err(CommitError::Failed(_))), "{later:?}");
+        assert_eq!(committer.stats().frames_and_records(), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_record_larger_than_a_frame_is_refused_at_once() {
+        let fs = SimFileSystem::default();
+        let committer = Committer::start(open(&fs, 1 << 20)).unwrap();
+        let huge = vec![0; 16 * 1024 * 1024];
+        assert!(matches!(
+            committer.commit(huge).await,
+            Err(CommitError::TooLarge { .. })
+        ));
+        committer.commit(b"fine".to_vec()).await.unwrap();
+    }
+
+    #[test]
+    fn a_payload_splits_into_its_records_and_a_malformed_one_does_not() {
+        let mut payload = Vec::new();
+        for record in [&b"a"[..], b"", b"xyz"] {
+            payload.extend_from_slice(&(record.len() as u32).to_le_bytes());
+            payload.extend_from_slice(record);
+        }
+        assert_eq!(records(&payload).unwrap(), [&b"a"[..], b"", b"xyz"]);
+        assert_eq!(records(&payload[..payload.len() - 1]), None);
+    }
+}
