@@ -12,6 +12,7 @@
 //! Not yet used by the broker: the durable backend (`--data-dir`) is built on it next.
 
 mod committer;
+mod data_dir;
 mod format;
 mod fs;
 mod log;
@@ -24,6 +25,7 @@ mod tests;
 use std::{io, path::PathBuf};
 
 pub use committer::{CommitError, CommitStats, Committed, Committer, Pending, records};
+pub use data_dir::{DataDir, DataDirError};
 pub use fs::{FileSystem, LogFile, OsFileSystem};
 pub use log::{Log, LogOptions};
 pub use recovery::{Recovered, RecoveryMode};
