@@ -65,6 +65,32 @@ pub enum BrokerError {
     /// Opening one more subscription or consumer would pass `max_subscriptions`.
     #[error("{limit} subscriptions and consumers are open, the broker's limit (max_subscriptions)")]
     TooManyStreams { limit: usize },
+    /// The data directory's disk is full: nothing of the call was stored or acknowledged, and the
+    /// durable store takes no more writes.
+    #[error("the data directory's disk is full, nothing was stored: {reason}")]
+    DiskFull { reason: String },
+    /// A write or fsync of the durable store failed, now or earlier: nothing that depended on it was
+    /// acknowledged, and the store takes no more writes (a retried fsync proves nothing).
+    #[error("the durable store failed, nothing was stored: {reason}")]
+    StorageFailed { reason: String },
+}
+
+impl From<crate::storage::CommitError> for BrokerError {
+    /// What a durable backend reports when its log refused a record.
+    fn from(error: crate::storage::CommitError) -> Self {
+        use crate::storage::CommitError;
+        match error {
+            CommitError::DiskFull(reason) => Self::DiskFull { reason },
+            CommitError::Closed => Self::ShuttingDown,
+            CommitError::TooLarge { bytes, limit } => Self::invalid(
+                "messages",
+                format!("the batch takes {bytes} bytes on disk, more than the limit of {limit}"),
+            ),
+            other => Self::StorageFailed {
+                reason: other.to_string(),
+            },
+        }
+    }
 }
 
 impl BrokerError {

@@ -355,3 +355,22 @@ mod group_commit {
         assert_eq!(records(&payload[..payload.len() - 1]), None);
     }
 }
+
+/// ENOSPC is told apart from other failures, so a full disk can be answered RESOURCE_EXHAUSTED.
+#[test]
+fn a_full_disk_is_its_own_kind_of_failure() {
+    use crate::storage::CommitError;
+    let io = |kind| StorageError::Io {
+        operation: "write",
+        path: dir(),
+        source: std::io::Error::from(kind),
+    };
+    assert!(matches!(
+        CommitError::from(io(std::io::ErrorKind::StorageFull)),
+        CommitError::DiskFull(_)
+    ));
+    assert!(matches!(
+        CommitError::from(io(std::io::ErrorKind::Other)),
+        CommitError::Failed(_)
+    ));
+}

@@ -25,16 +25,17 @@ pub fn status(error: BrokerError) -> Status {
         BrokerError::GroupFull { .. }
         | BrokerError::GroupBytesFull { .. }
         | BrokerError::MemoryFull { .. }
-        | BrokerError::TooManyStreams { .. } => Status::resource_exhausted(message),
+        | BrokerError::TooManyStreams { .. }
+        | BrokerError::DiskFull { .. } => Status::resource_exhausted(message),
         BrokerError::ExclusiveTaken { .. } | BrokerError::GroupConflict { .. } => {
             Status::failed_precondition(message)
         }
         BrokerError::GroupNotFound { .. } | BrokerError::GroupDeleted { .. } => {
             Status::not_found(message)
         }
-        BrokerError::NoResponders { .. } | BrokerError::ShuttingDown => {
-            Status::unavailable(message)
-        }
+        BrokerError::NoResponders { .. }
+        | BrokerError::ShuttingDown
+        | BrokerError::StorageFailed { .. } => Status::unavailable(message),
         BrokerError::RequestTimedOut(_) => Status::deadline_exceeded(message),
     }
 }
@@ -346,6 +347,21 @@ pub fn group_info(info: GroupInfo) -> pb::GroupInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::CommitError;
+
+    /// A full disk tells the publisher to back off; any other storage failure says the broker cannot
+    /// serve writes; neither is mistaken for a bad request.
+    #[test]
+    fn storage_failures_map_to_their_codes() {
+        let full = BrokerError::from(CommitError::DiskFull("ENOSPC".into()));
+        assert_eq!(status(full).code(), tonic::Code::ResourceExhausted);
+        let failed = BrokerError::from(CommitError::Failed("fsync: EIO".into()));
+        let failed = status(failed);
+        assert_eq!(failed.code(), tonic::Code::Unavailable);
+        assert!(failed.message().contains("EIO"), "{}", failed.message());
+        let closed = BrokerError::from(CommitError::Closed);
+        assert_eq!(status(closed).code(), tonic::Code::Unavailable);
+    }
 
     fn request_with(timeout_ms: u32, call_deadline: Option<Duration>) -> Duration {
         let request = pb::RequestRequest {
