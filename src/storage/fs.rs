@@ -21,6 +21,8 @@ pub trait FileSystem: Send + Sync + 'static {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// Cuts `path` to `len` bytes, durably (the cut is synced before this returns).
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
+    /// Makes everything in `path` durable, whoever wrote it (`fsync`).
+    fn sync_file(&self, path: &Path) -> io::Result<()>;
     /// Removes `path`; durable after [`FileSystem::sync_dir`].
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// The files directly in `dir`.
@@ -60,6 +62,10 @@ impl FileSystem for OsFileSystem {
         let file = OpenOptions::new().write(true).open(path)?;
         file.set_len(len)?;
         file.sync_all()
+    }
+
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        File::open(path)?.sync_all()
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {

@@ -31,6 +31,7 @@ struct Disk {
     durable_names: BTreeSet<PathBuf>,
     fail_appends: u32,
     fail_syncs: u32,
+    fail_dir_syncs: u32,
     /// While set, file fsyncs wait: a test can queue work behind one.
     hold_syncs: bool,
     /// File fsyncs waiting now.
@@ -71,6 +72,11 @@ impl SimFileSystem {
     /// The next `count` fsyncs fail (syncing nothing).
     pub fn fail_syncs(&self, count: u32) {
         self.disk.lock().fail_syncs = count;
+    }
+
+    /// The next `count` directory fsyncs fail.
+    pub fn fail_dir_syncs(&self, count: u32) {
+        self.disk.lock().fail_dir_syncs = count;
     }
 
     /// File fsyncs wait from now until [`SimFileSystem::release_syncs`].
@@ -128,6 +134,7 @@ impl SimFileSystem {
         disk.files = survivors;
         disk.fail_appends = 0;
         disk.fail_syncs = 0;
+        disk.fail_dir_syncs = 0;
     }
 }
 
@@ -181,6 +188,13 @@ impl FileSystem for SimFileSystem {
         Ok(())
     }
 
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        let mut disk = self.disk.lock();
+        let file = disk.files.get_mut(path).ok_or_else(|| not_found(path))?;
+        file.synced = file.data.len();
+        Ok(())
+    }
+
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut disk = self.disk.lock();
         let file = disk.files.remove(path).ok_or_else(|| not_found(path))?;
@@ -202,9 +216,9 @@ impl FileSystem for SimFileSystem {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut disk = self.disk.lock();
-        if disk.fail_syncs > 0 {
-            disk.fail_syncs -= 1;
-            return Err(io::Error::other("injected fsync failure"));
+        if disk.fail_dir_syncs > 0 {
+            disk.fail_dir_syncs -= 1;
+            return Err(io::Error::other("injected directory fsync failure"));
         }
         let in_dir = |path: &PathBuf| path.parent() == Some(dir);
         disk.removed.retain(|path, _| !in_dir(path));
