@@ -330,7 +330,7 @@ mod group_commit {
     use std::time::Duration;
 
     use super::*;
-    use crate::storage::{CommitError, Committer, records};
+    use crate::storage::{CommitError, Committer, Pending, records};
 
     /// Waits (bounded) until the committer thread sits in a held fsync.
     async fn until_a_sync_is_held(fs: &SimFileSystem) {
@@ -343,19 +343,29 @@ mod group_commit {
         .expect("the committer reaches its fsync");
     }
 
-    /// Everything handed over while an fsync is under way goes into the next frame: one fsync
-    /// acknowledges all of it, and recovery gives every record back in the order handed over.
-    #[tokio::test]
-    async fn records_waiting_behind_an_fsync_share_the_next_one() {
+    /// A committer that has committed `warm`, then `r0`, whose fsync is held, and `rest` handed
+    /// over behind it.
+    async fn queued_behind_a_held_fsync(
+        rest: impl Iterator<Item = Vec<u8>>,
+    ) -> (SimFileSystem, Committer, Pending, Vec<Pending>) {
         let fs = SimFileSystem::default();
         let committer = Committer::start(open(&fs, 1 << 20)).unwrap();
         committer.commit(b"warm".to_vec()).await.unwrap();
         fs.hold_syncs();
         let first = committer.submit(b"r0".to_vec()).unwrap();
         until_a_sync_is_held(&fs).await;
-        let rest: Vec<_> = (1..100)
-            .map(|n| committer.submit(format!("r{n}").into_bytes()).unwrap())
+        let rest = rest
+            .map(|record| committer.submit(record).unwrap())
             .collect();
+        (fs, committer, first, rest)
+    }
+
+    /// Everything handed over while an fsync is under way goes into the next frame: one fsync
+    /// acknowledges all of it, and recovery gives every record back in the order handed over.
+    #[tokio::test]
+    async fn records_waiting_behind_an_fsync_share_the_next_one() {
+        let (fs, committer, first, rest) =
+            queued_behind_a_held_fsync((1..100).map(|n| format!("r{n}").into_bytes())).await;
         fs.release_syncs();
         let first = first.wait().await.unwrap();
         let mut sequences = Vec::new();
@@ -383,15 +393,8 @@ mod group_commit {
     /// record after: none of them is acknowledged.
     #[tokio::test]
     async fn a_failed_fsync_acknowledges_nothing_from_then_on() {
-        let fs = SimFileSystem::default();
-        let committer = Committer::start(open(&fs, 1 << 20)).unwrap();
-        committer.commit(b"warm".to_vec()).await.unwrap();
-        fs.hold_syncs();
-        let first = committer.submit(b"r0".to_vec()).unwrap();
-        until_a_sync_is_held(&fs).await;
-        let rest: Vec<_> = (1..10)
-            .map(|n| committer.submit(vec![n]).unwrap())
-            .collect();
+        let (fs, committer, first, rest) =
+            queued_behind_a_held_fsync((1..10).map(|n| vec![n])).await;
         fs.fail_syncs(1);
         fs.release_syncs();
         assert!(matches!(first.wait().await, Err(CommitError::Failed(_))));
