@@ -10,12 +10,9 @@
 //!
 //! A frame's payload is its records back to back, each behind its length (u32, little-endian).
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    thread::JoinHandle,
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
 };
 
 use tokio::sync::{mpsc, oneshot};
@@ -99,7 +96,6 @@ impl CommitStats {
 pub struct Committer {
     requests: mpsc::UnboundedSender<Request>,
     stats: Arc<CommitStats>,
-    thread: Arc<JoinHandle<()>>,
 }
 
 impl Committer {
@@ -107,17 +103,14 @@ impl Committer {
     pub fn start<F: FileSystem>(log: Log<F>) -> std::io::Result<Self> {
         let (requests, receiver) = mpsc::unbounded_channel();
         let stats = Arc::new(CommitStats::default());
-        let thread = std::thread::Builder::new()
+        // Detached: it ends by itself once the last handle (and so the last sender) is gone.
+        std::thread::Builder::new()
             .name("switchyard-wal".into())
             .spawn({
                 let stats = Arc::clone(&stats);
                 move || run(log, receiver, &stats)
             })?;
-        Ok(Self {
-            requests,
-            stats,
-            thread: Arc::new(thread),
-        })
+        Ok(Self { requests, stats })
     }
 
     /// Commits `record`: resolves once it is on disk (fsynced) in a frame, or with why not.
@@ -143,11 +136,6 @@ impl Committer {
 
     pub fn stats(&self) -> &CommitStats {
         &self.stats
-    }
-
-    /// Whether the thread has ended (every handle gone, or it panicked).
-    pub fn is_finished(&self) -> bool {
-        self.thread.is_finished()
     }
 }
 

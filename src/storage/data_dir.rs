@@ -82,6 +82,12 @@ impl DataDir {
             .and_then(|()| lock.seek(SeekFrom::Start(0)))
             .and_then(|_| lock.write_all(pid.as_bytes()))
             .map_err(|error| unusable(format!("cannot write {}: {error}", lock_path.display())))?;
+        // LOCK may be left from an earlier broker, so opening it proves nothing about creating
+        // files here, which every new segment needs.
+        let probe = path.join(".write-check");
+        File::create(&probe)
+            .and_then(|_| std::fs::remove_file(&probe))
+            .map_err(|error| unusable(format!("cannot create files in it: {error}")))?;
         let log_dir = path.join("wal");
         std::fs::create_dir_all(&log_dir)
             .and_then(|()| File::open(path)?.sync_all())

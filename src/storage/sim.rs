@@ -105,6 +105,14 @@ impl SimFileSystem {
         self.disk.lock().files.get(path).map_or(0, |f| f.data.len())
     }
 
+    fn handle(&self, path: &Path) -> SimHandle {
+        SimHandle {
+            disk: Arc::clone(&self.disk),
+            released: Arc::clone(&self.released),
+            path: path.to_owned(),
+        }
+    }
+
     /// Power loss: what a reboot finds. `seed` picks how much unsynced data survives and whether
     /// its end is torn into garbage.
     pub fn crash(&self, seed: u64) {
@@ -152,22 +160,14 @@ impl FileSystem for SimFileSystem {
         }
         disk.removed.remove(path);
         disk.files.insert(path.to_owned(), SimFile::default());
-        Ok(SimHandle {
-            disk: Arc::clone(&self.disk),
-            released: Arc::clone(&self.released),
-            path: path.to_owned(),
-        })
+        Ok(self.handle(path))
     }
 
     fn open_append(&self, path: &Path) -> io::Result<SimHandle> {
         if !self.disk.lock().files.contains_key(path) {
             return Err(not_found(path));
         }
-        Ok(SimHandle {
-            disk: Arc::clone(&self.disk),
-            released: Arc::clone(&self.released),
-            path: path.to_owned(),
-        })
+        Ok(self.handle(path))
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {

@@ -48,6 +48,16 @@ fn open<F: FileSystem + Clone>(fs: &F, segment_bytes: u64) -> Log<F> {
         .0
 }
 
+/// A log of `count` committed 30-byte frames in segments of `segment_bytes`, and what was written.
+fn committed(count: u64, segment_bytes: u64) -> (SimFileSystem, Frames) {
+    let fs = SimFileSystem::default();
+    let mut log = open(&fs, segment_bytes);
+    let written = (1..=count)
+        .map(|n| (log.commit(&payload(n, 30)).unwrap(), payload(n, 30)))
+        .collect();
+    (fs, written)
+}
+
 #[test]
 fn frames_come_back_in_order_across_segments_and_reopenings() {
     let fs = SimFileSystem::default();
@@ -268,11 +278,7 @@ proptest! {
         offset in any::<prop::sample::Index>(),
         bit in 0u8..8,
     ) {
-        let fs = SimFileSystem::default();
-        let mut log = open(&fs, segment_bytes);
-        let written: Vec<_> = (1..=count)
-            .map(|n| (log.commit(&payload(n, 30)).unwrap(), payload(n, 30)))
-            .collect();
+        let (fs, written) = committed(count, segment_bytes);
         let files = segments(&fs, &dir()).unwrap();
         let (_, path) = &files[segment.index(files.len())];
         let at = offset.index(fs.file_len(path));
@@ -303,11 +309,7 @@ proptest! {
         segment in any::<prop::sample::Index>(),
         cut in any::<prop::sample::Index>(),
     ) {
-        let fs = SimFileSystem::default();
-        let mut log = open(&fs, segment_bytes);
-        let written: Vec<_> = (1..=count)
-            .map(|n| (log.commit(&payload(n, 30)).unwrap(), payload(n, 30)))
-            .collect();
+        let (fs, written) = committed(count, segment_bytes);
         let files = segments(&fs, &dir()).unwrap();
         let index = segment.index(files.len());
         let (_, path) = &files[index];

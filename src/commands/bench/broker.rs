@@ -101,7 +101,7 @@ impl BrokerUnderTest {
                 let ready: Ready = serde_json::from_str(&text)
                     .map_err(|error| format!("its ready file does not parse: {error}"))?;
                 // The file is this run's own, but a pid that is not our child's means it is not.
-                return match ready.pid == self.pid.unwrap_or(ready.pid) {
+                return match Some(ready.pid) == self.pid {
                     true => Ok(ready),
                     false => Err(format!(
                         "its ready file names another process, {}",
