@@ -164,7 +164,9 @@ fn group_state() {
         .expect("a shared group takes every consumer");
     for round in 0..2 {
         let counter = Counted::now();
-        (0..CHUNK).for_each(|_| state.enqueue(message.clone()));
+        (0..CHUNK).for_each(|_| {
+            state.enqueue(message.clone());
+        });
         let enqueued = counter.since();
         let mut deliveries = Vec::with_capacity(CHUNK as usize);
         let counter = Counted::now();

@@ -90,6 +90,12 @@ pub trait Broker: Clone + Send + Sync + 'static {
 
     /// Ends every stream with [`BrokerError::ShuttingDown`] and refuses new ones.
     fn shutdown(&self);
+
+    /// Resolves with the reason once the broker can no longer store anything (its disk failed), so
+    /// the server can report it in its health. A broker that cannot fail this way never resolves.
+    fn failure(&self) -> impl Future<Output = String> + Send {
+        std::future::pending()
+    }
 }
 
 /// The outcome of publishing one message.

@@ -9,6 +9,7 @@ use std::{
     process::ExitCode,
 };
 
+use switchyard::{durable::OpenError, server::ServerError};
 use tracing_subscriber::EnvFilter;
 
 use crate::{
@@ -94,17 +95,37 @@ async fn run_serve(serve: Serve) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error}");
-            ExitCode::FAILURE
+            // A data directory that is not a writable directory, or is another broker's, is a
+            // configuration that cannot be used.
+            match error {
+                ServeError::Server(ServerError::DataDir(OpenError::DataDir(_))) => {
+                    ExitCode::from(BAD_CONFIGURATION)
+                }
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }
 
-async fn bind_and_run(
-    config: switchyard::config::Config,
-) -> Result<(), Box<dyn std::error::Error>> {
+/// Why serving ended with an error.
+#[derive(Debug, thiserror::Error)]
+enum ServeError {
+    #[error("cannot listen on {listen}: {source}")]
+    Listen {
+        listen: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Server(#[from] ServerError),
+}
+
+async fn bind_and_run(config: switchyard::config::Config) -> Result<(), ServeError> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
+        .map_err(|source| ServeError::Listen {
+            listen: config.listen,
+            source,
+        })?;
     switchyard::server::run(listener, config, shutdown_signal()).await?;
     Ok(())
 }

@@ -25,6 +25,15 @@ impl MessageId {
         Self(uuid::Uuid::now_v7())
     }
 
+    /// The id's 16 bytes, as the journal stores them.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        self.0.as_bytes()
+    }
+
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(uuid::Uuid::from_bytes(bytes))
+    }
+
     /// Writes the id as it is shown (lowercase, hyphenated) into `buf`, without allocating.
     pub fn write_text(self, buf: &mut [u8; uuid::fmt::Hyphenated::LENGTH]) -> &str {
         self.0.hyphenated().encode_lower(buf)

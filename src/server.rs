@@ -15,8 +15,9 @@ use tonic_health::ServingStatus;
 use crate::{
     auth::{AuthError, TokenStore},
     broker::Broker,
+    budget::MemoryBudget,
     config::{Config, ConfigError},
-    connections,
+    connections, durable,
     memory::MemoryBroker,
     pb::{self, admin_server::AdminServer, broker_server::BrokerServer},
     ready::{Ready, ReadyFile},
@@ -42,6 +43,8 @@ pub enum ServerError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    DataDir(#[from] crate::durable::OpenError),
     #[error("cannot write the ready file {}: {source}", path.display())]
     ReadyFile {
         path: std::path::PathBuf,
@@ -50,14 +53,22 @@ pub enum ServerError {
     },
 }
 
-/// Serves an in-memory broker on `listener` until `shutdown` resolves.
+/// Serves the broker the configuration asks for on `listener` until `shutdown` resolves: in memory,
+/// or durable in `data_dir`.
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     config.validate()?;
-    let broker = MemoryBroker::new(config.clone());
+    let broker = match &config.data_dir {
+        None => MemoryBroker::new(config.clone()),
+        Some(dir) => {
+            let budget = Arc::new(MemoryBudget::new(config.max_memory_bytes));
+            let opened = durable::open(dir, config.repair, config.segment_bytes, &budget).await?;
+            MemoryBroker::with_journal(config.clone(), budget, opened.journal, opened.recovered)
+        }
+    };
     serve(listener, broker, config, shutdown).await
 }
 
@@ -92,6 +103,20 @@ pub async fn serve<B: Broker>(
             .set_service_status(service, ServingStatus::Serving)
             .await;
     }
+    // A broker that can no longer store anything says so in its health, and keeps serving what it
+    // still can (consuming and acking what it holds fails too, so clients learn it at once).
+    tokio::spawn({
+        let (broker, health) = (broker.clone(), health.clone());
+        async move {
+            let reason = broker.failure().await;
+            tracing::error!("the broker takes no more writes: {reason}");
+            for service in ["", "switchyard.v1.Broker", "switchyard.v1.Admin"] {
+                health
+                    .set_service_status(service, ServingStatus::NotServing)
+                    .await;
+            }
+        }
+    });
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)

@@ -40,7 +40,9 @@ pub fn benches(c: &mut Criterion) {
         b.iter_custom(|iters| {
             chunked(iters, |n| {
                 let (mut state, consumer) = group_with_consumer(now);
-                (0..n).for_each(|_| state.enqueue(message.clone()));
+                (0..n).for_each(|_| {
+                    state.enqueue(message.clone());
+                });
                 let start = Clock::now();
                 for _ in 0..n {
                     black_box(state.take(consumer, now));
@@ -54,7 +56,9 @@ pub fn benches(c: &mut Criterion) {
         b.iter_custom(|iters| {
             chunked(iters, |n| {
                 let (mut state, consumer) = group_with_consumer(now);
-                (0..n).for_each(|_| state.enqueue(message.clone()));
+                (0..n).for_each(|_| {
+                    state.enqueue(message.clone());
+                });
                 let deliveries: Vec<_> = (0..n)
                     .filter_map(|_| state.take(consumer, now))
                     .map(|handout| handout.delivery)

@@ -329,6 +329,32 @@ pub struct Config {
     #[arg(long, env = "SWITCHYARD_READY_FILE", value_name = "FILE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ready_file: Option<PathBuf>,
+
+    /// Keep queue groups and their messages in this directory, durable across crashes.
+    ///
+    /// Unset, the broker keeps everything in memory. Set, Publish returns only once every group copy
+    /// is fsynced, and settlements and group changes are durable before they are acknowledged (see
+    /// the README's DURABILITY section). The directory must exist and be writable; one broker at a
+    /// time may use it (an advisory lock).
+    #[arg(long, env = "SWITCHYARD_DATA_DIR", value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+
+    /// At start, cut the log at damage in its middle instead of refusing to start.
+    ///
+    /// Drops the damaged record and everything after it, which may have been acknowledged: for an
+    /// operator who has a damaged disk and no better copy. A torn tail (a record a crash cut short)
+    /// is always cut, with or without this.
+    #[arg(long, env = "SWITCHYARD_REPAIR")]
+    pub repair: bool,
+
+    /// Size of one segment file of the durable log, in bytes.
+    ///
+    /// Space is reclaimed a segment at a time: when the log takes more than twice what the groups
+    /// hold plus one segment (or has more than 64 files), what is live is restated at its end and
+    /// the older segments are deleted.
+    #[arg(long, env = "SWITCHYARD_SEGMENT_BYTES", value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub segment_bytes: u64,
 }
 
 /// A human duration: `500ms`, `30s`, `2m`, `1h 30m`. A bare number is refused: its unit would be a

@@ -14,7 +14,7 @@ impl Config {
     /// Rejects settings that would make the broker misbehave rather than merely be strict.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let fail = |setting, reason: String| Err(ConfigError { setting, reason });
-        let positive: [(&'static str, u64); 17] = [
+        let positive: [(&'static str, u64); 18] = [
             ("max_payload_bytes", self.max_payload_bytes as u64),
             ("max_batch_messages", self.max_batch_messages as u64),
             ("max_topic_bytes", self.max_topic_bytes as u64),
@@ -36,6 +36,7 @@ impl Config {
             ),
             ("max_subscriptions", self.max_subscriptions as u64),
             ("max_memory_bytes", self.max_memory_bytes as u64),
+            ("segment_bytes", self.segment_bytes),
             // A millisecond at least: the wire speaks milliseconds.
             ("max_publish_wait", self.max_publish_wait.as_millis() as u64),
             (

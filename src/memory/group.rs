@@ -1,13 +1,18 @@
 //! A live queue group: its state machine behind a lock, the consumers' streams, and the timer that
 //! returns expired deliveries. Dead letters and idleness are reported to the broker's housekeeping task
 //! over a channel, so a group never needs a handle to the broker that owns it.
+//!
+//! With a journal, every change is recorded under the group's lock, so the journal's order is the
+//! group's; a delivery is handed to its consumer only once its record is durable, and a settlement
+//! is acknowledged only once its record is.
 
 use std::{
+    collections::VecDeque,
     sync::{
         Arc, Weak,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use parking_lot::{Mutex, MutexGuard};
@@ -24,22 +29,61 @@ use super::group_state::{
 use crate::{
     broker::{Delivery, EventStream, GroupInfo},
     error::BrokerError,
+    journal::{self, Event, Journal, Receipt},
     message::{Message, MessageId, NewMessage},
     topic::{GroupName, Pattern},
 };
 
 /// Broker-wide number of a group instance. Delivery ids carry it, so an Ack finds its group without a
 /// search, and ids of a deleted group never settle anything in a new one of the same name.
-pub type GroupId = u64;
+pub use crate::journal::GroupId;
 
 /// What groups tell the broker's housekeeping task.
 #[derive(Debug)]
 pub enum Housekeeping {
-    /// Route this message, past any `max_length`: it was accepted once and must not be lost now. It
-    /// keeps the id of the message it was made from.
-    DeadLetter(NewMessage, MessageId),
+    /// Forward this dead letter (it expired or its consumer left).
+    DeadLetter(Forward),
     /// The group has been idle for its idle timeout; remove it if it still is.
     Idle(GroupId),
+}
+
+/// A dead letter to route to its group's dead-letter topic, past any `max_length`: it was accepted
+/// once and must not be lost now. It keeps the id of the message it was made from, and its source
+/// group holds it as leaving until the routing records the move.
+#[derive(Debug)]
+pub struct Forward {
+    pub source: GroupId,
+    pub position: u64,
+    pub letter: NewMessage,
+    pub id: MessageId,
+}
+
+/// What settling some deliveries of a group did.
+#[derive(Debug)]
+pub struct SettleOutcome {
+    /// Indices of the deliveries that were not outstanding.
+    pub unknown: Vec<usize>,
+    /// The last record's receipt: the journal writes in order, so it stands for all.
+    pub receipt: Receipt,
+    pub forwards: Vec<Forward>,
+}
+
+impl SettleOutcome {
+    fn later(&mut self, receipt: Receipt) {
+        if !receipt.is_done() {
+            self.receipt = receipt;
+        }
+    }
+}
+
+/// What every group of a broker shares.
+#[derive(Debug, Clone)]
+pub struct GroupContext {
+    pub idle_timeout: Duration,
+    pub housekeeping: mpsc::UnboundedSender<Housekeeping>,
+    pub journal: Option<Arc<dyn Journal>>,
+    /// Where this run numbers deliveries from (its epoch in the high bits).
+    pub first_delivery: u64,
 }
 
 #[derive(Debug)]
@@ -57,6 +101,7 @@ pub struct QueueGroup {
     closed: CancellationToken,
     housekeeping: mpsc::UnboundedSender<Housekeeping>,
     idle_timeout: Duration,
+    journal: Option<Arc<dyn Journal>>,
 }
 
 /// The state under the group's lock.
@@ -66,6 +111,8 @@ pub struct Locked {
     /// When the timer will next look: an earlier deadline must wake it.
     armed: Option<Instant>,
     closed: bool,
+    /// Stored messages wait for their record before consumers see them.
+    journaled: bool,
 }
 
 impl Locked {
@@ -85,12 +132,29 @@ impl Locked {
         self.state.settings().max_length
     }
 
-    /// Stores a message; `false` if the group was deleted meanwhile and the message was not stored.
-    pub fn enqueue(&mut self, message: Message) -> bool {
-        if !self.closed {
-            self.state.enqueue(message);
+    /// Stores a message and returns its position; `None` if the group was deleted meanwhile and the
+    /// message was not stored. With a journal, consumers see it only after [`Locked::reveal_through`].
+    pub fn store(&mut self, message: Message) -> Option<u64> {
+        if self.closed {
+            return None;
         }
-        !self.closed
+        Some(if self.journaled {
+            self.state.reserve(message)
+        } else {
+            self.state.enqueue(message)
+        })
+    }
+
+    pub fn reveal_through(&mut self, position: u64) {
+        self.state.reveal_through(position);
+    }
+
+    pub fn withdraw(&mut self, position: u64) {
+        self.state.withdraw(position, Instant::now());
+    }
+
+    pub fn forget(&mut self, position: u64) {
+        self.state.forget(position, Instant::now());
     }
 
     pub fn consumers_to_wake(&mut self) -> Vec<Arc<Notify>> {
@@ -103,31 +167,62 @@ pub fn wake(consumers: Vec<Arc<Notify>>) {
     consumers.iter().for_each(|notify| notify.notify_one());
 }
 
+/// What a group is made of, new or restored.
+#[derive(Debug)]
+pub struct GroupParts {
+    pub id: GroupId,
+    pub pattern: Pattern,
+    pub name: GroupName,
+    pub state: GroupState,
+    pub declared: bool,
+}
+
 impl QueueGroup {
-    /// Creates a group and starts its timer. Needs a Tokio runtime.
-    pub fn start(
+    /// A new, empty group's parts.
+    pub fn fresh(
         id: GroupId,
         pattern: Pattern,
         name: GroupName,
         settings: GroupSettings,
         declared: bool,
-        idle_timeout: Duration,
-        housekeeping: mpsc::UnboundedSender<Housekeeping>,
-    ) -> Arc<Self> {
+        context: &GroupContext,
+    ) -> GroupParts {
+        let state = GroupState::new(settings, Instant::now())
+            .numbering_deliveries_from(context.first_delivery);
+        GroupParts {
+            id,
+            pattern,
+            name,
+            state,
+            declared,
+        }
+    }
+
+    /// Creates a group and starts its timer. Needs a Tokio runtime.
+    pub fn start(parts: GroupParts, context: &GroupContext) -> Arc<Self> {
+        let GroupParts {
+            id,
+            pattern,
+            name,
+            state,
+            declared,
+        } = parts;
         let group = Arc::new(Self {
             id,
             pattern,
             name,
             declared: AtomicBool::new(declared),
             locked: Mutex::new(Locked {
-                state: GroupState::new(settings, Instant::now()),
+                state,
                 armed: None,
                 closed: false,
+                journaled: context.journal.is_some(),
             }),
             timer: Arc::new(Notify::new()),
             closed: CancellationToken::new(),
-            housekeeping,
-            idle_timeout,
+            housekeeping: context.housekeeping.clone(),
+            idle_timeout: context.idle_timeout,
+            journal: context.journal.clone(),
         });
         tokio::spawn(run_timer(
             Arc::downgrade(&group),
@@ -138,10 +233,54 @@ impl QueueGroup {
     }
 
     /// Makes the group permanent: it no longer expires when idle.
-    pub fn mark_declared(&self) {
-        self.declared.store(true, Ordering::Relaxed);
+    pub fn mark_declared(&self) -> Receipt {
+        let receipt = {
+            let _locked = self.locked.lock();
+            if self.declared.swap(true, Ordering::Relaxed) {
+                Receipt::done()
+            } else {
+                self.record(|| Event::GroupDeclared { id: self.id })
+            }
+        };
         // The timer may be sleeping towards an idle expiry that no longer applies; let it re-plan.
         self.timer.notify_one();
+        receipt
+    }
+
+    /// Restates the group and everything it holds, so that older records can go (see
+    /// `MemoryBroker::reclaim`). Under the lock, so the restatement sits between the changes before
+    /// and after it. Returns the receipt of the last record; nothing for a deleted group.
+    pub fn restate(&self) -> Receipt {
+        /// Messages per record: a bound on one record's size, far under a frame's.
+        const CHUNK: usize = 512;
+        let locked = self.locked.lock();
+        if locked.closed {
+            return Receipt::done();
+        }
+        let state = &locked.state;
+        let mut receipt = self.record(|| Event::GroupRestated {
+            id: self.id,
+            pattern: self.pattern.clone(),
+            name: self.name.clone(),
+            settings: state.settings().clone(),
+            declared: self.declared.load(Ordering::Relaxed),
+            next_position: state.next_position(),
+        });
+        let mut held = state.held(Instant::now(), SystemTime::now());
+        while !held.is_empty() {
+            let rest = held.split_off(held.len().min(CHUNK));
+            let chunk = std::mem::replace(&mut held, rest);
+            receipt = self.record(|| Event::Restated {
+                group: self.id,
+                held: chunk,
+            });
+        }
+        receipt
+    }
+
+    /// Records `event` if the broker keeps a journal. Called under the group's lock.
+    pub fn record(&self, event: impl FnOnce() -> Event) -> Receipt {
+        journal::record(self.journal.as_ref(), event)
     }
 
     /// The idle timeout that applies: none for declared groups.
@@ -184,11 +323,12 @@ impl QueueGroup {
             consumer,
             notify,
             shutdown,
+            taken: VecDeque::new(),
         };
         Ok(Box::pin(futures_util::stream::unfold(
             Some(attachment),
             |attachment| async move {
-                let attachment = attachment?;
+                let mut attachment = attachment?;
                 match attachment.next().await {
                     Ok(delivery) => Some((Ok(delivery), Some(attachment))),
                     Err(error) => Some((Err(error), None)),
@@ -197,22 +337,57 @@ impl QueueGroup {
         )))
     }
 
-    /// Settles one delivery; `false` if it was not outstanding.
-    pub fn settle(&self, delivery: u64, action: Settle) -> bool {
-        let (outcome, wakes) = {
+    /// Settles deliveries of this group alike, under one lock and (for acks) one record. Returns
+    /// which of them were not outstanding (by index), what to await before saying the rest are
+    /// settled, and the dead letters they made, for the caller to forward.
+    pub fn settle(&self, deliveries: &[u64], action: Settle) -> SettleOutcome {
+        let mut outcome = SettleOutcome {
+            unknown: Vec::new(),
+            receipt: Receipt::done(),
+            forwards: Vec::new(),
+        };
+        let wakes = {
             let mut locked = self.locked.lock();
-            let outcome = locked.state.settle(delivery, action, Instant::now());
+            let now = Instant::now();
+            let mut acked = Vec::new();
+            for (index, &delivery) in deliveries.iter().enumerate() {
+                let settled = match locked.state.settle(delivery, action, now) {
+                    Ok(settled) => settled,
+                    Err(NotOutstanding) => {
+                        outcome.unknown.push(index);
+                        continue;
+                    }
+                };
+                let position = settled.position;
+                match (action, settled.dead) {
+                    (_, Some(dead)) => {
+                        let (receipt, forwards) = self.dispose(&mut locked, vec![dead]);
+                        outcome.later(receipt);
+                        outcome.forwards.extend(forwards);
+                    }
+                    (Settle::Ack, None) => acked.push(position),
+                    (Settle::Nack { delay }, None) => {
+                        let until = (!delay.is_zero()).then(|| SystemTime::now() + delay);
+                        outcome.later(self.record(|| Event::Nacked {
+                            group: self.id,
+                            position,
+                            until,
+                        }));
+                    }
+                    (Settle::Reject | Settle::Extend, None) => {}
+                }
+            }
+            if !acked.is_empty() {
+                outcome.later(self.record(|| Event::Acked {
+                    group: self.id,
+                    positions: acked,
+                }));
+            }
             self.rearm(&mut locked);
-            (outcome, locked.state.consumers_to_wake())
+            locked.state.consumers_to_wake()
         };
         wake(wakes);
-        match outcome {
-            Ok(dead) => {
-                self.forward_dead_letters(dead.into_iter().collect());
-                true
-            }
-            Err(NotOutstanding) => false,
-        }
+        outcome
     }
 
     /// The delivery id a consumer sees: the group's number and the delivery's, in hex.
@@ -283,15 +458,30 @@ impl QueueGroup {
         true
     }
 
-    fn take(&self, consumer: ConsumerId) -> Option<Delivery> {
-        let handout = {
+    /// Hands `consumer` what it may take now: one delivery, or with a journal as many as its prefetch
+    /// allows under one record (so a consumer pays one fsync per batch, not per message), with the
+    /// receipt to await before handing them over.
+    fn take(&self, consumer: ConsumerId) -> Option<(Vec<Delivery>, Receipt)> {
+        let (handouts, receipt) = {
             let mut locked = self.locked.lock();
-            match locked.state.take(consumer, Instant::now()) {
-                Some(handout) => {
-                    self.rearm(&mut locked);
-                    handout
+            let now = Instant::now();
+            let mut handouts = Vec::new();
+            while let Some(handout) = locked.state.take(consumer, now) {
+                handouts.push(handout);
+                if !locked.journaled {
+                    break;
                 }
-                None => {
+            }
+            match handouts.is_empty() {
+                false => {
+                    self.rearm(&mut locked);
+                    let receipt = self.record(|| Event::Delivered {
+                        group: self.id,
+                        positions: handouts.iter().map(|handout| handout.position).collect(),
+                    });
+                    (handouts, receipt)
+                }
+                true => {
                     // This consumer was woken but cannot take (it filled its prefetch meanwhile, or
                     // stands by): pass the wake-up on to consumers that can, so a waiting message
                     // never sits while one of them idles.
@@ -302,37 +492,52 @@ impl QueueGroup {
                 }
             }
         };
-        Some(Delivery {
-            message: handout.message,
-            delivery_id: self.delivery_id(handout.delivery),
-            attempt: handout.attempt,
-        })
+        let deliveries = handouts
+            .into_iter()
+            .map(|handout| Delivery {
+                message: handout.message,
+                delivery_id: self.delivery_id(handout.delivery),
+                attempt: handout.attempt,
+            })
+            .collect();
+        Some((deliveries, receipt))
     }
 
     fn detach(&self, consumer: ConsumerId) {
-        let (dead, wakes) = {
+        let (forwards, wakes) = {
             let mut locked = self.locked.lock();
             let dead = locked.state.detach(consumer, Instant::now());
+            let (_, forwards) = self.dispose(&mut locked, dead);
             self.rearm(&mut locked);
-            (dead, locked.state.consumers_to_wake())
+            (forwards, locked.state.consumers_to_wake())
         };
         wake(wakes);
-        self.forward_dead_letters(dead);
+        self.send_forwards(forwards);
+    }
+
+    /// Restores what a replayed group's dead letters need: their forwarding, or their discarding.
+    pub fn dispose_restored(&self, dead: Vec<DeadLetter>) {
+        let forwards = {
+            let mut locked = self.locked.lock();
+            self.dispose(&mut locked, dead).1
+        };
+        self.send_forwards(forwards);
     }
 
     /// Runs when the timer fires: returns expired deliveries and reports idleness. Returns when the
     /// timer should look again.
     fn on_timer(&self, now: Instant) -> Option<Instant> {
-        let (dead, wakes, next, expired) = {
+        let (forwards, wakes, next, expired) = {
             let mut locked = self.locked.lock();
             let dead = locked.state.expire(now);
+            let (_, forwards) = self.dispose(&mut locked, dead);
             let next = self.next_wakeup(&locked.state);
             locked.armed = next;
             let expired = self.is_expired(&locked, now);
-            (dead, locked.state.consumers_to_wake(), next, expired)
+            (forwards, locked.state.consumers_to_wake(), next, expired)
         };
         wake(wakes);
-        self.forward_dead_letters(dead);
+        self.send_forwards(forwards);
         if expired {
             // The broker may be gone already; then there is nobody to tell.
             let _ = self.housekeeping.send(Housekeeping::Idle(self.id));
@@ -361,36 +566,57 @@ impl QueueGroup {
         }
     }
 
-    /// Sends dead letters to the dead-letter topic, or drops them (counted) when the group has none.
-    fn forward_dead_letters(&self, dead: Vec<DeadLetter>) {
+    /// Under the lock: discards dead letters (recorded) when the group has no dead-letter topic, or
+    /// makes the forwards that will move them to it. Returns the receipt of the last discard.
+    fn dispose(&self, locked: &mut Locked, dead: Vec<DeadLetter>) -> (Receipt, Vec<Forward>) {
+        let mut receipt = Receipt::done();
         if dead.is_empty() {
-            return;
+            return (receipt, Vec::new());
         }
-        let Some(topic) = self.settings().dead_letter_topic else {
-            for letter in &dead {
+        let Some(topic) = locked.state.settings().dead_letter_topic.clone() else {
+            for letter in dead {
                 tracing::debug!(group = %self.name, id = %letter.message.id(), reason = letter.reason.as_str(), "discarded: no dead-letter topic");
+                locked.forget(letter.position);
+                receipt = self.record(|| Event::DeadLettered {
+                    group: self.id,
+                    position: letter.position,
+                    forwarded: None,
+                });
             }
-            return;
+            return (receipt, Vec::new());
         };
-        for letter in dead {
-            let original = &letter.message;
-            let mut headers = original.headers().clone();
-            headers.insert("x-dead-letter-reason".into(), letter.reason.as_str().into());
-            headers.insert("x-original-topic".into(), original.topic().to_string());
-            headers.insert("x-dead-letter-group".into(), self.name.to_string());
-            headers.insert("x-delivery-attempts".into(), letter.attempts.to_string());
-            let forwarded = NewMessage {
-                topic: topic.clone(),
-                payload: original.payload_bytes(),
-                headers,
-                key: original.key().to_owned(),
-                reply_to: original.reply_to().cloned(),
-                correlation_id: original.correlation_id().to_owned(),
-            };
+        let forwards = dead
+            .into_iter()
+            .map(|letter| {
+                let original = &letter.message;
+                let mut headers = original.headers().clone();
+                headers.insert("x-dead-letter-reason".into(), letter.reason.as_str().into());
+                headers.insert("x-original-topic".into(), original.topic().to_string());
+                headers.insert("x-dead-letter-group".into(), self.name.to_string());
+                headers.insert("x-delivery-attempts".into(), letter.attempts.to_string());
+                Forward {
+                    source: self.id,
+                    position: letter.position,
+                    letter: NewMessage {
+                        topic: topic.clone(),
+                        payload: original.payload_bytes(),
+                        headers,
+                        key: original.key().to_owned(),
+                        reply_to: original.reply_to().cloned(),
+                        correlation_id: original.correlation_id().to_owned(),
+                    },
+                    id: original.id(),
+                }
+            })
+            .collect();
+        (receipt, forwards)
+    }
+
+    /// Hands forwards to the broker's housekeeping task.
+    fn send_forwards(&self, forwards: Vec<Forward>) {
+        for forward in forwards {
             // The broker may be gone already; then its groups and their messages are gone too.
-            let _ = self
-                .housekeeping
-                .send(Housekeeping::DeadLetter(forwarded, original.id()));
+            let _ = self.housekeeping.send(Housekeeping::DeadLetter(forward));
         }
     }
 }
@@ -407,13 +633,21 @@ struct Attachment {
     consumer: ConsumerId,
     notify: Arc<Notify>,
     shutdown: CancellationToken,
+    /// Taken under one record and durable, not yet handed over.
+    taken: VecDeque<Delivery>,
 }
 
 impl Attachment {
-    async fn next(&self) -> Result<Delivery, BrokerError> {
+    async fn next(&mut self) -> Result<Delivery, BrokerError> {
         loop {
-            if let Some(delivery) = self.group.take(self.consumer) {
+            if let Some(delivery) = self.taken.pop_front() {
                 return Ok(delivery);
+            }
+            if let Some((deliveries, receipt)) = self.group.take(self.consumer) {
+                // Dropped while waiting (the consumer left), the deliveries return with detach.
+                receipt.durable().await?;
+                self.taken.extend(deliveries);
+                continue;
             }
             tokio::select! {
                 biased;

@@ -12,9 +12,11 @@ use std::{
     time::Duration,
 };
 
+use std::time::SystemTime;
+
 use tokio::{sync::Notify, time::Instant};
 
-use crate::{broker::ConsumeMode, message::Message, topic::Topic};
+use crate::{broker::ConsumeMode, journal::replay::Held, message::Message, topic::Topic};
 
 /// What a group was created with. Fixed for its lifetime.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,9 +79,11 @@ impl DeadLetterReason {
     }
 }
 
-/// A message to forward to the dead-letter topic (or discard, if the group has none).
+/// A message to forward to the dead-letter topic (or discard, if the group has none). The group
+/// still holds it as leaving until [`GroupState::forget`], so that the move is one step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {
+    pub position: u64,
     pub message: Message,
     pub reason: DeadLetterReason,
     pub attempts: u32,
@@ -89,6 +93,8 @@ pub struct DeadLetter {
 #[derive(Debug, Clone)]
 pub struct Handout {
     pub delivery: DeliverySeq,
+    /// The message's place in publish order within the group.
+    pub position: u64,
     pub message: Message,
     pub attempt: u32,
 }
@@ -127,10 +133,24 @@ struct ConsumerSlot {
     notify: Arc<Notify>,
 }
 
+/// What a settlement did, for the journal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settled {
+    /// The settled message's position.
+    pub position: u64,
+    /// Set when the message left the group (rejected, or nacked past `max_deliveries`).
+    pub dead: Option<DeadLetter>,
+}
+
 #[derive(Debug)]
 pub struct GroupState {
     settings: GroupSettings,
     next_seq: u64,
+    /// Positions below this may be handed out. A message stored but not yet durable sits above it,
+    /// counted against the limits but invisible to consumers.
+    visible: u64,
+    /// Dead letters on their way out: held (and counted) until the move is recorded.
+    leaving: HashMap<u64, Pending>,
     next_delivery: DeliverySeq,
     next_consumer: ConsumerId,
     ready: VecDeque<Pending>,
@@ -156,6 +176,8 @@ impl GroupState {
         Self {
             settings,
             next_seq: 0,
+            visible: 0,
+            leaving: HashMap::new(),
             next_delivery: 0,
             next_consumer: 0,
             ready: VecDeque::new(),
@@ -171,6 +193,79 @@ impl GroupState {
         }
     }
 
+    /// Numbers this state's deliveries from `first` on: a broker run's epoch goes in the high bits,
+    /// so a delivery id from an earlier run never names a delivery of this one.
+    pub fn numbering_deliveries_from(mut self, first: DeliverySeq) -> Self {
+        self.next_delivery = first;
+        self
+    }
+
+    /// The state a journal's replay describes, at `now` (and `wall_now` for nack delays). What was
+    /// in flight comes back as a redelivery with its attempts counted; what has used up its
+    /// deliveries leaves as a dead letter.
+    pub fn restore(
+        settings: GroupSettings,
+        now: Instant,
+        wall_now: SystemTime,
+        next_position: u64,
+        held: impl IntoIterator<Item = (u64, Held)>,
+    ) -> (Self, Vec<DeadLetter>) {
+        let mut state = Self::new(settings, now);
+        state.next_seq = next_position;
+        state.visible = next_position;
+        let mut dead = Vec::new();
+        for (position, held) in held {
+            state.bytes += held.message.footprint() as u64;
+            let pending = Pending {
+                seq: position,
+                message: held.message,
+                attempts: held.attempts,
+            };
+            if pending.attempts == 0 && held.until.is_none() {
+                state.ready.push_back(pending);
+                continue;
+            }
+            let delay = held
+                .until
+                .and_then(|until| until.duration_since(wall_now).ok())
+                .unwrap_or_default();
+            dead.extend(state.requeue(pending, now, delay));
+        }
+        state.refresh_idle(now);
+        (state, dead)
+    }
+
+    /// Everything held, as a journal's replay would rebuild it: by position, with attempts, and the
+    /// wall-clock time a delayed message is due (from `now` and `wall_now`).
+    pub fn held(&self, now: Instant, wall_now: SystemTime) -> Vec<(u64, Held)> {
+        let held = |pending: &Pending, until: Option<SystemTime>| {
+            let restated = Held {
+                message: pending.message.clone(),
+                attempts: pending.attempts,
+                until,
+            };
+            (pending.seq, restated)
+        };
+        let mut all: Vec<(u64, Held)> = self.ready.iter().map(|p| held(p, None)).collect();
+        all.extend(self.redeliver.values().map(|p| held(p, None)));
+        all.extend(self.delayed.iter().map(|((due, _), pending)| {
+            held(pending, Some(wall_now + due.saturating_duration_since(now)))
+        }));
+        all.extend(
+            self.in_flight
+                .values()
+                .map(|flight| held(&flight.pending, None)),
+        );
+        all.extend(self.leaving.values().map(|p| held(p, None)));
+        all.sort_unstable_by_key(|(position, _)| *position);
+        all
+    }
+
+    /// The position the next stored message takes.
+    pub fn next_position(&self) -> u64 {
+        self.next_seq
+    }
+
     pub fn settings(&self) -> &GroupSettings {
         &self.settings
     }
@@ -179,9 +274,9 @@ impl GroupState {
         self.stats
     }
 
-    /// Messages held: waiting, delayed and in flight.
+    /// Messages held: waiting, delayed, in flight and leaving.
     pub fn len(&self) -> usize {
-        self.waiting() + self.in_flight.len()
+        self.waiting() + self.in_flight.len() + self.leaving.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -223,7 +318,16 @@ impl GroupState {
         self.idle_since
     }
 
-    pub fn enqueue(&mut self, message: Message) {
+    /// Stores a message, visible to consumers at once; returns its position.
+    pub fn enqueue(&mut self, message: Message) -> u64 {
+        let position = self.reserve(message);
+        self.visible = self.next_seq;
+        position
+    }
+
+    /// Stores a message that consumers may not see until [`GroupState::reveal_through`] (once it is
+    /// durable); returns its position. It counts against the group's limits from now on.
+    pub fn reserve(&mut self, message: Message) -> u64 {
         self.bytes += message.footprint() as u64;
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -233,6 +337,47 @@ impl GroupState {
             attempts: 0,
         });
         self.idle_since = None;
+        seq
+    }
+
+    /// Lets consumers see every message stored up to `position`. Messages are stored and made durable
+    /// in one order, so one durable means all before it are too.
+    pub fn reveal_through(&mut self, position: u64) {
+        self.visible = self.visible.max(position + 1);
+    }
+
+    /// Takes back a reserved message whose record failed; `false` if it is not there (the group was
+    /// cleared meanwhile).
+    pub fn withdraw(&mut self, position: u64, now: Instant) -> bool {
+        let index = self.ready.partition_point(|pending| pending.seq < position);
+        if self
+            .ready
+            .get(index)
+            .is_none_or(|pending| pending.seq != position)
+        {
+            return false;
+        }
+        if let Some(pending) = self.ready.remove(index) {
+            self.bytes -= pending.message.footprint() as u64;
+        }
+        self.refresh_idle(now);
+        true
+    }
+
+    /// Lets go of a dead letter once its move is recorded; `false` if it was not leaving.
+    pub fn forget(&mut self, position: u64, now: Instant) -> bool {
+        let Some(pending) = self.leaving.remove(&position) else {
+            return false;
+        };
+        self.bytes -= pending.message.footprint() as u64;
+        self.refresh_idle(now);
+        true
+    }
+
+    /// How many ready messages consumers may see.
+    fn visible_ready(&self) -> usize {
+        self.ready
+            .partition_point(|pending| pending.seq < self.visible)
     }
 
     /// Adds a consumer, or refuses it when an exclusive group already has an active one and it does
@@ -290,7 +435,8 @@ impl GroupState {
         }
         let mut pending = match self.redeliver.pop_first() {
             Some((_, pending)) => pending,
-            None => self.ready.pop_front()?,
+            None if self.visible_ready() > 0 => self.ready.pop_front()?,
+            None => return None,
         };
         pending.attempts += 1;
         self.stats.delivered += 1;
@@ -306,6 +452,7 @@ impl GroupState {
         self.deadlines.insert((deadline, delivery));
         let handout = Handout {
             delivery,
+            position: pending.seq,
             message: pending.message.clone(),
             attempt: pending.attempts,
         };
@@ -333,15 +480,19 @@ impl GroupState {
         delivery: DeliverySeq,
         action: Settle,
         now: Instant,
-    ) -> Result<Option<DeadLetter>, NotOutstanding> {
+    ) -> Result<Settled, NotOutstanding> {
         if let Settle::Extend = action {
             let flight = self.in_flight.get_mut(&delivery).ok_or(NotOutstanding)?;
             self.deadlines.remove(&(flight.deadline, delivery));
             flight.deadline = now + flight.ack_deadline;
             self.deadlines.insert((flight.deadline, delivery));
-            return Ok(None);
+            return Ok(Settled {
+                position: flight.pending.seq,
+                dead: None,
+            });
         }
         let flight = self.remove_in_flight(delivery).ok_or(NotOutstanding)?;
+        let position = flight.pending.seq;
         let dead = match action {
             Settle::Ack => {
                 self.stats.acked += 1;
@@ -353,7 +504,7 @@ impl GroupState {
             Settle::Extend => unreachable!("handled above"),
         };
         self.refresh_idle(now);
-        Ok(dead)
+        Ok(Settled { position, dead })
     }
 
     /// Returns to the group every delivery whose deadline has passed and releases delayed messages
@@ -389,7 +540,7 @@ impl GroupState {
     /// The consumers worth waking: active, with room, no more of them than there are messages to take,
     /// starting where the last round stopped.
     pub fn consumers_to_wake(&mut self) -> Vec<Arc<Notify>> {
-        let available = self.ready.len() + self.redeliver.len();
+        let available = self.visible_ready() + self.redeliver.len();
         let count = self.consumers.len();
         if available == 0 || count == 0 {
             return Vec::new();
@@ -417,6 +568,7 @@ impl GroupState {
         self.delayed.clear();
         self.in_flight.clear();
         self.deadlines.clear();
+        self.leaving.clear();
         dropped
     }
 
@@ -448,12 +600,14 @@ impl GroupState {
 
     fn dead_letter(&mut self, pending: Pending, reason: DeadLetterReason) -> DeadLetter {
         self.stats.dead_lettered += 1;
-        self.bytes -= pending.message.footprint() as u64;
-        DeadLetter {
-            message: pending.message,
+        let letter = DeadLetter {
+            position: pending.seq,
+            message: pending.message.clone(),
             reason,
             attempts: pending.attempts,
-        }
+        };
+        self.leaving.insert(pending.seq, pending);
+        letter
     }
 
     fn refresh_idle(&mut self, now: Instant) {

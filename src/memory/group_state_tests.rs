@@ -58,7 +58,9 @@ fn attach(state: &mut GroupState, prefetch: u32) -> ConsumerId {
 fn prefetch_bounds_what_a_consumer_holds() {
     let now = Instant::now();
     let mut state = GroupState::new(settings(ConsumeMode::Shared, None), now);
-    (0..5).for_each(|n| state.enqueue(message(n)));
+    (0..5).for_each(|n| {
+        state.enqueue(message(n));
+    });
     let consumer = attach(&mut state, 2);
     let first = state.take(consumer, now).unwrap();
     assert!(state.take(consumer, now).is_some());
@@ -72,7 +74,9 @@ fn prefetch_bounds_what_a_consumer_holds() {
 fn expired_deliveries_come_back_first_with_a_new_delivery_id() {
     let start = Instant::now();
     let mut state = GroupState::new(settings(ConsumeMode::Shared, None), start);
-    (0..3).for_each(|n| state.enqueue(message(n)));
+    (0..3).for_each(|n| {
+        state.enqueue(message(n));
+    });
     let consumer = attach(&mut state, 1);
     let first = state.take(consumer, start).unwrap();
     assert!(state.expire(start + SECOND / 2).is_empty());
@@ -94,7 +98,9 @@ fn expired_deliveries_come_back_first_with_a_new_delivery_id() {
 fn a_detached_consumer_returns_its_messages_in_order() {
     let now = Instant::now();
     let mut state = GroupState::new(settings(ConsumeMode::Shared, None), now);
-    (0..4).for_each(|n| state.enqueue(message(n)));
+    (0..4).for_each(|n| {
+        state.enqueue(message(n));
+    });
     let leaving = attach(&mut state, 3);
     let taken: Vec<u32> = (0..3)
         .map(|_| number(&state.take(leaving, now).unwrap().message))
@@ -171,7 +177,9 @@ fn max_deliveries_and_reject_dead_letter() {
             start,
         )
         .unwrap()
+        .dead
         .expect("second failure of two allowed");
+    assert!(state.forget(dead.position, start));
     assert_eq!(
         (dead.reason, dead.attempts),
         (DeadLetterReason::MaxDeliveries, 2)
@@ -180,8 +188,14 @@ fn max_deliveries_and_reject_dead_letter() {
     let rejected = state
         .settle(other.delivery, Settle::Reject, start)
         .unwrap()
+        .dead
         .unwrap();
     assert_eq!(rejected.reason, DeadLetterReason::Rejected);
+    assert!(
+        !state.is_empty(),
+        "a dead letter is held until its move is recorded"
+    );
+    assert!(state.forget(rejected.position, start));
     assert!(state.is_empty());
     assert_eq!(state.stats().dead_lettered, 2);
 }
@@ -190,7 +204,9 @@ fn max_deliveries_and_reject_dead_letter() {
 fn exclusive_has_one_active_consumer_and_standbys_take_over_in_order() {
     let now = Instant::now();
     let mut state = GroupState::new(settings(ConsumeMode::Exclusive, None), now);
-    (0..4).for_each(|n| state.enqueue(message(n)));
+    (0..4).for_each(|n| {
+        state.enqueue(message(n));
+    });
     let active = attach(&mut state, 2);
     assert_eq!(
         state.attach(terms(2, false), Arc::default()),
@@ -307,6 +323,7 @@ fn held_bytes(state: &GroupState) -> u64 {
             .values()
             .map(|flight| footprint(&flight.pending))
             .sum::<u64>()
+        + state.leaving.values().map(footprint).sum::<u64>()
 }
 
 proptest! {
@@ -327,8 +344,9 @@ proptest! {
         let mut outstanding: HashMap<DeliverySeq, (u32, ConsumerId)> = HashMap::new();
         let mut acked: BTreeSet<u32> = BTreeSet::new();
         let mut dead: BTreeSet<u32> = BTreeSet::new();
-        let record_dead = |letters: Vec<DeadLetter>, dead: &mut BTreeSet<u32>| {
+        let record_dead = |state: &mut GroupState, letters: Vec<DeadLetter>, dead: &mut BTreeSet<u32>| {
             for letter in letters {
+                assert!(state.forget(letter.position, Instant::now()), "a dead letter is leaving");
                 assert!(dead.insert(number(&letter.message)), "dead-lettered twice");
             }
         };
@@ -346,7 +364,7 @@ proptest! {
                 Step::Detach(i) => if let Some(id) = pick(&consumers, i) {
                     consumers.retain(|c| *c != id);
                     outstanding.retain(|_, (_, owner)| *owner != id);
-                    record_dead(state.detach(id, now), &mut dead);
+                    { let letters = state.detach(id, now); record_dead(&mut state, letters, &mut dead); };
                 },
                 Step::Take(i) => if let Some(id) = pick(&consumers, i)
                     && let Some(handout) = state.take(id, now) {
@@ -367,11 +385,11 @@ proptest! {
                     if action == Settle::Ack {
                         assert!(acked.insert(n), "acked twice");
                     }
-                    record_dead(letter.into_iter().collect(), &mut dead);
+                    record_dead(&mut state, letter.dead.into_iter().collect(), &mut dead);
                 }
                 Step::Advance(ms) => {
                     now += Duration::from_millis(ms);
-                    record_dead(state.expire(now), &mut dead);
+                    { let letters = state.expire(now); record_dead(&mut state, letters, &mut dead); };
                     // Whatever expired is no longer outstanding; its old id must not settle.
                     let expired: Vec<DeliverySeq> = outstanding.keys().copied()
                         .filter(|d| !state.in_flight.contains_key(d)).collect();
@@ -391,12 +409,12 @@ proptest! {
         }
         // Drain: one fresh consumer after everyone left takes and acks everything that is left.
         for id in consumers.drain(..) {
-            record_dead(state.detach(id, now), &mut dead);
+            { let letters = state.detach(id, now); record_dead(&mut state, letters, &mut dead); };
         }
         let drainer = attach(&mut state, u32::MAX);
         for _ in 0..10 {
             now += SECOND;
-            record_dead(state.expire(now), &mut dead);
+            { let letters = state.expire(now); record_dead(&mut state, letters, &mut dead); };
             while let Some(handout) = state.take(drainer, now) {
                 prop_assert!(acked.insert(number(&handout.message)), "delivered after ack");
                 state.settle(handout.delivery, Settle::Ack, now).unwrap();

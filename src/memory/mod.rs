@@ -4,6 +4,10 @@
 //! takes the index's read lock only to collect targets, so publishers never exclude each other; each
 //! group and each subscriber has its own small lock. A housekeeping task forwards dead letters and
 //! removes idle groups, so groups never hold a handle to the broker.
+//!
+//! Given a [`Journal`], the same broker is durable: every change to a group is recorded, and
+//! acknowledged only once the record is (see `route` and `group`). Its groups are rebuilt from the
+//! journal's replay at start.
 
 mod group;
 /// Public for benchmarks and embedding: the queue group's state machine, usable without a runtime.
@@ -29,11 +33,11 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use self::{
-    group::{Housekeeping, QueueGroup},
-    group_state::{ConsumerTerms, Settle},
+    group::{Forward, GroupContext, GroupParts, Housekeeping, QueueGroup},
+    group_state::{ConsumerTerms, GroupState, Settle},
     registry::Registry,
     replies::ReplyRouter,
-    route::{Admission, Target},
+    route::{Admission, Leaving, Target},
     sublist::{EntryId, Sublist},
     subscriber::{BufferLimits, SubscriberQueue, subscription_stream},
 };
@@ -45,9 +49,17 @@ use crate::{
     budget::MemoryBudget,
     config::Config,
     error::BrokerError,
+    journal::{Event, Journal, Receipt, replay::Recovered},
     message::{Message, NewMessage},
     topic::{GroupName, Pattern, Topic},
 };
+
+/// Bits of a delivery number below the run's epoch: 2^40 deliveries per group and run.
+const EPOCH_SHIFT: u32 = 40;
+/// How often a durable broker looks at what its journal takes on disk.
+const RECLAIM_CHECK: Duration = Duration::from_secs(1);
+/// Journal files past which space is reclaimed whatever their size: each restart starts one.
+const MAX_SEGMENTS: u64 = 64;
 
 /// A cheap `Clone` handle to one in-memory broker.
 #[derive(Debug, Clone)]
@@ -63,7 +75,11 @@ struct Shared {
     index: RwLock<Sublist<Target>>,
     registry: Registry,
     replies: Arc<ReplyRouter>,
-    housekeeping: mpsc::UnboundedSender<Housekeeping>,
+    /// What every group shares: the housekeeping channel and the journal, if any.
+    groups: GroupContext,
+    journal: Option<Arc<dyn Journal>>,
+    /// This run's number (0 without a journal).
+    epoch: u64,
     /// Cancelled once, at shutdown: ends every stream and refuses new work.
     shutdown: CancellationToken,
     /// `max_subscriptions` permits, one held by each open subscription and consumer.
@@ -79,17 +95,72 @@ const ROOM_POLL: Duration = Duration::from_millis(20);
 impl MemoryBroker {
     /// Creates a broker and starts its housekeeping task. Needs a Tokio runtime.
     pub fn new(config: Config) -> Self {
+        let budget = Arc::new(MemoryBudget::new(config.max_memory_bytes));
+        Self::build(config, budget, None, 0)
+    }
+
+    /// Creates a durable broker: its groups are what `recovered` describes (its messages charged to
+    /// `budget`), and every change is recorded in `journal` from here on. Needs a Tokio runtime.
+    pub fn with_journal(
+        config: Config,
+        budget: Arc<MemoryBudget>,
+        journal: Arc<dyn Journal>,
+        recovered: Recovered,
+    ) -> Self {
+        let broker = Self::build(config, budget, Some(journal), recovered.epoch);
+        let shared = &broker.shared;
+        shared.registry.number_from(recovered.next_group);
+        let (now, wall_now) = (Instant::now(), SystemTime::now());
+        let mut exhausted = Vec::new();
+        for (id, group) in recovered.groups {
+            let (state, dead) = GroupState::restore(
+                group.settings,
+                now,
+                wall_now,
+                group.next_position,
+                group.messages,
+            );
+            let parts = GroupParts {
+                id,
+                pattern: group.pattern,
+                name: group.name,
+                state: state.numbering_deliveries_from(shared.groups.first_delivery),
+                declared: group.declared,
+            };
+            exhausted.push((shared.registry.restore(shared, parts), dead));
+        }
+        // Only once every group is back: a dead letter may be bound for any of them.
+        for (group, dead) in exhausted {
+            group.dispose_restored(dead);
+        }
+        tokio::spawn(run_reclaim(Arc::downgrade(shared)));
+        broker
+    }
+
+    fn build(
+        config: Config,
+        budget: Arc<MemoryBudget>,
+        journal: Option<Arc<dyn Journal>>,
+        epoch: u64,
+    ) -> Self {
         let (housekeeping, events) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
-            budget: Arc::new(MemoryBudget::new(config.max_memory_bytes)),
+            budget,
             stream_slots: Arc::new(Semaphore::new(
                 config.max_subscriptions.min(Semaphore::MAX_PERMITS),
             )),
+            groups: GroupContext {
+                idle_timeout: config.group_idle_timeout,
+                housekeeping,
+                journal: journal.clone(),
+                first_delivery: epoch << EPOCH_SHIFT,
+            },
+            journal,
+            epoch,
             config,
             index: RwLock::new(Sublist::default()),
             registry: Registry::default(),
             replies: Arc::default(),
-            housekeeping,
             shutdown: CancellationToken::new(),
         });
         tokio::spawn(run_housekeeping(Arc::downgrade(&shared), events));
@@ -127,7 +198,7 @@ impl MemoryBroker {
             .map(|new| Message::stamp_charged(new, budget))
             .collect();
         loop {
-            match self.shared.route(&messages, Admission::Checked) {
+            match self.shared.route(&messages, Admission::Checked, None).await {
                 Err(
                     full @ (BrokerError::GroupFull {
                         never_fits: false, ..
@@ -269,6 +340,8 @@ impl Broker for MemoryBroker {
             extend,
         } = settlement;
         let mut unknown = Vec::new();
+        let mut receipt = Receipt::done();
+        let mut forwards = Vec::new();
         let batches = [
             (ack, Settle::Ack),
             (nack, Settle::Nack { delay: nack_delay }),
@@ -276,18 +349,47 @@ impl Broker for MemoryBroker {
             (extend, Settle::Extend),
         ];
         for (ids, action) in batches {
-            for id in ids {
-                let settled = QueueGroup::parse_delivery_id(&id)
-                    .and_then(|(group, delivery)| {
-                        let group = self.shared.registry.by_id(group)?;
-                        Some(group.settle(delivery, action))
+            // Consecutive ids of one group are settled together: one lock, one record.
+            let mut rest = ids.as_slice();
+            while let Some(first) = rest.first() {
+                let Some((group_id, _)) = QueueGroup::parse_delivery_id(first) else {
+                    unknown.push(first.clone());
+                    rest = &rest[1..];
+                    continue;
+                };
+                let run = rest
+                    .iter()
+                    .take_while(|id| {
+                        QueueGroup::parse_delivery_id(id)
+                            .is_some_and(|(group, _)| group == group_id)
                     })
-                    .unwrap_or(false);
-                if !settled {
-                    unknown.push(id);
+                    .count();
+                let (same, after) = rest.split_at(run);
+                rest = after;
+                let Some(group) = self.shared.registry.by_id(group_id) else {
+                    unknown.extend(same.iter().cloned());
+                    continue;
+                };
+                let deliveries: Vec<u64> = same
+                    .iter()
+                    .filter_map(|id| {
+                        QueueGroup::parse_delivery_id(id).map(|(_, delivery)| delivery)
+                    })
+                    .collect();
+                let outcome = group.settle(&deliveries, action);
+                unknown.extend(outcome.unknown.iter().map(|&index| same[index].clone()));
+                // The journal writes in order: the last record's receipt stands for all.
+                if !outcome.receipt.is_done() {
+                    receipt = outcome.receipt;
                 }
+                forwards.extend(outcome.forwards);
             }
         }
+        // A rejected message is moved before the Settle returns, so an OK means it is moved.
+        for forward in forwards {
+            self.shared.forward(forward).await?;
+        }
+        receipt.durable().await?;
         Ok(unknown)
     }
 
@@ -325,11 +427,16 @@ impl Broker for MemoryBroker {
     async fn declare_group(&self, spec: GroupSpec) -> Result<(), BrokerError> {
         // The declaration was checked by `validate::group`.
         self.check_running()?;
-        self.shared.registry.declare(&self.shared, spec)
+        let receipt = self.shared.registry.declare(&self.shared, spec)?;
+        receipt.durable().await
     }
 
     async fn delete_group(&self, pattern: Pattern, group: GroupName) -> Result<(), BrokerError> {
-        self.shared.registry.delete(&self.shared, &pattern, &group)
+        let receipt = self
+            .shared
+            .registry
+            .delete(&self.shared, &pattern, &group)?;
+        receipt.durable().await
     }
 
     async fn list_groups(&self) -> Result<Vec<GroupInfo>, BrokerError> {
@@ -343,6 +450,94 @@ impl Broker for MemoryBroker {
     fn shutdown(&self) {
         self.shared.shutdown.cancel();
     }
+
+    async fn failure(&self) -> String {
+        match &self.shared.journal {
+            Some(journal) => journal.failed().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl Shared {
+    /// Makes the journal's space follow what is held, not what was ever published: seals the
+    /// journal's current part, restates every group and what it holds after it, and once that is
+    /// durable removes everything before. Changes made meanwhile are recorded around the
+    /// restatement under each group's lock, so replay (restated state over the records before it)
+    /// ends in the same state. A crash anywhere in between leaves a log that replays correctly:
+    /// before the removal all of it is there, and the removal goes oldest first.
+    async fn reclaim(&self) -> Result<(), BrokerError> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        let before = journal.rotate().await?;
+        let _ = journal.record(Event::Reclaiming { before });
+        let mut last = journal.record(Event::Epoch(self.epoch));
+        for group in self.registry.groups() {
+            let receipt = group.restate();
+            if !receipt.is_done() {
+                last = receipt;
+            }
+        }
+        last.durable().await?;
+        journal.remove_before(before).await
+    }
+
+    /// Whether the journal takes more than twice what is held plus a segment, or too many files.
+    fn wants_reclaim(&self) -> bool {
+        let Some(journal) = &self.journal else {
+            return false;
+        };
+        let usage = journal.usage();
+        let held = self.budget.used() as u64;
+        usage.segments > 1
+            && (usage.bytes
+                > held
+                    .saturating_mul(2)
+                    .saturating_add(self.config.segment_bytes)
+                || usage.segments > MAX_SEGMENTS)
+    }
+
+    /// Routes a dead letter to its topic and lets go of it in its source group, in one step.
+    async fn forward(&self, forward: Forward) -> Result<(), BrokerError> {
+        let Forward {
+            source,
+            position,
+            letter,
+            id,
+        } = forward;
+        self.budget.force_charge(letter.footprint());
+        let message = Message::stamp_as(letter, id, SystemTime::now(), Some(&self.budget));
+        let leaving = self
+            .registry
+            .by_id(source)
+            .map(|group| Leaving { group, position });
+        self.route(&[message], Admission::Forced, leaving)
+            .await
+            .map(drop)
+    }
+}
+
+/// Reclaims journal space whenever it has grown past what is held, until the broker is dropped.
+async fn run_reclaim(shared: Weak<Shared>) {
+    let mut check = tokio::time::interval(RECLAIM_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        check.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if shared.shutdown.is_cancelled() {
+            return;
+        }
+        if shared.wants_reclaim() {
+            let started = std::time::Instant::now();
+            match shared.reclaim().await {
+                Ok(()) => tracing::debug!(elapsed = ?started.elapsed(), "journal space reclaimed"),
+                Err(error) => tracing::warn!(%error, "could not reclaim journal space"),
+            }
+        }
+    }
 }
 
 /// Forwards dead letters and removes idle groups until the broker is dropped.
@@ -352,11 +547,9 @@ async fn run_housekeeping(shared: Weak<Shared>, mut events: mpsc::UnboundedRecei
             return;
         };
         match event {
-            Housekeeping::DeadLetter(letter, id) => {
-                shared.budget.force_charge(letter.footprint());
-                let message =
-                    Message::stamp_as(letter, id, SystemTime::now(), Some(&shared.budget));
-                if let Err(error) = shared.route(&[message], Admission::Forced) {
+            Housekeeping::DeadLetter(forward) => {
+                let id = forward.id;
+                if let Err(error) = shared.forward(forward).await {
                     tracing::warn!(%id, %error, "dead letter could not be routed");
                 }
             }

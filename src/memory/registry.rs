@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use super::{
     Shared,
-    group::{GroupId, QueueGroup},
+    group::{GroupId, GroupParts, QueueGroup},
     group_state::GroupSettings,
     route::Target,
     sublist::EntryId,
@@ -26,6 +26,7 @@ use super::{
 use crate::{
     broker::{ConsumeMode, ConsumeSpec, GroupInfo, GroupSpec},
     error::BrokerError,
+    journal::{self, Event, Receipt},
     topic::{GroupName, Pattern},
 };
 
@@ -70,13 +71,15 @@ impl Registry {
             max_deliveries: None,
             dead_letter_topic: None,
         };
-        let group = self.create(shared, &mut by_key, key, settings, false);
+        // Not awaited: nothing is stored in the group before its record, and a consumer is live-only.
+        let (group, _) = self.create(shared, &mut by_key, key, settings, false);
         attach(&group)
     }
 
     /// Creates a declared group, or accepts an identical existing one. A group made earlier by
     /// Consume with default settings becomes declared when declared with those same settings.
-    pub fn declare(&self, shared: &Shared, spec: GroupSpec) -> Result<(), BrokerError> {
+    /// Returns what to await before saying so.
+    pub fn declare(&self, shared: &Shared, spec: GroupSpec) -> Result<Receipt, BrokerError> {
         let config = &shared.config;
         let settings = GroupSettings {
             mode: spec.mode,
@@ -97,14 +100,24 @@ impl Registry {
                     existing: was,
                     requested: asked,
                 }),
-                None => {
-                    group.mark_declared();
-                    Ok(())
-                }
+                None => Ok(group.mark_declared()),
             };
         }
-        self.create(shared, &mut by_key, key, settings, true);
-        Ok(())
+        let (_, receipt) = self.create(shared, &mut by_key, key, settings, true);
+        Ok(receipt)
+    }
+
+    /// Puts back a group rebuilt from the journal, under the id it had.
+    pub fn restore(&self, shared: &Shared, parts: GroupParts) -> Arc<QueueGroup> {
+        let mut by_key = self.by_key.lock();
+        self.next_id.fetch_max(parts.id + 1, Ordering::Relaxed);
+        let key = (parts.pattern.clone(), parts.name.clone());
+        self.insert(shared, &mut by_key, key, parts)
+    }
+
+    /// Numbers new groups from `next` on, above every id the journal has seen.
+    pub fn number_from(&self, next: GroupId) {
+        self.next_id.fetch_max(next, Ordering::Relaxed);
     }
 
     pub fn delete(
@@ -112,7 +125,7 @@ impl Registry {
         shared: &Shared,
         pattern: &Pattern,
         name: &GroupName,
-    ) -> Result<(), BrokerError> {
+    ) -> Result<Receipt, BrokerError> {
         let mut by_key = self.by_key.lock();
         let key = (pattern.clone(), name.clone());
         let Some((group, entry)) = by_key.remove(&key) else {
@@ -121,9 +134,9 @@ impl Registry {
             });
         };
         let dropped = group.close();
-        self.unlink(shared, &group, entry);
+        let receipt = self.unlink(shared, &group, entry);
         tracing::debug!(group = %name, pattern = %pattern, dropped, "group deleted");
-        Ok(())
+        Ok(receipt)
     }
 
     /// Removes an undeclared group that is still idle past its timeout.
@@ -138,8 +151,17 @@ impl Registry {
         let key = (group.pattern.clone(), group.name.clone());
         if let Some((_, entry)) = by_key.remove(&key) {
             tracing::debug!(group = %group.name, pattern = %group.pattern, "idle group removed");
-            self.unlink(shared, &group, entry);
+            // Not awaited: were the record lost, the group would come back empty and expire again.
+            let _ = self.unlink(shared, &group, entry);
         }
+    }
+
+    /// Every group there is now.
+    pub fn groups(&self) -> Vec<Arc<QueueGroup>> {
+        self.by_id
+            .iter()
+            .map(|entry| Arc::clone(entry.value()))
+            .collect()
     }
 
     pub fn list(&self) -> Vec<GroupInfo> {
@@ -154,6 +176,7 @@ impl Registry {
         infos
     }
 
+    /// Creates a group, recorded before anything can be stored in it.
     fn create(
         &self,
         shared: &Shared,
@@ -161,17 +184,36 @@ impl Registry {
         key: GroupKey,
         settings: GroupSettings,
         declared: bool,
-    ) -> Arc<QueueGroup> {
+    ) -> (Arc<QueueGroup>, Receipt) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let group = QueueGroup::start(
+        let receipt = journal::record(shared.groups.journal.as_ref(), || Event::GroupCreated {
+            id,
+            pattern: key.0.clone(),
+            name: key.1.clone(),
+            settings: settings.clone(),
+            declared,
+        });
+        let parts = QueueGroup::fresh(
             id,
             key.0.clone(),
             key.1.clone(),
             settings,
             declared,
-            shared.config.group_idle_timeout,
-            shared.housekeeping.clone(),
+            &shared.groups,
         );
+        (self.insert(shared, by_key, key, parts), receipt)
+    }
+
+    fn insert(
+        &self,
+        shared: &Shared,
+        by_key: &mut HashMap<GroupKey, (Arc<QueueGroup>, EntryId)>,
+        key: GroupKey,
+        parts: GroupParts,
+    ) -> Arc<QueueGroup> {
+        let id = parts.id;
+        let declared = parts.declared;
+        let group = QueueGroup::start(parts, &shared.groups);
         let entry = shared
             .index
             .write()
@@ -182,10 +224,11 @@ impl Registry {
         group
     }
 
-    /// Takes a closed group out of the index and the id map.
-    fn unlink(&self, shared: &Shared, group: &Arc<QueueGroup>, entry: EntryId) {
+    /// Takes a closed group out of the index and the id map, and records that it is gone.
+    fn unlink(&self, shared: &Shared, group: &Arc<QueueGroup>, entry: EntryId) -> Receipt {
         shared.index.write().remove(&group.pattern, entry);
         self.by_id.remove(&group.id);
+        group.record(|| Event::GroupDeleted { id: group.id })
     }
 }
 

@@ -4,6 +4,14 @@
 //! under the index's shared lock, then every group involved is locked (in group-id order, so two
 //! batches can never deadlock), checked for room and filled, and only then are subscribers offered
 //! their copies. Offering to a subscriber cannot fail, so nothing after the check can refuse.
+//!
+//! With a journal the copies are reserved, recorded and only then revealed: under the group locks
+//! each copy takes its position (counted against the limits, invisible to consumers) and the record
+//! is handed to the journal, still under the locks, so records and positions are in the same order.
+//! The locks are let go before the record is awaited. Once it is durable, every group is locked
+//! again and told that it may show its copies; if it failed they are withdrawn. Neither step can
+//! lose a copy or reorder one: a group reveals by position, and the journal writes in order and
+//! stops at its first failure, so a durable record means every earlier one is durable too.
 
 use std::sync::Arc;
 
@@ -12,7 +20,19 @@ use super::{
     group::{self, GroupId, QueueGroup},
     subscriber::SubscriberQueue,
 };
-use crate::{broker::Published, error::BrokerError, message::Message};
+use crate::{
+    broker::Published,
+    error::BrokerError,
+    journal::{self, Event, GroupCopy},
+    message::Message,
+};
+
+/// A dead letter's source while it is routed: let go of in the same step as the copies are stored,
+/// under the same locks and in the same record.
+pub struct Leaving {
+    pub group: Arc<QueueGroup>,
+    pub position: u64,
+}
 
 /// An entry of the index.
 #[derive(Debug, Clone)]
@@ -49,10 +69,11 @@ fn batch_share(slots: &[Vec<usize>], messages: &[Message], slot: usize) -> (usiz
 }
 
 impl Shared {
-    pub(super) fn route(
+    pub(super) async fn route(
         &self,
         messages: &[Message],
         admission: Admission,
+        leaving: Option<Leaving>,
     ) -> Result<Vec<Published>, BrokerError> {
         let mut routes: Vec<Route> = Vec::with_capacity(messages.len());
         let mut groups: Vec<Arc<QueueGroup>> = Vec::new();
@@ -74,6 +95,11 @@ impl Shared {
                 routes.push(route);
             }
         }
+        if let Some(leaving) = &leaving
+            && !groups.iter().any(|known| known.id == leaving.group.id)
+        {
+            groups.push(Arc::clone(&leaving.group));
+        }
         groups.sort_by_key(|group| group.id);
         // Where each message's groups sit in the sorted list, and so in the list of locks. Every id
         // in a route was pushed to `groups`, so each search finds it.
@@ -89,7 +115,8 @@ impl Shared {
             .collect();
 
         let mut stored = vec![0u32; messages.len()];
-        let wakes = {
+        let mut copies: Vec<(usize, GroupCopy)> = Vec::new();
+        let (wakes, receipt) = {
             let mut locks: Vec<_> = groups.iter().map(|group| group.lock()).collect();
             if admission == Admission::Checked {
                 let mut wanted = vec![(0usize, 0u64); groups.len()];
@@ -132,17 +159,51 @@ impl Shared {
             }
             for (index, message_slots) in slots.iter().enumerate() {
                 for &slot in message_slots {
-                    if locks[slot].enqueue(messages[index].clone()) {
+                    if let Some(position) = locks[slot].store(messages[index].clone()) {
                         stored[index] += 1;
+                        let copy = GroupCopy {
+                            message: index as u32,
+                            group: groups[slot].id,
+                            position,
+                        };
+                        copies.push((slot, copy));
                     }
                 }
             }
-            locks
+            if let Some(leaving) = &leaving
+                && let Ok(slot) = groups.binary_search_by_key(&leaving.group.id, |g| g.id)
+            {
+                locks[slot].forget(leaving.position);
+            }
+            let receipt = self.record_stored(messages, &copies, leaving.as_ref());
+            let wakes = locks
                 .iter_mut()
                 .flat_map(|locked| locked.consumers_to_wake())
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>();
+            (wakes, receipt)
         };
         group::wake(wakes);
+        if !receipt.is_done() {
+            let durable = receipt.durable().await;
+            let mut positions: Vec<Vec<u64>> = vec![Vec::new(); groups.len()];
+            for (slot, copy) in &copies {
+                positions[*slot].push(copy.position);
+            }
+            for (group, positions) in groups.iter().zip(positions) {
+                let Some(&last) = positions.last() else {
+                    continue;
+                };
+                let mut locked = group.lock();
+                match durable {
+                    Ok(()) => locked.reveal_through(last),
+                    Err(_) => positions.iter().for_each(|&at| locked.withdraw(at)),
+                }
+                let wakes = locked.consumers_to_wake();
+                drop(locked);
+                group::wake(wakes);
+            }
+            durable?;
+        }
 
         let published = messages
             .iter()
@@ -165,5 +226,51 @@ impl Shared {
             })
             .collect();
         Ok(published)
+    }
+
+    /// Records what the routing stored: the dead letter's move, or the messages that reached a group.
+    fn record_stored(
+        &self,
+        messages: &[Message],
+        copies: &[(usize, GroupCopy)],
+        leaving: Option<&Leaving>,
+    ) -> journal::Receipt {
+        let journal = self.journal.as_ref();
+        if let Some(leaving) = leaving {
+            return journal::record(journal, || Event::DeadLettered {
+                group: leaving.group.id,
+                position: leaving.position,
+                forwarded: messages.first().map(|letter| {
+                    let copies = copies.iter().map(|(_, copy)| *copy).collect();
+                    (letter.clone(), copies)
+                }),
+            });
+        }
+        if copies.is_empty() {
+            return journal::Receipt::done();
+        }
+        journal::record(journal, || {
+            // Only the messages that reached a group, renumbered in the copies.
+            let mut included: Vec<Message> = Vec::new();
+            let mut numbers = vec![u32::MAX; messages.len()];
+            let copies = copies
+                .iter()
+                .map(|(_, copy)| {
+                    let index = copy.message as usize;
+                    if numbers[index] == u32::MAX {
+                        numbers[index] = included.len() as u32;
+                        included.push(messages[index].clone());
+                    }
+                    GroupCopy {
+                        message: numbers[index],
+                        ..*copy
+                    }
+                })
+                .collect();
+            Event::Published {
+                messages: included,
+                copies,
+            }
+        })
     }
 }

@@ -15,9 +15,9 @@ use std::sync::{
     atomic::{AtomicU64, Ordering},
 };
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{FileSystem, Log, StorageError};
+use super::{FileSystem, Log, StorageError, log::Usage};
 
 /// Records gathered into one frame at most: a bound on one write, so that a flood of small
 /// records cannot build a frame past the format's limit.
@@ -58,9 +58,19 @@ pub struct Committed {
     pub sequence: u64,
 }
 
-struct Request {
-    record: Vec<u8>,
-    done: oneshot::Sender<Result<Committed, CommitError>>,
+/// What the thread is asked, in the order asked.
+enum Request {
+    Record {
+        record: Vec<u8>,
+        done: oneshot::Sender<Result<Committed, CommitError>>,
+    },
+    /// Seal the segment being written; answers with the sequence the next frame takes.
+    Rotate(oneshot::Sender<u64>),
+    /// Remove the segments before a sequence.
+    RemoveBefore {
+        sequence: u64,
+        done: oneshot::Sender<Result<(), CommitError>>,
+    },
 }
 
 /// A submitted record's answer, to await.
@@ -78,9 +88,24 @@ impl Pending {
 pub struct CommitStats {
     frames: AtomicU64,
     records: AtomicU64,
+    bytes: AtomicU64,
+    segments: AtomicU64,
 }
 
 impl CommitStats {
+    /// What the log's files take, as of the last commit or removal.
+    pub fn disk_usage(&self) -> Usage {
+        Usage {
+            bytes: self.bytes.load(Ordering::Relaxed),
+            segments: self.segments.load(Ordering::Relaxed),
+        }
+    }
+
+    fn usage(&self, usage: Usage) {
+        self.bytes.store(usage.bytes, Ordering::Relaxed);
+        self.segments.store(usage.segments, Ordering::Relaxed);
+    }
+
     /// Frames written (one fsync each) and records they carried.
     pub fn frames_and_records(&self) -> (u64, u64) {
         (
@@ -96,6 +121,8 @@ impl CommitStats {
 pub struct Committer {
     requests: mpsc::UnboundedSender<Request>,
     stats: Arc<CommitStats>,
+    /// Why the log stopped, once a commit failed.
+    failure: watch::Receiver<Option<String>>,
 }
 
 impl Committer {
@@ -103,14 +130,34 @@ impl Committer {
     pub fn start<F: FileSystem>(log: Log<F>) -> std::io::Result<Self> {
         let (requests, receiver) = mpsc::unbounded_channel();
         let stats = Arc::new(CommitStats::default());
+        stats.usage(log.usage());
+        let (failed, failure) = watch::channel(None);
         // Detached: it ends by itself once the last handle (and so the last sender) is gone.
         std::thread::Builder::new()
             .name("switchyard-wal".into())
             .spawn({
                 let stats = Arc::clone(&stats);
-                move || run(log, receiver, &stats)
+                move || run(log, receiver, &stats, &failed)
             })?;
-        Ok(Self { requests, stats })
+        Ok(Self {
+            requests,
+            stats,
+            failure,
+        })
+    }
+
+    /// Resolves with the reason once a commit has failed (and so the log takes no more writes).
+    pub async fn failed(&self) -> String {
+        let mut failure = self.failure.clone();
+        let reason = match failure.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone(),
+            Err(_) => None,
+        };
+        match reason {
+            Some(reason) => reason,
+            // The thread is gone without failing: the committer is closing.
+            None => std::future::pending().await,
+        }
     }
 
     /// Commits `record`: resolves once it is on disk (fsynced) in a frame, or with why not.
@@ -129,9 +176,28 @@ impl Committer {
         }
         let (done, answer) = oneshot::channel();
         self.requests
-            .send(Request { record, done })
+            .send(Request::Record { record, done })
             .map_err(|_| CommitError::Closed)?;
         Ok(Pending(answer))
+    }
+
+    /// Seals the segment being written, after every record submitted before: what is submitted
+    /// afterwards goes to newer segments. Returns the first sequence of those.
+    pub async fn rotate(&self) -> Result<u64, CommitError> {
+        let (done, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Rotate(done))
+            .map_err(|_| CommitError::Closed)?;
+        answer.await.map_err(|_| CommitError::Closed)
+    }
+
+    /// Removes every segment wholly before `sequence` (see [`Log::remove_before`]).
+    pub async fn remove_before(&self, sequence: u64) -> Result<(), CommitError> {
+        let (done, answer) = oneshot::channel();
+        self.requests
+            .send(Request::RemoveBefore { sequence, done })
+            .map_err(|_| CommitError::Closed)?;
+        answer.await.map_err(|_| CommitError::Closed)?
     }
 
     pub fn stats(&self) -> &CommitStats {
@@ -144,10 +210,11 @@ fn run<F: FileSystem>(
     mut log: Log<F>,
     mut receiver: mpsc::UnboundedReceiver<Request>,
     stats: &CommitStats,
+    failed: &watch::Sender<Option<String>>,
 ) {
     let mut frame = Vec::new();
     let mut waiting = Vec::new();
-    // A request that did not fit in the last frame opens the next one.
+    // A request that did not fit in the last frame, or must come after it, opens the next round.
     let mut carried: Option<Request> = None;
     loop {
         let first = match carried.take() {
@@ -157,26 +224,52 @@ fn run<F: FileSystem>(
                 None => return,
             },
         };
-        frame.clear();
-        push_record(&mut frame, &first.record);
-        waiting.push(first.done);
-        while let Ok(request) = receiver.try_recv() {
-            if frame.len() + 4 + request.record.len() > MAX_FRAME_BYTES {
-                carried = Some(request);
-                break;
+        let (record, done) = match first {
+            Request::Record { record, done } => (record, done),
+            Request::Rotate(done) => {
+                let _ = done.send(log.rotate());
+                continue;
             }
-            push_record(&mut frame, &request.record);
-            waiting.push(request.done);
+            Request::RemoveBefore { sequence, done } => {
+                let removed = log.remove_before(sequence).map_err(CommitError::from);
+                stats.usage(log.usage());
+                let _ = done.send(removed);
+                continue;
+            }
+        };
+        frame.clear();
+        push_record(&mut frame, &record);
+        waiting.push(done);
+        while let Ok(request) = receiver.try_recv() {
+            match request {
+                Request::Record { record, done }
+                    if frame.len() + 4 + record.len() <= MAX_FRAME_BYTES =>
+                {
+                    push_record(&mut frame, &record);
+                    waiting.push(done);
+                }
+                other => {
+                    carried = Some(other);
+                    break;
+                }
+            }
         }
         let outcome = log
             .commit(&frame)
             .map(|sequence| Committed { sequence })
             .map_err(CommitError::from);
-        if outcome.is_ok() {
-            stats.frames.fetch_add(1, Ordering::Relaxed);
-            stats
-                .records
-                .fetch_add(waiting.len() as u64, Ordering::Relaxed);
+        match &outcome {
+            Ok(_) => {
+                stats.usage(log.usage());
+                stats.frames.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .records
+                    .fetch_add(waiting.len() as u64, Ordering::Relaxed);
+            }
+            Err(error) if failed.borrow().is_none() => {
+                failed.send_replace(Some(error.to_string()));
+            }
+            Err(_) => {}
         }
         for done in waiting.drain(..) {
             // A caller that gave up waiting is no reason to stop.

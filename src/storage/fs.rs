@@ -19,6 +19,8 @@ pub trait FileSystem: Send + Sync + 'static {
     fn open_append(&self, path: &Path) -> io::Result<Self::File>;
     /// The whole content of `path`.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// How many bytes `path` holds.
+    fn len(&self, path: &Path) -> io::Result<u64>;
     /// Cuts `path` to `len` bytes, durably (the cut is synced before this returns).
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
     /// Makes everything in `path` durable, whoever wrote it (`fsync`).
@@ -56,6 +58,10 @@ impl FileSystem for OsFileSystem {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         std::fs::read(path)
+    }
+
+    fn len(&self, path: &Path) -> io::Result<u64> {
+        std::fs::metadata(path).map(|metadata| metadata.len())
     }
 
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {

@@ -42,6 +42,15 @@ pub struct Log<F: FileSystem> {
     frame: Vec<u8>,
     /// Why writing stopped, once a write or fsync failed.
     stopped: Option<String>,
+    /// What the segment files take, and how many there are: what reclaiming space looks at.
+    usage: Usage,
+}
+
+/// The log's files, counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub bytes: u64,
+    pub segments: u64,
 }
 
 /// The segment being appended to.
@@ -73,6 +82,10 @@ impl<F: FileSystem> Log<F> {
             next_sequence: recovered.next_sequence,
             frame: Vec::new(),
             stopped: None,
+            usage: Usage {
+                bytes: recovered.read_bytes.saturating_sub(recovered.dropped_bytes),
+                segments: recovered.segments,
+            },
         };
         Ok((log, recovered))
     }
@@ -80,6 +93,48 @@ impl<F: FileSystem> Log<F> {
     /// The sequence the next commit's frame takes.
     pub fn next_sequence(&self) -> u64 {
         self.next_sequence
+    }
+
+    pub fn usage(&self) -> Usage {
+        self.usage
+    }
+
+    /// Seals the segment being written: the next frame opens a new one, numbered by the sequence
+    /// returned. Every frame before that sequence is in an older segment.
+    pub fn rotate(&mut self) -> u64 {
+        self.segment = None;
+        self.next_sequence
+    }
+
+    /// Deletes every segment whose frames all come before `sequence`, oldest first (so that a crash
+    /// in the middle leaves the newer part of the log, never a gap), then syncs the directory. Only
+    /// for frames that nothing needs any more: the caller has restated what they held.
+    pub fn remove_before(&mut self, sequence: u64) -> Result<(), StorageError> {
+        if let Some(reason) = &self.stopped {
+            return Err(StorageError::Stopped(reason.clone()));
+        }
+        let segments = recovery::segments(&self.fs, &self.dir)?;
+        let firsts: Vec<u64> = segments.iter().map(|(first, _)| *first).collect();
+        for (index, (first, path)) in segments.iter().enumerate() {
+            // A segment ends where the next begins; the one being written is never removed.
+            let end = firsts.get(index + 1).copied().unwrap_or(u64::MAX);
+            let current = self
+                .segment
+                .as_ref()
+                .is_some_and(|segment| &segment.path == path);
+            if end > sequence || current || *first >= sequence {
+                break;
+            }
+            let len = self.fs.len(path).unwrap_or_default();
+            self.fs
+                .remove(path)
+                .map_err(StorageError::io("remove", path))?;
+            self.usage.bytes = self.usage.bytes.saturating_sub(len);
+            self.usage.segments = self.usage.segments.saturating_sub(1);
+        }
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(StorageError::io("fsync", &self.dir))
     }
 
     /// Writes `payload` as one frame and fsyncs it. When this returns `Ok`, the frame survives any
@@ -116,6 +171,7 @@ impl<F: FileSystem> Log<F> {
         }
         segment.len += frame_len;
         segment.frames += 1;
+        self.usage.bytes += frame_len;
         self.next_sequence += 1;
         Ok(sequence)
     }
@@ -146,6 +202,8 @@ impl<F: FileSystem> Log<F> {
             len: HEADER_LEN as u64,
             frames: 0,
         });
+        self.usage.bytes += HEADER_LEN as u64;
+        self.usage.segments += 1;
         Ok(())
     }
 

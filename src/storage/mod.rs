@@ -9,7 +9,8 @@
 //! silently with less. After a failed write or fsync the log takes no more writes ("fsyncgate": a
 //! retried fsync can report success for pages the kernel already dropped).
 //!
-//! Not yet used by the broker: the durable backend (`--data-dir`) is built on it next.
+//! Space is reclaimed from the front: the durable backend restates what is still live after a
+//! rotation, then the segments before it are removed, oldest first.
 
 mod committer;
 mod data_dir;
@@ -27,7 +28,7 @@ use std::{io, path::PathBuf};
 pub use committer::{CommitError, CommitStats, Committed, Committer, Pending, records};
 pub use data_dir::{DataDir, DataDirError};
 pub use fs::{FileSystem, LogFile, OsFileSystem};
-pub use log::{Log, LogOptions};
+pub use log::{Log, LogOptions, Usage};
 pub use recovery::{Recovered, RecoveryMode};
 
 /// Why the log could not do what was asked. The durable backend maps these to `BrokerError`.

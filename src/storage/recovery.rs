@@ -38,6 +38,10 @@ pub struct Recovered {
     pub dropped_bytes: u64,
     /// What was cut and why, one line each, for the log.
     pub warnings: Vec<String>,
+    /// Bytes of the segment files read, before anything was cut.
+    pub read_bytes: u64,
+    /// Segment files read.
+    pub segments: u64,
 }
 
 /// The segment files of `dir`, by their first sequence.
@@ -80,6 +84,8 @@ pub fn recover<F: FileSystem>(
     for (index, (named_first, path)) in segments.iter().enumerate() {
         let last = index + 1 == segments.len();
         let bytes = fs.read(path).map_err(StorageError::io("read", path))?;
+        recovered.read_bytes += bytes.len() as u64;
+        recovered.segments += 1;
         let damage = |offset: usize, reason: String| StorageError::Corrupt {
             path: path.clone(),
             offset: offset as u64,

@@ -178,6 +178,15 @@ impl FileSystem for SimFileSystem {
             .ok_or_else(|| not_found(path))
     }
 
+    fn len(&self, path: &Path) -> io::Result<u64> {
+        let disk = self.disk.lock();
+        let file = disk
+            .files
+            .get(path)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        Ok(file.data.len() as u64)
+    }
+
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         let mut disk = self.disk.lock();
         let file = disk.files.get_mut(path).ok_or_else(|| not_found(path))?;

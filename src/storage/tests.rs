@@ -82,6 +82,35 @@ fn frames_come_back_in_order_across_segments_and_reopenings() {
 }
 
 #[test]
+fn removing_before_a_rotation_keeps_the_frames_after_it_and_survives_a_crash() {
+    let fs = SimFileSystem::default();
+    let mut log = open(&fs, 1 << 20);
+    for n in 1..=5 {
+        log.commit(&payload(n, 30)).unwrap();
+    }
+    let before = log.rotate();
+    assert_eq!(before, 6);
+    let kept: Frames = (6..=8)
+        .map(|n| (log.commit(&payload(n, 30)).unwrap(), payload(n, 30)))
+        .collect();
+    let used = log.usage();
+    assert_eq!(used.segments, 2);
+    log.remove_before(before).unwrap();
+    assert_eq!(log.usage().segments, 1);
+    assert!(log.usage().bytes < used.bytes);
+    // Removing again, or before a sequence inside the segment being written, removes nothing.
+    log.remove_before(7).unwrap();
+    assert_eq!(log.usage().segments, 1);
+    drop(log);
+    fs.crash(7);
+    let (frames, _) = recover(&fs, &dir(), RecoveryMode::Strict).unwrap();
+    assert_eq!(
+        frames, kept,
+        "the removal was durable, the frames after it too"
+    );
+}
+
+#[test]
 fn the_real_file_system_keeps_what_was_committed() {
     let temp = tempfile::tempdir().unwrap();
     let options = LogOptions { segment_bytes: 256 };

@@ -46,7 +46,13 @@ pub struct TestServer {
     pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), server::ServerError>>>,
+    /// The data directory of a durable run (see [`DURABLE`]), removed with the server.
+    _data_dir: Option<tempfile::TempDir>,
 }
+
+/// Set (to anything), every [`TestServer`] without a data directory of its own gets a fresh one:
+/// the same behaviour tests then run against the durable broker. `.ci/run` runs them both ways.
+pub const DURABLE: &str = "SWITCHYARD_TEST_DURABLE";
 
 /// The configuration the tests start from: the defaults, with a short shutdown grace so a test that
 /// stops its server does not wait long for connections it still holds.
@@ -64,7 +70,13 @@ impl TestServer {
     }
 
     /// Starts a server with `config` on `127.0.0.1:0`.
-    pub async fn with_config(config: Config) -> Self {
+    pub async fn with_config(mut config: Config) -> Self {
+        let data_dir =
+            (config.data_dir.is_none() && std::env::var_os(DURABLE).is_some()).then(|| {
+                let dir = tempfile::tempdir().expect("a temporary data directory");
+                config.data_dir = Some(dir.path().to_owned());
+                dir
+            });
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a test listener on 127.0.0.1:0");
@@ -81,6 +93,7 @@ impl TestServer {
             addr,
             shutdown: Some(stop),
             task: Some(task),
+            _data_dir: data_dir,
         }
     }
 

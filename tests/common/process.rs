@@ -150,6 +150,12 @@ impl BrokerProcess {
         self.process.exit_within(limit).await
     }
 
+    /// SIGKILL (no handler runs, nothing is flushed), then everything it printed once it has exited:
+    /// a crash, for the tests of what a broker keeps across one.
+    pub async fn kill(self) -> Output {
+        self.process.kill().await
+    }
+
     /// SIGTERM, then everything it printed once it has exited (within its shutdown grace, which is
     /// `grace`, plus [`SLACK`]).
     pub async fn stop(self, grace: Duration) -> Output {

@@ -15,6 +15,7 @@ mod reqreply;
 
 use std::{
     io::IsTerminal,
+    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -143,6 +144,9 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Start the broker durable, on a fresh data directory made inside DIR (and removed after).
+    #[arg(long, conflicts_with = "server", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// What to measure.
@@ -176,7 +180,7 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
         .unwrap_or(Scenario::Fanout);
     let broker = match &args.server {
         Some(url) => BrokerUnderTest::given(url, args.broker_pid),
-        None => BrokerUnderTest::spawn().await?,
+        None => BrokerUnderTest::spawn(args.data_dir.as_deref()).await?,
     };
     let session = Session::new(args, &broker);
     // On Ctrl-C the scenario is dropped, and with it the broker this command started.
@@ -184,8 +188,8 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
         counts = session.run(scenario) => counts?,
         () = interrupted() => return Err(Failure::new("interrupted")),
     };
-    drop(broker);
-    let report = Report::new(scenario, &session, counts);
+    let journal = broker.finish();
+    let report = Report::new(scenario, &session, counts, journal);
     report.print(session.args.json)
 }
 

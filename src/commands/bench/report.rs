@@ -5,7 +5,11 @@ use std::{io::Write, time::Duration};
 
 use serde_json::{Value, json};
 
-use super::{Counts, Failure, Scenario, Session};
+use super::{Counts, Failure, Scenario, Session, broker::JournalStats};
+
+fn records_per_fsync(journal: JournalStats) -> f64 {
+    journal.records as f64 / journal.fsyncs.max(1) as f64
+}
 
 /// A finished run: its settings and what it counted.
 #[derive(Debug)]
@@ -21,10 +25,17 @@ pub struct Report {
     consumers: u64,
     in_flight: u64,
     counts: Counts,
+    /// A durable broker's fsyncs over the whole run (warm-up and drain included).
+    journal: Option<JournalStats>,
 }
 
 impl Report {
-    pub fn new(scenario: Scenario, session: &Session, counts: Counts) -> Self {
+    pub fn new(
+        scenario: Scenario,
+        session: &Session,
+        counts: Counts,
+        journal: Option<JournalStats>,
+    ) -> Self {
         let args = &session.args;
         let (publishers, subscribers, consumers, in_flight) = match scenario {
             Scenario::Fanout => (args.publishers.into(), args.subscribers, 0, 0),
@@ -47,6 +58,7 @@ impl Report {
             consumers: consumers.into(),
             in_flight: in_flight.into(),
             counts,
+            journal,
         }
     }
 
@@ -107,6 +119,11 @@ impl Report {
             "out_of_order": counts.out_of_order,
             "gaps": counts.gaps,
             "errors": counts.errors,
+            "durable": self.journal.map(|journal| json!({
+                "fsyncs": journal.fsyncs,
+                "records": journal.records,
+                "records_per_fsync": tenths(records_per_fsync(journal)),
+            })),
         })
     }
 
@@ -186,12 +203,21 @@ impl Report {
             ("gaps", thousands(counts.gaps)),
             ("errors", thousands(counts.errors)),
         ];
+        let durable = self.journal.map(|journal| {
+            let value = format!(
+                "{} fsyncs carried {} records ({:.1} per fsync), the whole run",
+                thousands(journal.fsyncs),
+                thousands(journal.records),
+                records_per_fsync(journal)
+            );
+            ("durable", value)
+        });
         let mut table = format!(
             "{}: {shape}, {}-byte payloads\n",
             self.scenario.name(),
             self.payload_bytes
         );
-        for (name, value) in rows {
+        for (name, value) in rows.into_iter().chain(durable) {
             table.push_str(&format!("  {name:<13} {value}\n"));
         }
         table.pop();
