@@ -1,10 +1,11 @@
 //! The command line: the scenarios and flags of `switchyard bench`, with the same names, defaults
 //! and meaning, plus where the broker is. Both peers share these flags; a [`Broker`] supplies the
-//! program's name, the server's default address and the help texts that differ per broker.
+//! program's name, the server's default address and the help texts that differ per broker. One flag
+//! is a broker's own: `--storage`, which only a broker with `storage_help` (NATS) has.
 
 use std::time::Duration;
 
-use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use clap::{Arg, ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
 /// What tells one peer program from the other: its names and the help of the flags whose meaning
 /// depends on the broker.
@@ -26,6 +27,10 @@ pub struct Broker {
     pub responders_help: &'static str,
     /// `--prefetch`'s help.
     pub prefetch_help: &'static str,
+    /// `--storage`'s help, for a broker whose queue chooses where it stores messages. `None` leaves
+    /// the flag out, so the program refuses it rather than ignore it: Redis persists by its
+    /// server's configuration, not by anything a client asks for.
+    pub storage_help: Option<&'static str>,
 }
 
 /// Runs one Switchyard benchmark scenario against a broker and prints what
@@ -88,6 +93,10 @@ pub struct Args {
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     pub json: bool,
+    /// Where the queue keeps its messages (queue, exclusive): `--storage`, added by [`command`] for
+    /// a broker that has it, memory otherwise.
+    #[arg(skip)]
+    pub storage: Storage,
 }
 
 impl Args {
@@ -98,7 +107,12 @@ impl Args {
     }
 
     fn from_matches(matches: &ArgMatches) -> Self {
-        Self::from_arg_matches(matches).unwrap_or_else(|error| error.exit())
+        let mut args = Self::from_arg_matches(matches).unwrap_or_else(|error| error.exit());
+        // Absent for a broker without the flag, which keeps the default.
+        if let Ok(Some(storage)) = matches.try_get_one::<Storage>("storage") {
+            args.storage = *storage;
+        }
+        args
     }
 }
 
@@ -108,7 +122,7 @@ fn command(broker: &Broker) -> clap::Command {
         "The {}'s process id, to report its CPU; without it `cpu_percent.broker` is null",
         broker.server
     );
-    Args::command()
+    let command = Args::command()
         .name(broker.program)
         .bin_name(broker.program)
         .about(format!(
@@ -125,7 +139,27 @@ fn command(broker: &Broker) -> clap::Command {
         .mut_arg("server_pid", |arg| arg.help(server_pid_help))
         .mut_arg("consumers", |arg| arg.help(broker.consumers_help))
         .mut_arg("responders", |arg| arg.help(broker.responders_help))
-        .mut_arg("prefetch", |arg| arg.help(broker.prefetch_help))
+        .mut_arg("prefetch", |arg| arg.help(broker.prefetch_help));
+    match broker.storage_help {
+        Some(help) => command.arg(
+            Arg::new("storage")
+                .long("storage")
+                .value_name("STORAGE")
+                .value_parser(clap::value_parser!(Storage))
+                .default_value("memory")
+                .help(help),
+        ),
+        None => command,
+    }
+}
+
+/// Where a broker's queue keeps its messages (`--storage`): memory by default, so that a run
+/// without the flag measures what it always did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Storage {
+    #[default]
+    Memory,
+    File,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -179,6 +213,7 @@ mod tests {
         consumers_help: "workers",
         responders_help: "responders",
         prefetch_help: "prefetch",
+        storage_help: None,
     };
 
     /// The broker's default address fills in `--server`, and the shared flags keep their defaults.
@@ -192,9 +227,32 @@ mod tests {
         assert_eq!(args.scenario, Scenario::Queue);
         assert_eq!(args.prefetch, 256);
         assert_eq!(args.duration, Duration::from_secs(8));
+        assert_eq!(args.storage, Storage::Memory);
         let help = command(&BROKER).render_help().to_string();
         assert!(help.contains("test-server's process id"), "{help}");
         assert!(help.contains("workers"), "{help}");
+    }
+
+    /// `--storage` exists only for a broker that documents it: there it defaults to memory and
+    /// takes file; elsewhere it is refused, not ignored.
+    #[test]
+    fn storage_is_the_brokers_own() {
+        let with_storage = Broker {
+            storage_help: Some("where"),
+            ..BROKER
+        };
+        let parse = |broker: &Broker, flags: &[&str]| {
+            command(broker)
+                .try_get_matches_from(["test-peer", "queue"].iter().chain(flags))
+                .map(|matches| Args::from_matches(&matches).storage)
+        };
+        assert_eq!(parse(&with_storage, &[]).ok(), Some(Storage::Memory));
+        assert_eq!(
+            parse(&with_storage, &["--storage", "file"]).ok(),
+            Some(Storage::File)
+        );
+        assert!(parse(&with_storage, &["--storage", "disk"]).is_err());
+        assert!(parse(&BROKER, &["--storage", "memory"]).is_err());
     }
 
     /// The units of `switchyard bench` parse, and anything else is refused.

@@ -22,6 +22,10 @@ pub static BROKER: Broker = Broker {
     responders_help: "Responders in the queue group, each on its own connection (reqreply)",
     prefetch_help: "Unacked messages per worker (queue, exclusive): its pull batch; the consumer's \
                     max_ack_pending is this times the workers",
+    storage_help: Some(
+        "The JetStream storage of the queue's stream (queue, exclusive): memory, or file, which \
+         the server syncs to disk as its `sync_interval` says",
+    ),
 };
 
 /// Runs the scenario `args` names, then says on stderr what happened to the connections.

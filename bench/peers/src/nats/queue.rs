@@ -1,11 +1,13 @@
-//! queue and exclusive: JetStream. Publishers send to an in-memory stream (awaiting every
-//! publish's ack, pipelined); workers pull from one durable pull consumer and ack everything.
+//! queue and exclusive: JetStream. Publishers send to a stream (awaiting every publish's ack,
+//! pipelined); workers pull from one durable pull consumer and ack everything.
 //!
 //! - stream `BENCH_QUEUE` / `BENCH_EXCLUSIVE` on subject `bench.queue` / `bench.exclusive`:
-//!   memory storage, one replica, no limits, default 2-minute duplicate window (unused: no
-//!   message ids are sent). Retention removes a message once acked: work-queue retention for
-//!   queue; interest retention for exclusive (the same with one consumer, and unlike work-queue
-//!   retention it allows cumulative acks).
+//!   `--storage` storage, memory by default (to compare with Switchyard in memory) or file (to
+//!   compare with a durable Switchyard; how often the server then syncs to disk is its own
+//!   `sync_interval`, not the client's to choose), one replica, no limits, default 2-minute
+//!   duplicate window (unused: no message ids are sent). Retention removes a message once acked:
+//!   work-queue retention for queue; interest retention for exclusive (the same with one
+//!   consumer, and unlike work-queue retention it allows cumulative acks).
 //! - consumer `workers`: durable, pull, deliver all, ack wait 30 s (past any drain), max ack
 //!   pending = `--prefetch` × workers. Each worker pulls `--prefetch` messages per pull request.
 //! - queue: `--consumers` workers, `AckPolicy::Explicit`, every message acked on receipt. NATS has
@@ -29,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use super::connection::{Connection, Events};
 use super::publish::{self, Mode};
 use crate::clock::Start;
-use crate::config::Args;
+use crate::config::{Args, Storage};
 use crate::queue::{self, MAX_ERRORS_IN_A_ROW, Member, Problems};
 use crate::report::Counts;
 use switchyard_loadgen::credit::Credit;
@@ -56,7 +58,10 @@ pub async fn run(args: &Args, events: &Events, start: Start) -> Result<Counts, S
         .create_stream(stream::Config {
             name: stream_name.to_owned(),
             subjects: vec![subject.to_owned()],
-            storage: StorageType::Memory,
+            storage: match args.storage {
+                Storage::Memory => StorageType::Memory,
+                Storage::File => StorageType::File,
+            },
             retention: if exclusive {
                 RetentionPolicy::Interest
             } else {

@@ -23,6 +23,7 @@ pub static BROKER: Broker = Broker {
     responders_help: "Responders popping the one request list, each on its own connection (reqreply)",
     prefetch_help: "Unacked messages per worker (queue, exclusive): the COUNT of each XREADGROUP, \
                     whose entries are all acked with the next read",
+    storage_help: None,
 };
 
 /// Runs the scenario `args` names.
