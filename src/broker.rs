@@ -17,6 +17,10 @@ use crate::{
 /// unsubscribes, or returns what the consumer held to its group.
 pub type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, BrokerError>> + Send>>;
 
+/// A publish that is routed, and so has its place among the broker's changes, but whose outcome
+/// (for a durable broker: its fsync) is still to come.
+pub type StagedPublish = Pin<Box<dyn Future<Output = Result<Vec<Published>, BrokerError>> + Send>>;
+
 /// What a broker does. Every method is safe to call concurrently.
 pub trait Broker: Clone + Send + Sync + 'static {
     /// Routes a batch, all or nothing, and returns one [`Published`] per message in order.
@@ -34,6 +38,24 @@ pub trait Broker: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Published>, BrokerError>> + Send {
         let _ = wait;
         self.publish(batch)
+    }
+
+    /// Routes a batch as [`Broker::publish`] (waiting up to `wait` for room, if given) and returns
+    /// once it is routed, with what to await for its outcome: a stream of publishes can then route
+    /// its batches in order while their writes overlap. A broker that cannot split the two finishes
+    /// the publish here.
+    fn publish_staged(
+        &self,
+        batch: Vec<NewMessage>,
+        wait: Option<Duration>,
+    ) -> impl Future<Output = Result<StagedPublish, BrokerError>> + Send {
+        async move {
+            let published = match wait {
+                Some(wait) => self.publish_waiting(batch, wait).await,
+                None => self.publish(batch).await,
+            };
+            Ok(Box::pin(std::future::ready(published)) as StagedPublish)
+        }
     }
 
     /// Subscribes to a pattern. The subscription is active when this returns.

@@ -8,6 +8,7 @@
 
 use std::{
     collections::VecDeque,
+    pin::Pin,
     sync::{
         Arc, Weak,
         atomic::{AtomicBool, Ordering},
@@ -133,20 +134,9 @@ impl Locked {
     }
 
     /// Stores a message and returns its position; `None` if the group was deleted meanwhile and the
-    /// message was not stored. With a journal, consumers see it only after [`Locked::reveal_through`].
+    /// message was not stored.
     pub fn store(&mut self, message: Message) -> Option<u64> {
-        if self.closed {
-            return None;
-        }
-        Some(if self.journaled {
-            self.state.reserve(message)
-        } else {
-            self.state.enqueue(message)
-        })
-    }
-
-    pub fn reveal_through(&mut self, position: u64) {
-        self.state.reveal_through(position);
+        (!self.closed).then(|| self.state.enqueue(message))
     }
 
     pub fn withdraw(&mut self, position: u64) {
@@ -324,6 +314,7 @@ impl QueueGroup {
             notify,
             shutdown,
             taken: VecDeque::new(),
+            recording: VecDeque::new(),
         };
         Ok(Box::pin(futures_util::stream::unfold(
             Some(attachment),
@@ -633,9 +624,18 @@ struct Attachment {
     consumer: ConsumerId,
     notify: Arc<Notify>,
     shutdown: CancellationToken,
-    /// Taken under one record and durable, not yet handed over.
+    /// Taken and durable, not yet handed over.
     taken: VecDeque<Delivery>,
+    /// Taken, each batch under one record that is not durable yet, oldest first. A consumer takes
+    /// again while earlier records are written, so its deliveries are not one fsync apart.
+    recording: VecDeque<(Vec<Delivery>, Durable)>,
 }
+
+/// A delivery record's wait.
+type Durable = Pin<Box<dyn Future<Output = Result<(), BrokerError>> + Send>>;
+
+/// Batches a consumer may have waiting for their records at once.
+const RECORDING_BATCHES: usize = 8;
 
 impl Attachment {
     async fn next(&mut self) -> Result<Delivery, BrokerError> {
@@ -643,19 +643,47 @@ impl Attachment {
             if let Some(delivery) = self.taken.pop_front() {
                 return Ok(delivery);
             }
-            if let Some((deliveries, receipt)) = self.group.take(self.consumer) {
-                // Dropped while waiting (the consumer left), the deliveries return with detach.
-                receipt.durable().await?;
-                self.taken.extend(deliveries);
+            while self.recording.len() < RECORDING_BATCHES
+                && let Some((deliveries, receipt)) = self.group.take(self.consumer)
+            {
+                if receipt.is_done() && self.recording.is_empty() {
+                    self.taken.extend(deliveries);
+                    break;
+                }
+                self.recording
+                    .push_back((deliveries, Box::pin(receipt.durable())));
+            }
+            if !self.taken.is_empty() {
                 continue;
             }
+            // Dropped while waiting (the consumer left), what it took returns with detach.
+            let Self {
+                group,
+                notify,
+                shutdown,
+                recording,
+                taken,
+                ..
+            } = self;
+            let oldest = async {
+                match recording.front_mut() {
+                    Some((_, durable)) => durable.as_mut().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
-                () = self.shutdown.cancelled() => return Err(BrokerError::ShuttingDown),
-                () = self.group.closed.cancelled() => return Err(BrokerError::GroupDeleted {
-                    group: self.group.name.to_string(),
+                () = shutdown.cancelled() => return Err(BrokerError::ShuttingDown),
+                () = group.closed.cancelled() => return Err(BrokerError::GroupDeleted {
+                    group: group.name.to_string(),
                 }),
-                () = self.notify.notified() => {}
+                durable = oldest => {
+                    durable?;
+                    if let Some((deliveries, _)) = recording.pop_front() {
+                        taken.extend(deliveries);
+                    }
+                }
+                () = notify.notified() => {}
             }
         }
     }

@@ -146,9 +146,6 @@ pub struct Settled {
 pub struct GroupState {
     settings: GroupSettings,
     next_seq: u64,
-    /// Positions below this may be handed out. A message stored but not yet durable sits above it,
-    /// counted against the limits but invisible to consumers.
-    visible: u64,
     /// Dead letters on their way out: held (and counted) until the move is recorded.
     leaving: HashMap<u64, Pending>,
     next_delivery: DeliverySeq,
@@ -176,7 +173,6 @@ impl GroupState {
         Self {
             settings,
             next_seq: 0,
-            visible: 0,
             leaving: HashMap::new(),
             next_delivery: 0,
             next_consumer: 0,
@@ -212,7 +208,6 @@ impl GroupState {
     ) -> (Self, Vec<DeadLetter>) {
         let mut state = Self::new(settings, now);
         state.next_seq = next_position;
-        state.visible = next_position;
         let mut dead = Vec::new();
         for (position, held) in held {
             state.bytes += held.message.footprint() as u64;
@@ -318,16 +313,8 @@ impl GroupState {
         self.idle_since
     }
 
-    /// Stores a message, visible to consumers at once; returns its position.
+    /// Stores a message; returns its position.
     pub fn enqueue(&mut self, message: Message) -> u64 {
-        let position = self.reserve(message);
-        self.visible = self.next_seq;
-        position
-    }
-
-    /// Stores a message that consumers may not see until [`GroupState::reveal_through`] (once it is
-    /// durable); returns its position. It counts against the group's limits from now on.
-    pub fn reserve(&mut self, message: Message) -> u64 {
         self.bytes += message.footprint() as u64;
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -340,26 +327,19 @@ impl GroupState {
         seq
     }
 
-    /// Lets consumers see every message stored up to `position`. Messages are stored and made durable
-    /// in one order, so one durable means all before it are too.
-    pub fn reveal_through(&mut self, position: u64) {
-        self.visible = self.visible.max(position + 1);
-    }
-
-    /// Takes back a reserved message whose record failed; `false` if it is not there (the group was
-    /// cleared meanwhile).
+    /// Takes back a message whose record failed, if it is still waiting; `false` if it is not (the
+    /// group was cleared meanwhile, or it was taken: its delivery then fails with the journal, which
+    /// takes no more writes after a failure, so it is never handed over).
     pub fn withdraw(&mut self, position: u64, now: Instant) -> bool {
         let index = self.ready.partition_point(|pending| pending.seq < position);
-        if self
-            .ready
-            .get(index)
-            .is_none_or(|pending| pending.seq != position)
-        {
+        let pending = match self.ready.get(index) {
+            Some(pending) if pending.seq == position => self.ready.remove(index),
+            _ => self.redeliver.remove(&position),
+        };
+        let Some(pending) = pending else {
             return false;
-        }
-        if let Some(pending) = self.ready.remove(index) {
-            self.bytes -= pending.message.footprint() as u64;
-        }
+        };
+        self.bytes -= pending.message.footprint() as u64;
         self.refresh_idle(now);
         true
     }
@@ -372,12 +352,6 @@ impl GroupState {
         self.bytes -= pending.message.footprint() as u64;
         self.refresh_idle(now);
         true
-    }
-
-    /// How many ready messages consumers may see.
-    fn visible_ready(&self) -> usize {
-        self.ready
-            .partition_point(|pending| pending.seq < self.visible)
     }
 
     /// Adds a consumer, or refuses it when an exclusive group already has an active one and it does
@@ -435,8 +409,7 @@ impl GroupState {
         }
         let mut pending = match self.redeliver.pop_first() {
             Some((_, pending)) => pending,
-            None if self.visible_ready() > 0 => self.ready.pop_front()?,
-            None => return None,
+            None => self.ready.pop_front()?,
         };
         pending.attempts += 1;
         self.stats.delivered += 1;
@@ -540,7 +513,7 @@ impl GroupState {
     /// The consumers worth waking: active, with room, no more of them than there are messages to take,
     /// starting where the last round stopped.
     pub fn consumers_to_wake(&mut self) -> Vec<Arc<Notify>> {
-        let available = self.visible_ready() + self.redeliver.len();
+        let available = self.ready.len() + self.redeliver.len();
         let count = self.consumers.len();
         if available == 0 || count == 0 {
             return Vec::new();

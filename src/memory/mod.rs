@@ -37,14 +37,14 @@ use self::{
     group_state::{ConsumerTerms, GroupState, Settle},
     registry::Registry,
     replies::ReplyRouter,
-    route::{Admission, Leaving, Target},
+    route::{Admission, Leaving, Staged, Target},
     sublist::{EntryId, Sublist},
     subscriber::{BufferLimits, SubscriberQueue, subscription_stream},
 };
 use crate::{
     broker::{
         Broker, ConsumeSpec, Delivery, EventStream, GroupInfo, GroupSpec, Published, Settlement,
-        SubscriptionEvent,
+        StagedPublish, SubscriptionEvent,
     },
     budget::MemoryBudget,
     config::Config,
@@ -172,13 +172,13 @@ impl MemoryBroker {
         self.shared.replies.unmatched()
     }
 
-    /// Publishes a batch; while the memory budget or a group it goes to is full, waits for room until
+    /// Routes a batch; while the memory budget or a group it goes to is full, waits for room until
     /// `deadline` (if any) and tries again, then fails with what was full.
-    async fn publish_until(
+    async fn stage_until(
         &self,
         batch: Vec<NewMessage>,
         deadline: Option<Instant>,
-    ) -> Result<Vec<Published>, BrokerError> {
+    ) -> Result<Staged, BrokerError> {
         self.check_running()?;
         let budget = &self.shared.budget;
         let cost = batch.iter().map(NewMessage::footprint).sum();
@@ -198,7 +198,7 @@ impl MemoryBroker {
             .map(|new| Message::stamp_charged(new, budget))
             .collect();
         loop {
-            match self.shared.route(&messages, Admission::Checked, None).await {
+            match self.shared.stage(&messages, Admission::Checked, None) {
                 Err(
                     full @ (BrokerError::GroupFull {
                         never_fits: false, ..
@@ -262,7 +262,7 @@ impl Drop for Registration {
 
 impl Broker for MemoryBroker {
     async fn publish(&self, batch: Vec<NewMessage>) -> Result<Vec<Published>, BrokerError> {
-        self.publish_until(batch, None).await
+        self.stage_until(batch, None).await?.finish().await
     }
 
     async fn publish_waiting(
@@ -270,7 +270,21 @@ impl Broker for MemoryBroker {
         batch: Vec<NewMessage>,
         wait: Duration,
     ) -> Result<Vec<Published>, BrokerError> {
-        self.publish_until(batch, Some(Instant::now() + wait)).await
+        let deadline = Instant::now() + wait;
+        self.stage_until(batch, Some(deadline))
+            .await?
+            .finish()
+            .await
+    }
+
+    async fn publish_staged(
+        &self,
+        batch: Vec<NewMessage>,
+        wait: Option<Duration>,
+    ) -> Result<StagedPublish, BrokerError> {
+        let deadline = wait.map(|wait| Instant::now() + wait);
+        let staged = self.stage_until(batch, deadline).await?;
+        Ok(Box::pin(staged.finish()))
     }
 
     async fn subscribe(

@@ -5,19 +5,22 @@
 //! batches can never deadlock), checked for room and filled, and only then are subscribers offered
 //! their copies. Offering to a subscriber cannot fail, so nothing after the check can refuse.
 //!
-//! With a journal the copies are reserved, recorded and only then revealed: under the group locks
-//! each copy takes its position (counted against the limits, invisible to consumers) and the record
-//! is handed to the journal, still under the locks, so records and positions are in the same order.
-//! The locks are let go before the record is awaited. Once it is durable, every group is locked
-//! again and told that it may show its copies; if it failed they are withdrawn. Neither step can
-//! lose a copy or reorder one: a group reveals by position, and the journal writes in order and
-//! stops at its first failure, so a durable record means every earlier one is durable too.
+//! With a journal, the copies are stored, then recorded, then acknowledged: under the group locks
+//! each copy takes its position and the record is handed to the journal, still under the locks, so
+//! the journal's order is every group's order. The locks are let go before the record is awaited,
+//! and the publisher hears OK only once it is durable. A consumer may take a copy meanwhile, but is
+//! handed it only once its own delivery record is durable, and that record comes after this one in
+//! the journal, which writes in order and stops at its first failure: so no consumer ever sees a
+//! message that is not on disk, and the publish's fsync and the delivery's can be the same one. If
+//! the record fails, the copies still waiting are withdrawn (nothing else is written after a
+//! failure, so one already taken is never handed over).
 
 use std::sync::Arc;
 
 use super::{
     Shared,
     group::{self, GroupId, QueueGroup},
+    replies::ReplyRouter,
     subscriber::SubscriberQueue,
 };
 use crate::{
@@ -69,12 +72,26 @@ fn batch_share(slots: &[Vec<usize>], messages: &[Message], slot: usize) -> (usiz
 }
 
 impl Shared {
+    /// Routes `messages` and waits until they are durable: [`Shared::stage`], then
+    /// [`Staged::finish`].
     pub(super) async fn route(
         &self,
         messages: &[Message],
         admission: Admission,
         leaving: Option<Leaving>,
     ) -> Result<Vec<Published>, BrokerError> {
+        self.stage(messages, admission, leaving)?.finish().await
+    }
+
+    /// Stores `messages` in their groups and hands the record to the journal, all under the group
+    /// locks: from here on the batch has its place in every group and in the journal. What is left
+    /// (waiting for the record, offering the messages to subscribers) is the [`Staged`] returned.
+    pub(super) fn stage(
+        &self,
+        messages: &[Message],
+        admission: Admission,
+        leaving: Option<Leaving>,
+    ) -> Result<Staged, BrokerError> {
         let mut routes: Vec<Route> = Vec::with_capacity(messages.len());
         let mut groups: Vec<Arc<QueueGroup>> = Vec::new();
         {
@@ -183,49 +200,15 @@ impl Shared {
             (wakes, receipt)
         };
         group::wake(wakes);
-        if !receipt.is_done() {
-            let durable = receipt.durable().await;
-            let mut positions: Vec<Vec<u64>> = vec![Vec::new(); groups.len()];
-            for (slot, copy) in &copies {
-                positions[*slot].push(copy.position);
-            }
-            for (group, positions) in groups.iter().zip(positions) {
-                let Some(&last) = positions.last() else {
-                    continue;
-                };
-                let mut locked = group.lock();
-                match durable {
-                    Ok(()) => locked.reveal_through(last),
-                    Err(_) => positions.iter().for_each(|&at| locked.withdraw(at)),
-                }
-                let wakes = locked.consumers_to_wake();
-                drop(locked);
-                group::wake(wakes);
-            }
-            durable?;
-        }
-
-        let published = messages
-            .iter()
-            .zip(routes)
-            .zip(stored)
-            .map(|((message, route), groups)| {
-                if !route.subscribers.is_empty() {
-                    let footprint = message.footprint();
-                    route
-                        .subscribers
-                        .iter()
-                        .for_each(|queue| queue.offer(message, footprint));
-                }
-                let replied = message.topic().is_inbox() && self.replies.deliver(message);
-                Published {
-                    id: message.id(),
-                    subscribers: route.subscribers.len() as u32 + u32::from(replied),
-                    groups,
-                }
-            })
-            .collect();
-        Ok(published)
+        Ok(Staged {
+            messages: messages.to_vec(),
+            routes,
+            stored,
+            copies,
+            groups,
+            receipt,
+            replies: Arc::clone(&self.replies),
+        })
     }
 
     /// Records what the routing stored: the dead letter's move, or the messages that reached a group.
@@ -272,5 +255,61 @@ impl Shared {
                 copies,
             }
         })
+    }
+}
+
+/// A routed batch whose record may not be durable yet.
+pub struct Staged {
+    messages: Vec<Message>,
+    routes: Vec<Route>,
+    stored: Vec<u32>,
+    copies: Vec<(usize, GroupCopy)>,
+    groups: Vec<Arc<QueueGroup>>,
+    receipt: journal::Receipt,
+    replies: Arc<ReplyRouter>,
+}
+
+impl Staged {
+    /// Waits for the batch's record, then offers the messages to subscribers and waiting requests.
+    /// If the record failed, the copies still waiting are withdrawn and nobody is offered anything.
+    pub async fn finish(self) -> Result<Vec<Published>, BrokerError> {
+        let Self {
+            messages,
+            routes,
+            stored,
+            copies,
+            groups,
+            receipt,
+            replies,
+        } = self;
+        if !receipt.is_done()
+            && let Err(error) = receipt.durable().await
+        {
+            for (slot, copy) in &copies {
+                groups[*slot].lock().withdraw(copy.position);
+            }
+            return Err(error);
+        }
+        let published = messages
+            .iter()
+            .zip(routes)
+            .zip(stored)
+            .map(|((message, route), groups)| {
+                if !route.subscribers.is_empty() {
+                    let footprint = message.footprint();
+                    route
+                        .subscribers
+                        .iter()
+                        .for_each(|queue| queue.offer(message, footprint));
+                }
+                let replied = message.topic().is_inbox() && replies.deliver(message);
+                Published {
+                    id: message.id(),
+                    subscribers: route.subscribers.len() as u32 + u32::from(replied),
+                    groups,
+                }
+            })
+            .collect();
+        Ok(published)
     }
 }

@@ -15,39 +15,67 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use super::{auth::Caller, convert};
-use crate::{broker::Broker, config::Config, error::BrokerError, pb};
+use crate::{
+    broker::{Broker, StagedPublish},
+    config::Config,
+    error::BrokerError,
+    pb,
+};
 
-/// Routes each PublishStream frame in the order received and answers it before reading the next, so
-/// answers come in order and a slow broker slows the producer through HTTP/2 flow control.
+/// Frames of one PublishStream routed and waiting for their outcome at once: a durable broker's
+/// fsyncs of consecutive frames then overlap instead of queueing one behind the other.
+const PUBLISH_FRAMES_IN_FLIGHT: usize = 16;
+
+/// Routes each PublishStream frame in the order received, and answers in that order. A frame is
+/// routed only after the one before it (so the broker sees the stream's order), but its outcome (a
+/// durable broker's fsync) is awaited alongside those of up to [`PUBLISH_FRAMES_IN_FLIGHT`] frames
+/// before it; past that the stream stops reading, and a slow broker slows the producer through
+/// HTTP/2 flow control.
 pub fn publish<B: Broker>(
     broker: B,
     config: Arc<Config>,
     caller: Caller,
     inbound: impl Stream<Item = Result<pb::PublishStreamRequest, Status>> + Send + 'static,
 ) -> impl Stream<Item = Result<pb::PublishStreamResponse, Status>> + Send + 'static {
-    inbound.then(move |frame| {
-        let broker = broker.clone();
-        let config = Arc::clone(&config);
-        let caller = caller.clone();
-        async move {
-            let frame = frame?;
-            let wait = frame
-                .wait_for_room
-                .then(|| convert::publish_wait(None, &config));
-            let request = pb::PublishRequest {
-                messages: frame.messages,
-                wait_for_room: frame.wait_for_room,
-            };
-            let outcome = async {
-                let batch = convert::publish_request(request, &config).map_err(convert::status)?;
-                caller.may_publish(&batch, &broker)?;
-                match wait {
-                    Some(wait) => broker.publish_waiting(batch, wait).await,
-                    None => broker.publish(batch).await,
+    inbound
+        .then(move |frame| {
+            let broker = broker.clone();
+            let config = Arc::clone(&config);
+            let caller = caller.clone();
+            async move {
+                let frame = match frame {
+                    Ok(frame) => frame,
+                    Err(status) => return Answer::Failed(status),
+                };
+                let wait = frame
+                    .wait_for_room
+                    .then(|| convert::publish_wait(None, &config));
+                let request = pb::PublishRequest {
+                    messages: frame.messages,
+                    wait_for_room: frame.wait_for_room,
+                };
+                let staged = async {
+                    let batch =
+                        convert::publish_request(request, &config).map_err(convert::status)?;
+                    caller.may_publish(&batch, &broker)?;
+                    broker
+                        .publish_staged(batch, wait)
+                        .await
+                        .map_err(convert::status)
                 }
-                .map_err(convert::status)
+                .await;
+                Answer::Staged(frame.sequence, staged)
             }
-            .await;
+        })
+        .map(|answer| async move {
+            let (sequence, staged) = match answer {
+                Answer::Failed(status) => return Err(status),
+                Answer::Staged(sequence, staged) => (sequence, staged),
+            };
+            let outcome = match staged {
+                Ok(staged) => staged.await.map_err(convert::status),
+                Err(status) => Err(status),
+            };
             let result = match outcome {
                 Ok(published) => {
                     pb::publish_stream_response::Result::Published(pb::PublishResponse {
@@ -57,11 +85,18 @@ pub fn publish<B: Broker>(
                 Err(error) => pb::publish_stream_response::Result::Error(stream_error(error)),
             };
             Ok(pb::PublishStreamResponse {
-                sequence: frame.sequence,
+                sequence,
                 result: Some(result),
             })
-        }
-    })
+        })
+        .buffered(PUBLISH_FRAMES_IN_FLIGHT)
+}
+
+/// A PublishStream frame once routed: its sequence and what is left to await, or the status that
+/// ends the stream (a frame that did not decode, a broken inbound stream).
+enum Answer {
+    Staged(u64, Result<StagedPublish, Status>),
+    Failed(Status),
 }
 
 /// Runs up to `max_stream_requests` requests of one RequestStream at once and answers each when its
