@@ -574,3 +574,7 @@ async fn run_housekeeping(shared: Weak<Shared>, mut events: mpsc::UnboundedRecei
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+#[path = "journal_tests.rs"]
+mod journal_tests;
