@@ -56,6 +56,15 @@ impl Config {
                 format!("must be at least max_payload_bytes + 64 KiB ({envelope})"),
             );
         }
+        // A durable broker writes a Publish batch as one record of about its size: half a record's
+        // limit leaves room for what the record adds (ids, times, one entry per group copy).
+        let durable_limit = crate::storage::MAX_RECORD_BYTES / 2;
+        if self.data_dir.is_some() && self.max_request_bytes > durable_limit {
+            return fail(
+                "max_request_bytes",
+                format!("must be at most {durable_limit} with data_dir: a batch is one record"),
+            );
+        }
         if self.default_prefetch > self.max_prefetch {
             return fail("default_prefetch", "must not exceed max_prefetch".into());
         }
@@ -110,6 +119,21 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn a_durable_broker_bounds_the_request_size_to_what_one_record_takes() {
+        let config = Config {
+            data_dir: Some("/var/lib/switchyard".into()),
+            max_request_bytes: 16 * 1024 * 1024,
+            ..Config::default()
+        };
+        assert_eq!(config.validate().unwrap_err().setting, "max_request_bytes");
+        let in_memory = Config {
+            data_dir: None,
+            ..config
+        };
+        in_memory.validate().unwrap();
     }
 
     #[test]

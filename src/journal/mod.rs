@@ -155,8 +155,10 @@ impl Receipt {
 
     /// Resolves once the event is durable (at once without a journal).
     ///
-    /// A journal writes in order and stops at its first failure, so the receipt of the last of
-    /// several events stands for all of them.
+    /// A journal writes in order and stops at its first failed write or fsync, so the receipt of
+    /// the last of several events stands for all of them. (A record too large for the log is
+    /// refused on its own, at once; the broker keeps its records far under that size: Publish
+    /// requests are bounded in durable mode, restatements are cut in chunks.)
     pub async fn durable(self) -> Result<(), BrokerError> {
         match self.0 {
             Outcome::Done => Ok(()),

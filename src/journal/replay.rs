@@ -6,12 +6,15 @@
 //! again as a redelivery. An event about a group or message that is gone (deleted since, or settled
 //! by an earlier event) changes nothing, so replaying is idempotent per event.
 
-use std::{collections::BTreeMap, time::SystemTime};
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::SystemTime,
+};
 
 use super::{Event, GroupCopy, GroupId, Position};
 use crate::{
     memory::group_state::GroupSettings,
-    message::Message,
+    message::{Message, MessageId},
     topic::{GroupName, Pattern},
 };
 
@@ -27,6 +30,9 @@ pub struct Recovered {
     pub events: u64,
     /// Frames before this were removed on purpose, after a restatement.
     pub reclaimed_before: u64,
+    /// Restated messages by id: a message several groups hold is restated once per group, and is
+    /// kept (and charged) once.
+    restated: HashMap<MessageId, Message>,
 }
 
 #[derive(Debug)]
@@ -142,11 +148,20 @@ impl Recovered {
                 group.next_position = group.next_position.max(next_position);
             }
             Event::Restated { group, held } => {
-                if let Some(group) = self.groups.get_mut(&group) {
-                    for (position, held) in held {
-                        group.next_position = group.next_position.max(position + 1);
-                        group.messages.insert(position, held);
+                let Some(group) = self.groups.get_mut(&group) else {
+                    return;
+                };
+                for (position, mut held) in held {
+                    let id = held.message.id();
+                    match self.restated.get(&id) {
+                        // A dead letter keeps its original's id but is another message.
+                        Some(known) if *known == held.message => held.message = known.clone(),
+                        _ => {
+                            self.restated.insert(id, held.message.clone());
+                        }
                     }
+                    group.next_position = group.next_position.max(position + 1);
+                    group.messages.insert(position, held);
                 }
             }
         }

@@ -222,15 +222,14 @@ impl QueueGroup {
         group
     }
 
-    /// Makes the group permanent: it no longer expires when idle.
+    /// Makes the group permanent: it no longer expires when idle. Recorded even when it already
+    /// was: the receipt then also stands for an identical declaration still being written, so a
+    /// second DeclareGroup never returns before the first one's record is durable.
     pub fn mark_declared(&self) -> Receipt {
         let receipt = {
             let _locked = self.locked.lock();
-            if self.declared.swap(true, Ordering::Relaxed) {
-                Receipt::done()
-            } else {
-                self.record(|| Event::GroupDeclared { id: self.id })
-            }
+            self.declared.store(true, Ordering::Relaxed);
+            self.record(|| Event::GroupDeclared { id: self.id })
         };
         // The timer may be sleeping towards an idle expiry that no longer applies; let it re-plan.
         self.timer.notify_one();
@@ -240,32 +239,43 @@ impl QueueGroup {
     /// Restates the group and everything it holds, so that older records can go (see
     /// `MemoryBroker::reclaim`). Under the lock, so the restatement sits between the changes before
     /// and after it. Returns the receipt of the last record; nothing for a deleted group.
-    pub fn restate(&self) -> Receipt {
-        /// Messages per record: a bound on one record's size, far under a frame's.
-        const CHUNK: usize = 512;
+    pub fn restate(&self) -> Vec<Receipt> {
+        /// Messages per record, and their footprint: a bound on one record's size, far under a
+        /// frame's (a single message is never larger than a Publish request, which durable mode
+        /// keeps under a frame, see `Config::validate`).
+        const CHUNK_MESSAGES: usize = 512;
+        const CHUNK_BYTES: usize = 4 << 20;
         let locked = self.locked.lock();
         if locked.closed {
-            return Receipt::done();
+            return Vec::new();
         }
         let state = &locked.state;
-        let mut receipt = self.record(|| Event::GroupRestated {
+        let mut receipts = vec![self.record(|| Event::GroupRestated {
             id: self.id,
             pattern: self.pattern.clone(),
             name: self.name.clone(),
             settings: state.settings().clone(),
             declared: self.declared.load(Ordering::Relaxed),
             next_position: state.next_position(),
-        });
-        let mut held = state.held(Instant::now(), SystemTime::now());
-        while !held.is_empty() {
-            let rest = held.split_off(held.len().min(CHUNK));
-            let chunk = std::mem::replace(&mut held, rest);
-            receipt = self.record(|| Event::Restated {
-                group: self.id,
-                held: chunk,
-            });
+        })];
+        let mut chunk = Vec::new();
+        let mut chunk_bytes = 0;
+        let held = state.held(Instant::now(), SystemTime::now());
+        let count = held.len();
+        for (index, (position, held)) in held.into_iter().enumerate() {
+            chunk_bytes += held.message.footprint();
+            chunk.push((position, held));
+            let full = chunk.len() >= CHUNK_MESSAGES || chunk_bytes >= CHUNK_BYTES;
+            if full || index + 1 == count {
+                let held = std::mem::take(&mut chunk);
+                chunk_bytes = 0;
+                receipts.push(self.record(|| Event::Restated {
+                    group: self.id,
+                    held,
+                }));
+            }
         }
-        receipt
+        receipts
     }
 
     /// Records `event` if the broker keeps a journal. Called under the group's lock.

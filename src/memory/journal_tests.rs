@@ -224,6 +224,59 @@ async fn a_restatement_alone_replays_to_what_is_held() {
     );
 }
 
+/// A message equal to `message` in another allocation.
+fn apart(message: &Message) -> Message {
+    let mut new = NewMessage::new(message.topic().clone(), message.payload().to_vec());
+    new.headers = message.headers().clone();
+    let copy = Message::stamp_as(new, message.id(), message.published_at(), None);
+    assert!(copy == *message && !copy.ptr_eq(message));
+    copy
+}
+
+#[tokio::test]
+async fn a_message_two_groups_hold_is_restated_for_each_and_replayed_once() {
+    let journal = Arc::new(RecordingJournal::default());
+    let broker = durable(&journal, Recovered::default());
+    broker.declare_group(spec()).await.unwrap();
+    broker
+        .declare_group(GroupSpec {
+            group: GroupName::parse("auditors", 64).unwrap(),
+            ..spec()
+        })
+        .await
+        .unwrap();
+    broker.publish(batch(1)).await.unwrap();
+    let before = journal.events.lock().len();
+    broker.shared.reclaim().await.unwrap();
+    // As read back from disk: every restated copy its own message.
+    let mut restated = Recovered::default();
+    for event in journal.events.lock()[before..].iter().cloned() {
+        restated.apply(match event {
+            Event::Restated { group, held } => Event::Restated {
+                group,
+                held: held
+                    .into_iter()
+                    .map(|(position, mut held)| {
+                        held.message = apart(&held.message);
+                        (position, held)
+                    })
+                    .collect(),
+            },
+            other => other,
+        });
+    }
+    let copies: Vec<&Message> = restated
+        .groups
+        .values()
+        .flat_map(|group| group.messages.values().map(|held| &held.message))
+        .collect();
+    assert_eq!(copies.len(), 2);
+    assert!(
+        copies[0].ptr_eq(copies[1]),
+        "one message, held by both groups"
+    );
+}
+
 #[tokio::test]
 async fn a_refused_record_is_never_acknowledged_and_leaves_nothing_behind() {
     let journal = Arc::new(RecordingJournal::default());

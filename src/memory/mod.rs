@@ -20,7 +20,10 @@ pub mod sublist;
 mod subscriber;
 
 use std::{
-    sync::{Arc, Weak},
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, SystemTime},
 };
 
@@ -80,6 +83,9 @@ struct Shared {
     journal: Option<Arc<dyn Journal>>,
     /// This run's number (0 without a journal).
     epoch: u64,
+    /// The journal's bytes and files right after the last restatement: what is live takes that much.
+    restated_usage: AtomicU64,
+    restated_segments: AtomicU64,
     /// Cancelled once, at shutdown: ends every stream and refuses new work.
     shutdown: CancellationToken,
     /// `max_subscriptions` permits, one held by each open subscription and consumer.
@@ -157,6 +163,8 @@ impl MemoryBroker {
             },
             journal,
             epoch,
+            restated_usage: AtomicU64::new(0),
+            restated_segments: AtomicU64::new(0),
             config,
             index: RwLock::new(Sublist::default()),
             registry: Registry::default(),
@@ -399,9 +407,17 @@ impl Broker for MemoryBroker {
                 forwards.extend(outcome.forwards);
             }
         }
-        // A rejected message is moved before the Settle returns, so an OK means it is moved.
-        for forward in forwards {
-            self.shared.forward(forward).await?;
+        // A rejected message is moved before the Settle returns, so an OK means it is moved. On a
+        // task of its own: a caller that gives up waiting must not leave the letters half moved.
+        if !forwards.is_empty() {
+            let shared = Arc::clone(&self.shared);
+            let moved = tokio::spawn(async move {
+                for forward in forwards {
+                    shared.forward(forward).await?;
+                }
+                Ok::<(), BrokerError>(())
+            });
+            moved.await.map_err(|_| BrokerError::ShuttingDown)??;
         }
         receipt.durable().await?;
         Ok(unknown)
@@ -485,16 +501,25 @@ impl Shared {
             return Ok(());
         };
         let before = journal.rotate().await?;
-        let _ = journal.record(Event::Reclaiming { before });
-        let mut last = journal.record(Event::Epoch(self.epoch));
+        let mut receipts = vec![
+            journal.record(Event::Reclaiming { before }),
+            journal.record(Event::Epoch(self.epoch)),
+        ];
+        // Listed under the registry lock, after the rotation: a group whose creation was recorded
+        // before it is listed and restated; one created after it has its creation after it.
         for group in self.registry.groups() {
-            let receipt = group.restate();
-            if !receipt.is_done() {
-                last = receipt;
-            }
+            receipts.extend(group.restate());
         }
-        last.durable().await?;
-        journal.remove_before(before).await
+        // Every one, not only the last: a record refused on its own would leave the rest in place.
+        for receipt in receipts {
+            receipt.durable().await?;
+        }
+        journal.remove_before(before).await?;
+        let usage = journal.usage();
+        self.restated_usage.store(usage.bytes, Ordering::Relaxed);
+        self.restated_segments
+            .store(usage.segments, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Whether the journal takes more than twice what is held plus a segment, or too many files.
@@ -503,13 +528,16 @@ impl Shared {
             return false;
         };
         let usage = journal.usage();
-        let held = self.budget.used() as u64;
-        usage.segments > 1
-            && (usage.bytes
-                > held
-                    .saturating_mul(2)
-                    .saturating_add(self.config.segment_bytes)
-                || usage.segments > MAX_SEGMENTS)
+        // What is held, or what the last restatement took if more (a message held by several
+        // groups is restated once for each, but charged to the budget once).
+        let held = (self.budget.used() as u64).max(self.restated_usage.load(Ordering::Relaxed));
+        let grown = usage.bytes
+            > held
+                .saturating_mul(2)
+                .saturating_add(self.config.segment_bytes);
+        let scattered =
+            usage.segments > self.restated_segments.load(Ordering::Relaxed) + MAX_SEGMENTS;
+        usage.segments > 1 && (grown || scattered)
     }
 
     /// Routes a dead letter to its topic and lets go of it in its source group, in one step.

@@ -156,11 +156,13 @@ impl Registry {
         }
     }
 
-    /// Every group there is now.
+    /// Every group there is now, listed under the registry lock: a group whose creation is recorded
+    /// is in the list (creation records and lists under this lock).
     pub fn groups(&self) -> Vec<Arc<QueueGroup>> {
-        self.by_id
-            .iter()
-            .map(|entry| Arc::clone(entry.value()))
+        self.by_key
+            .lock()
+            .values()
+            .map(|(group, _)| Arc::clone(group))
             .collect()
     }
 

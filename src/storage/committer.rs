@@ -22,6 +22,8 @@ use super::{FileSystem, Log, StorageError, log::Usage};
 /// Records gathered into one frame at most: a bound on one write, so that a flood of small
 /// records cannot build a frame past the format's limit.
 const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+/// The largest record a frame takes (after its length).
+pub const MAX_RECORD_BYTES: usize = MAX_FRAME_BYTES - 4;
 
 /// Why a record was not committed. Cloned to every record of a failed frame.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -169,7 +171,7 @@ impl Committer {
     /// returns what to await for its answer. For callers that must fix the order of their records
     /// before they can await (under a lock, say).
     pub fn submit(&self, record: Vec<u8>) -> Result<Pending, CommitError> {
-        let limit = MAX_FRAME_BYTES - 4;
+        let limit = MAX_RECORD_BYTES;
         if record.len() > limit {
             let bytes = record.len();
             return Err(CommitError::TooLarge { bytes, limit });

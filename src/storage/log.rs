@@ -129,12 +129,15 @@ impl<F: FileSystem> Log<F> {
             self.fs
                 .remove(path)
                 .map_err(StorageError::io("remove", path))?;
+            // One at a time: unsynced unlinks may reach the disk in any order, and a newer one
+            // without an older one would leave a gap that recovery refuses.
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(StorageError::io("fsync", &self.dir))?;
             self.usage.bytes = self.usage.bytes.saturating_sub(len);
             self.usage.segments = self.usage.segments.saturating_sub(1);
         }
-        self.fs
-            .sync_dir(&self.dir)
-            .map_err(StorageError::io("fsync", &self.dir))
+        Ok(())
     }
 
     /// Writes `payload` as one frame and fsyncs it. When this returns `Ok`, the frame survives any

@@ -25,7 +25,9 @@ mod tests;
 
 use std::{io, path::PathBuf};
 
-pub use committer::{CommitError, CommitStats, Committed, Committer, Pending, records};
+pub use committer::{
+    CommitError, CommitStats, Committed, Committer, MAX_RECORD_BYTES, Pending, records,
+};
 pub use data_dir::{DataDir, DataDirError};
 pub use fs::{FileSystem, LogFile, OsFileSystem};
 pub use log::{Log, LogOptions, Usage};
