@@ -292,7 +292,16 @@ impl Broker for MemoryBroker {
     ) -> Result<StagedPublish, BrokerError> {
         let deadline = wait.map(|wait| Instant::now() + wait);
         let staged = self.stage_until(batch, deadline).await?;
-        Ok(Box::pin(staged.finish()))
+        if staged.is_durable() {
+            let published = staged.finish().await;
+            return Ok(Box::pin(std::future::ready(published)));
+        }
+        // On a task of its own, so that subscribers get the batch once it is durable even while
+        // the stream's answers wait for the publisher to read them.
+        let finishing = tokio::spawn(staged.finish());
+        Ok(Box::pin(async move {
+            finishing.await.map_err(|_| BrokerError::ShuttingDown)?
+        }))
     }
 
     async fn subscribe(

@@ -270,6 +270,11 @@ pub struct Staged {
 }
 
 impl Staged {
+    /// Whether there is nothing to wait for (no journal, or nothing recorded).
+    pub fn is_durable(&self) -> bool {
+        self.receipt.is_done()
+    }
+
     /// Waits for the batch's record, then offers the messages to subscribers and waiting requests.
     /// If the record failed, the copies still waiting are withdrawn and nobody is offered anything.
     pub async fn finish(self) -> Result<Vec<Published>, BrokerError> {
