@@ -2,21 +2,32 @@
 //! the same data directory: declared groups keep their settings, an acked message never comes back,
 //! what was in flight comes back with its attempt raised (so `max_deliveries` still catches a poison
 //! message), exclusive groups keep publish order, rejects and nack delays hold, deleted groups stay
-//! deleted, and a data directory that cannot be used is refused at once with status 2.
+//! deleted, and a data directory that cannot be used is refused at once with status 2. A broker
+//! whose log failed refuses writes and reports NOT_SERVING.
 //!
 //! The crash loop with many clients is tests/crash.rs; these are the single promises, one by one.
 
 mod common;
 
-use std::{path::Path, time::Duration};
+use std::{path::Path, pin::Pin, sync::Arc, time::Duration};
 
 use common::{
     process::{BrokerProcess, run, switchyard},
     *,
 };
-use switchyard::pb;
-use tokio::time::Instant;
+use switchyard::{
+    budget::MemoryBudget,
+    error::BrokerError,
+    journal::{self, Journal, Receipt, replay::Recovered},
+    memory::MemoryBroker,
+    pb, server,
+    storage::Usage,
+};
+use tokio::{net::TcpListener, sync::oneshot, time::Instant};
 use tonic::Code;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 
 /// A durable broker on `dir`, ready to serve.
 async fn start(dir: &Path) -> BrokerProcess {
@@ -349,4 +360,89 @@ async fn disk_is_reclaimed_after_acks_and_what_is_held_survives_it() {
         .map(delivery_number)
         .collect();
     assert_eq!(order, (0..300).collect::<Vec<_>>());
+}
+
+/// A log that has failed, as after an fsync error: it refuses every record, and says so.
+#[derive(Debug)]
+struct FailedJournal;
+
+const FAILURE: &str = "fsync of /data/wal/00000000000000000001.wal failed (injected)";
+
+impl Journal for FailedJournal {
+    fn record(&self, _event: journal::Event) -> Receipt {
+        Receipt::refused(BrokerError::StorageFailed {
+            reason: FAILURE.into(),
+        })
+    }
+
+    fn failed(&self) -> Pin<Box<dyn Future<Output = String> + Send>> {
+        Box::pin(std::future::ready(FAILURE.to_owned()))
+    }
+
+    fn usage(&self) -> Usage {
+        Usage::default()
+    }
+
+    fn rotate(&self) -> journal::Answer<u64> {
+        Box::pin(std::future::ready(Err(BrokerError::StorageFailed {
+            reason: FAILURE.into(),
+        })))
+    }
+
+    fn remove_before(&self, _mark: u64) -> journal::Answer<()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// Once its log has failed, the broker refuses what would need a record, with UNAVAILABLE naming
+/// the failure, and the server's health turns NOT_SERVING, so a load balancer or an operator sees it.
+#[tokio::test]
+async fn a_broker_whose_log_failed_refuses_writes_and_reports_not_serving() {
+    let config = test_config();
+    let budget = Arc::new(MemoryBudget::new(config.max_memory_bytes));
+    let broker = MemoryBroker::with_journal(
+        config.clone(),
+        budget,
+        Arc::new(FailedJournal),
+        Recovered::default(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(server::serve(listener, broker, config, async move {
+        let _ = stopped.await;
+    }));
+    let channel = faults::connect(addr).await;
+    let mut health = HealthClient::new(channel.clone());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let status = within(
+            "Health.Check",
+            health.check(HealthCheckRequest {
+                service: "switchyard.v1.Broker".into(),
+            }),
+        )
+        .await
+        .expect("Health.Check succeeds")
+        .into_inner()
+        .status;
+        if status == i32::from(ServingStatus::NotServing) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "health is still {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut admin = Admin::new(channel.clone());
+    assert_status(
+        within(
+            "DeclareGroup",
+            admin.declare_group(declaration("jobs.>", "w")),
+        )
+        .await,
+        Code::Unavailable,
+        &["injected"],
+    );
+    let mut client = Broker::new(channel);
+    // Fan-out needs no record: a message no group takes is still routed.
+    publish_one(&mut client, "news.a", "live").await;
 }
