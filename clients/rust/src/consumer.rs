@@ -1,9 +1,9 @@
 //! Queue-group consumers: a `Stream` of [`Delivery`]s whose settlements are batched into few Ack calls.
 //!
 //! Settling is fire-and-forget: `ack`, `nack`, `reject` and `extend` queue the id, and a background
-//! task sends what is queued as one Ack call (at most `ack_batch` ids). It sends at once when no call
-//! is in flight, and while one is, new settlements queue up and go together in the next: batches grow
-//! with the load without delaying anything when the load is light. Each unsent ack holds a prefetch
+//! task sends what is queued as one Ack call (at most `ack_batch` ids). It sends at once while fewer
+//! than four calls are in flight, and while four are, new settlements queue up and go together in the
+//! next: batches grow with the load without delaying anything when the load is light. Each unsent ack holds a prefetch
 //! slot on the broker, so waiting to batch would cap a consumer at `prefetch` per wait. A delivery dropped without being settled is nacked, so a forgotten ack costs one
 //! redelivery now instead of a stalled slot until the ack deadline. Dropping the [`Consumer`] sends the
 //! queued settlements before it closes the server stream, so nothing acked is redelivered for lack of
@@ -419,7 +419,15 @@ impl Batch {
     }
 }
 
-/// Collects settlements and sends them in batches until every sender is gone.
+/// Ack calls of one consumer in flight at once. Against a durable broker an Ack returns only once
+/// it is fsynced; with one call at a time, the acks made meanwhile would hold their prefetch slots
+/// for that fsync too.
+const ACK_CALLS_IN_FLIGHT: usize = 4;
+
+/// Collects settlements and sends them in batches until every sender is gone. Up to
+/// [`ACK_CALLS_IN_FLIGHT`] batches are in flight at once; a batch someone waits for (a flush, or
+/// a stream to close after it) goes only after every batch before it has been answered, so "sent"
+/// means everything queued before it too.
 async fn run_settler(
     broker: BrokerClient<Transport>,
     call_timeout: Duration,
@@ -427,6 +435,7 @@ async fn run_settler(
     max_batch: usize,
     linger: Duration,
 ) {
+    let mut in_flight = tokio::task::JoinSet::new();
     while let Some(first) = commands.recv().await {
         let mut batch = Batch::default();
         batch.absorb(first);
@@ -442,17 +451,18 @@ async fn run_settler(
                 }
             }
         }
-        for request in batch.requests() {
-            let mut broker = broker.clone();
-            match bounded(call_timeout, broker.ack(request)).await {
-                Ok(response) if !response.unknown_ids.is_empty() => {
-                    tracing::debug!(unknown = ?response.unknown_ids, "settled ids the broker did not know");
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(%error, "settlements not sent; the broker will redeliver them");
-                }
+        // Finished calls are reaped as they come, so the set holds only what is in flight.
+        while in_flight.try_join_next().is_some() {}
+        let awaited = !batch.waiters.is_empty() || !batch.retired.is_empty() || closed;
+        let requests = batch.requests();
+        if awaited {
+            while in_flight.join_next().await.is_some() {}
+            send_settlements(broker.clone(), call_timeout, requests).await;
+        } else {
+            while in_flight.len() >= ACK_CALLS_IN_FLIGHT {
+                in_flight.join_next().await;
             }
+            in_flight.spawn(send_settlements(broker.clone(), call_timeout, requests));
         }
         drop(std::mem::take(&mut batch.retired));
         batch.waiters.drain(..).for_each(|done| {
@@ -460,6 +470,28 @@ async fn run_settler(
         });
         if closed {
             return;
+        }
+    }
+    // Every sender is gone: what is in flight still goes out.
+    while in_flight.join_next().await.is_some() {}
+}
+
+/// Sends the Ack calls of one batch, in order.
+async fn send_settlements(
+    broker: BrokerClient<Transport>,
+    call_timeout: Duration,
+    requests: Vec<pb::AckRequest>,
+) {
+    for request in requests {
+        let mut broker = broker.clone();
+        match bounded(call_timeout, broker.ack(request)).await {
+            Ok(response) if !response.unknown_ids.is_empty() => {
+                tracing::debug!(unknown = ?response.unknown_ids, "settled ids the broker did not know");
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "settlements not sent; the broker will redeliver them");
+            }
         }
     }
 }
