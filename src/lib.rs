@@ -12,6 +12,7 @@ pub mod config;
 mod connections;
 pub mod durable;
 pub mod error;
+mod http;
 pub mod journal;
 pub mod memory;
 pub mod message;

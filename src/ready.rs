@@ -19,6 +19,9 @@ pub struct Ready {
     pub listen: SocketAddr,
     /// The broker's process id.
     pub pid: u32,
+    /// Where the HTTP listener (metrics, health) listens, if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<SocketAddr>,
 }
 
 /// A written ready file; removed when dropped, which the server does as soon as shutdown begins. A
@@ -77,6 +80,7 @@ mod tests {
         let ready = Ready {
             listen: "127.0.0.1:40123".parse().unwrap(),
             pid: 4242,
+            http: None,
         };
         let file = ReadyFile::write(&path, &ready).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();

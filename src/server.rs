@@ -17,7 +17,7 @@ use crate::{
     broker::Broker,
     budget::MemoryBudget,
     config::{Config, ConfigError},
-    connections, durable,
+    connections, durable, http,
     memory::MemoryBroker,
     pb::{self, admin_server::AdminServer, broker_server::BrokerServer},
     ready::{Ready, ReadyFile},
@@ -45,6 +45,12 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
     #[error(transparent)]
     DataDir(#[from] crate::durable::OpenError),
+    #[error("cannot listen for HTTP on {addr} (--http): {source}")]
+    Http {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot write the ready file {}: {source}", path.display())]
     ReadyFile {
         path: std::path::PathBuf,
@@ -103,13 +109,17 @@ pub async fn serve<B: Broker>(
             .set_service_status(service, ServingStatus::Serving)
             .await;
     }
+    let readiness = http::Readiness::default();
+    let streams_end = CancellationToken::new();
+    let http_addr = start_http(&config, &broker, &readiness, &streams_end).await?;
     // A broker that can no longer store anything says so in its health, and keeps serving what it
     // still can (consuming and acking what it holds fails too, so clients learn it at once).
     tokio::spawn({
-        let (broker, health) = (broker.clone(), health.clone());
+        let (broker, health, readiness) = (broker.clone(), health.clone(), readiness.clone());
         async move {
             let reason = broker.failure().await;
             tracing::error!("the broker takes no more writes: {reason}");
+            readiness.clear();
             for service in ["", "switchyard.v1.Broker", "switchyard.v1.Admin"] {
                 health
                     .set_service_status(service, ServingStatus::NotServing)
@@ -125,7 +135,6 @@ pub async fn serve<B: Broker>(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let limit = config.max_request_bytes;
-    let streams_end = CancellationToken::new();
     let broker_service = BrokerServer::new(BrokerService::new(
         broker.clone(),
         Arc::clone(&config),
@@ -172,7 +181,12 @@ pub async fn serve<B: Broker>(
                 .ok_or_else(|| std::io::Error::other("the listener has no local address"))
                 .and_then(|listen| {
                     let pid = std::process::id();
-                    ReadyFile::write(path, &Ready { listen, pid })
+                    let ready = Ready {
+                        listen,
+                        pid,
+                        http: http_addr,
+                    };
+                    ReadyFile::write(path, &ready)
                 });
             Some(written.map_err(|source| ServerError::ReadyFile {
                 path: path.clone(),
@@ -188,6 +202,7 @@ pub async fn serve<B: Broker>(
     }
     // Gone before the grace period: a broker that is shutting down takes no new work.
     drop(ready);
+    readiness.clear();
     tracing::info!(grace = ?config.shutdown_grace, "shutting down: ending open streams");
     for service in ["", "switchyard.v1.Broker", "switchyard.v1.Admin"] {
         health
@@ -202,6 +217,40 @@ pub async fn serve<B: Broker>(
         Err(_) => tracing::warn!("grace period over; closing remaining connections"),
     }
     Ok(())
+}
+
+/// Binds and starts the HTTP listener if configured; returns where it listens. The default address
+/// taken by someone else is a warning (a second broker on one machine), any other failure an error.
+async fn start_http<B: Broker>(
+    config: &Config,
+    broker: &B,
+    readiness: &http::Readiness,
+    stop: &CancellationToken,
+) -> Result<Option<SocketAddr>, ServerError> {
+    let Some(addr) = config.http.0 else {
+        return Ok(None);
+    };
+    let listener = match TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(error) if config.http.is_default() => {
+            tracing::warn!(%addr, %error, "serving without the HTTP listener (metrics, health): its default address is taken; set --http to another address, or off");
+            return Ok(None);
+        }
+        Err(source) => return Err(ServerError::Http { addr, source }),
+    };
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServerError::Http { addr, source })?;
+    tracing::info!(http = %local, "metrics at http://{local}/metrics");
+    tokio::spawn({
+        let (broker, readiness, stop) = (broker.clone(), readiness.clone(), stop.clone());
+        async move {
+            if let Err(error) = http::serve(listener, broker, readiness, stop).await {
+                tracing::warn!(%error, "the HTTP listener stopped");
+            }
+        }
+    });
+    Ok(Some(local))
 }
 
 /// Logs how the server is protected, and warns when it is reachable beyond this host without tokens,

@@ -6,6 +6,7 @@
 //! nothing repeats them. The struct is plain and passed in, never global: tests build it directly.
 
 mod file;
+mod http;
 mod validate;
 
 use std::{net::SocketAddr, path::PathBuf, sync::OnceLock, time::Duration};
@@ -14,6 +15,7 @@ use clap::{Args, FromArgMatches};
 use serde::{Deserialize, Serialize};
 
 pub use file::ConfigFileError;
+pub use http::HttpListen;
 pub use validate::ConfigError;
 
 use crate::auth::TokenDigest;
@@ -329,6 +331,14 @@ pub struct Config {
     #[arg(long, env = "SWITCHYARD_READY_FILE", value_name = "FILE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ready_file: Option<PathBuf>,
+
+    /// HTTP listener for Prometheus metrics (`/metrics`) and health (`/healthz`, `/readyz`), or `off`.
+    ///
+    /// Plain HTTP/1.1 with no token check: keep it on loopback or behind a firewall. If the default
+    /// address is taken (a second broker on one machine), the broker warns and serves without it;
+    /// any other address that cannot be bound stops the start.
+    #[arg(long, env = "SWITCHYARD_HTTP", value_name = "ADDR|off", default_value = HttpListen::DEFAULT)]
+    pub http: HttpListen,
 
     /// Keep queue groups and their messages in this directory, durable across crashes.
     ///

@@ -59,6 +59,8 @@ pub const DURABLE: &str = "SWITCHYARD_TEST_DURABLE";
 pub fn test_config() -> Config {
     Config {
         shutdown_grace: Duration::from_millis(500),
+        // Parallel tests would all want its default port; tests/http.rs asks for one.
+        http: switchyard::config::HttpListen::OFF,
         ..Config::default()
     }
 }

@@ -28,7 +28,8 @@ const START_LIMIT: Duration = Duration::from_secs(15);
 const READY_POLL: Duration = Duration::from_millis(20);
 
 /// `switchyard ARGS`, with none of the environment's `SWITCHYARD_*` settings nor `RUST_LOG`: what a
-/// child is configured with is what its test says, wherever the suite runs.
+/// child is configured with is what its test says, wherever the suite runs. The HTTP listener is
+/// off unless the test asks (`--http`): brokers of parallel tests would all want its default port.
 pub fn switchyard<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> Command {
     let mut command = Command::new(BIN);
     command.args(args).env_remove("RUST_LOG");
@@ -37,6 +38,7 @@ pub fn switchyard<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) 
             command.env_remove(name);
         }
     }
+    command.env("SWITCHYARD_HTTP", "off");
     command
 }
 
@@ -57,6 +59,8 @@ pub struct BrokerProcess {
     process: ChildProcess,
     /// Where it listens, from its ready file.
     pub addr: SocketAddr,
+    /// Where its HTTP listener listens, if it has one.
+    pub http: Option<SocketAddr>,
     ready_file: PathBuf,
     /// Holds the ready file; removed with it.
     _dir: tempfile::TempDir,
@@ -118,6 +122,7 @@ impl BrokerProcess {
         Self {
             process,
             addr: ready.listen,
+            http: ready.http,
             ready_file,
             _dir: dir,
         }

@@ -75,7 +75,14 @@ impl BrokerUnderTest {
         let ready_file = ready_file_path();
         let mut command = Command::new(&executable);
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--ready-file"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--http",
+                "off",
+                "--ready-file",
+            ])
             .arg(&ready_file)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
