@@ -101,15 +101,7 @@ async fn metrics_follow_traffic_and_a_deleted_group_leaves_no_series() {
     .await;
     drop(stream);
 
-    within(
-        "DeleteGroup",
-        admin.delete_group(pb::DeleteGroupRequest {
-            topic: "jobs.>".into(),
-            group: "workers".into(),
-        }),
-    )
-    .await
-    .expect("DeleteGroup succeeds");
+    delete_ok(&mut admin, "jobs.>", "workers").await;
     metrics_until(http, "no series of the deleted group", |body| {
         !body.contains("workers") && body.contains("switchyard_groups 0")
     })

@@ -114,6 +114,16 @@ async fn next_delivery(stream: &mut EventStream<Delivery>) -> Delivery {
         .expect("a delivery, not an error")
 }
 
+/// Acks `ids`; returns those the broker did not know.
+async fn ack(broker: &MemoryBroker, ids: &[&str]) -> Result<Vec<String>, BrokerError> {
+    broker
+        .settle(Settlement {
+            ack: ids.iter().map(|id| (*id).to_owned()).collect(),
+            ..Settlement::default()
+        })
+        .await
+}
+
 /// (payload, attempts) of what a replay says the group holds.
 fn held(recovered: &Recovered) -> Vec<(String, u32)> {
     let group = recovered.groups.values().next().expect("one group");
@@ -136,13 +146,7 @@ async fn what_is_recorded_replays_to_what_is_held_and_a_restart_raises_the_attem
     let mut stream = broker.consume(consumer(2)).await.unwrap();
     let first = next_delivery(&mut stream).await;
     let second = next_delivery(&mut stream).await;
-    let unknown = broker
-        .settle(Settlement {
-            ack: vec![first.delivery_id.clone()],
-            ..Settlement::default()
-        })
-        .await
-        .unwrap();
+    let unknown = ack(&broker, &[&first.delivery_id]).await.unwrap();
     assert!(unknown.is_empty());
     // The ack made room: a third delivery goes out before the "crash".
     let third = next_delivery(&mut stream).await;
@@ -180,13 +184,7 @@ async fn what_is_recorded_replays_to_what_is_held_and_a_restart_raises_the_attem
     );
     for old in [&second, &third] {
         assert_eq!(
-            restarted
-                .settle(Settlement {
-                    ack: vec![old.delivery_id.clone()],
-                    ..Settlement::default()
-                })
-                .await
-                .unwrap(),
+            ack(&restarted, &[&old.delivery_id]).await.unwrap(),
             std::slice::from_ref(&old.delivery_id),
             "a delivery id of the run before settles nothing"
         );
@@ -298,12 +296,7 @@ async fn a_refused_record_is_never_acknowledged_and_leaves_nothing_behind() {
         (0, 1),
         "the refused batch was withdrawn"
     );
-    let ack = broker
-        .settle(Settlement {
-            ack: vec![delivery.delivery_id],
-            ..Settlement::default()
-        })
-        .await;
+    let ack = ack(&broker, &[&delivery.delivery_id]).await;
     assert!(
         matches!(ack, Err(BrokerError::StorageFailed { .. })),
         "{ack:?}"

@@ -453,6 +453,17 @@ pub async fn declare_ok(admin: &mut Admin, request: pb::DeclareGroupRequest) {
         .unwrap_or_else(|status| panic!("DeclareGroup {described} failed: {status:?}"));
 }
 
+/// Deletes a group, which must succeed.
+pub async fn delete_ok(admin: &mut Admin, topic: &str, group: &str) {
+    let request = pb::DeleteGroupRequest {
+        topic: topic.to_owned(),
+        group: group.to_owned(),
+    };
+    within("DeleteGroup", admin.delete_group(request))
+        .await
+        .unwrap_or_else(|status| panic!("DeleteGroup {group} on {topic} failed: {status:?}"));
+}
+
 /// The listed state of one group, if it is listed.
 pub async fn group_info(admin: &mut Admin, topic: &str, group: &str) -> Option<pb::GroupInfo> {
     within("ListGroups", admin.list_groups(pb::ListGroupsRequest {}))
