@@ -3,7 +3,12 @@
 //! The in-memory broker ([`crate::memory::MemoryBroker`]) implements it today; a durable store or a
 //! NATS JetStream backend can implement it later without the gRPC edge changing.
 
-use std::{fmt, future::Future, pin::Pin, time::Duration};
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    time::{Duration, SystemTime},
+};
 
 use futures_core::Stream;
 
@@ -101,6 +106,19 @@ pub trait Broker: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), BrokerError>> + Send;
 
     fn list_groups(&self) -> impl Future<Output = Result<Vec<GroupInfo>, BrokerError>> + Send;
+
+    /// The consumers attached to a group; [`BrokerError::GroupNotFound`] if there is no such group.
+    fn list_consumers(
+        &self,
+        pattern: Pattern,
+        group: GroupName,
+    ) -> impl Future<Output = Result<Vec<ConsumerInfo>, BrokerError>> + Send;
+
+    /// The subscriptions open now, one entry per pattern.
+    fn list_subscriptions(&self) -> Vec<SubscriptionInfo>;
+
+    /// Broker-wide counters and usage.
+    fn stats(&self) -> BrokerStats;
 
     /// Whether a request is waiting for its reply on `inbox` right now. Authorization lets a reply
     /// through to such an inbox whatever the replier's publish permissions; a broker without
@@ -214,10 +232,120 @@ pub struct GroupInfo {
     pub ready: u64,
     pub in_flight: u64,
     pub consumers: u32,
-    pub delivered: u64,
-    pub acked: u64,
-    pub redelivered: u64,
-    pub dead_lettered: u64,
+    /// Since the group was created (or, in durable mode, since the broker started).
+    pub counters: GroupCounters,
     /// What the held messages are charged, as the memory budget counts them.
     pub bytes: u64,
+    /// When the oldest message waiting to be delivered was published.
+    pub oldest_ready: Option<SystemTime>,
+    /// When the oldest message not yet acked (waiting or in flight) was published.
+    pub oldest_unacked: Option<SystemTime>,
+}
+
+/// What happened to a group's messages, counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupCounters {
+    /// Deliveries made, redeliveries included.
+    pub delivered: u64,
+    pub acked: u64,
+    /// Deliveries nacked (a passed ack deadline or a consumer gone is not a nack, but is redelivered).
+    pub nacked: u64,
+    /// Deliveries that were not a message's first.
+    pub redelivered: u64,
+    /// Messages dead-lettered because they were rejected.
+    pub rejected: u64,
+    /// Messages dead-lettered because they used up `max_deliveries`.
+    pub exhausted: u64,
+}
+
+impl GroupCounters {
+    /// Messages that left as dead letters, for any reason.
+    pub fn dead_lettered(&self) -> u64 {
+        self.rejected + self.exhausted
+    }
+
+    /// Adds `other`'s counts: a broker's totals are its groups' sums.
+    pub fn add(&mut self, other: &Self) {
+        self.delivered += other.delivered;
+        self.acked += other.acked;
+        self.nacked += other.nacked;
+        self.redelivered += other.redelivered;
+        self.rejected += other.rejected;
+        self.exhausted += other.exhausted;
+    }
+}
+
+/// One consumer of a group, for listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerInfo {
+    /// Unique within its group for the broker's run.
+    pub id: u64,
+    pub prefetch: u32,
+    pub in_flight: u32,
+    pub ack_deadline: Duration,
+    /// False for an exclusive group's standbys.
+    pub active: bool,
+}
+
+/// The subscriptions to one pattern, for listing. Counters cover every subscription to the pattern
+/// since the first of those open now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionInfo {
+    pub pattern: Pattern,
+    pub subscribers: u32,
+    /// Messages waiting in the subscribers' buffers.
+    pub buffered: u64,
+    pub delivered: u64,
+    /// Messages dropped for subscribers that were too slow.
+    pub gaps: u64,
+    /// Times a subscriber's buffer overflowed (each starts a gap).
+    pub slow_events: u64,
+}
+
+/// What a broker did since it started, and what it holds, for monitoring.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BrokerStats {
+    /// Messages accepted by publishes (requests included), and their payload bytes.
+    pub published: u64,
+    pub published_bytes: u64,
+    /// Every group's counters, deleted groups included.
+    pub groups: GroupCounters,
+    pub memory_used: u64,
+    pub memory_limit: u64,
+    pub requests: RequestStats,
+    /// A durable broker's log; `None` in memory.
+    pub journal: Option<JournalStats>,
+}
+
+/// How requests ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestStats {
+    pub answered: u64,
+    pub no_responders: u64,
+    pub timed_out: u64,
+    /// Replies that came when no request was waiting for them (too late, or a wrong correlation id).
+    pub late_replies: u64,
+}
+
+/// A durable broker's log, for monitoring.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JournalStats {
+    pub bytes: u64,
+    pub segments: u64,
+    pub records: u64,
+    pub fsyncs: u64,
+    /// Fsync latencies, as a histogram of seconds.
+    pub fsync_seconds: Histogram,
+    /// Records per fsync, as a histogram.
+    pub batch_records: Histogram,
+    /// How long replaying the log took at start.
+    pub recovery: Duration,
+}
+
+/// A histogram: the count in each bucket (not cumulative) by its upper bound, the last infinite.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Histogram {
+    pub buckets: Vec<(f64, u64)>,
+    pub count: u64,
+    pub sum: f64,
 }

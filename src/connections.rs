@@ -19,27 +19,34 @@ use tokio::{
 };
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
-/// An accepted connection and its slot.
+use crate::activity::{Activity, Registered};
+
+/// An accepted connection, its slot, and its place among the connections listed for monitoring.
 #[derive(Debug)]
 pub struct Limited {
     stream: TcpStream,
     _slot: OwnedSemaphorePermit,
+    _registered: Registered,
 }
 
 /// The connections of `incoming`, at most `max` at a time; the others are closed when accepted.
+/// Each is counted in `activity` while open.
 pub fn limit(
     incoming: impl Stream<Item = io::Result<TcpStream>>,
     max: usize,
+    activity: Arc<Activity>,
 ) -> impl Stream<Item = io::Result<Limited>> {
     let slots = Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS)));
     incoming.filter_map(move |accepted| {
         let outcome = match accepted {
             Ok(stream) => match Arc::clone(&slots).try_acquire_owned() {
                 Ok(slot) => Some(Ok(Limited {
+                    _registered: activity.connected(stream.peer_addr().ok()),
                     stream,
                     _slot: slot,
                 })),
                 Err(_) => {
+                    activity.refused();
                     let peer = stream.peer_addr().ok();
                     tracing::warn!(?peer, max, "connection refused: max_connections reached");
                     None

@@ -5,6 +5,7 @@
 //! [`transport`] is the gRPC edge that converts between `pb` and the domain, [`auth`] says which
 //! token may do what, and [`server`] wires the edge to a listener.
 
+pub mod activity;
 pub mod auth;
 pub mod broker;
 pub mod budget;

@@ -13,6 +13,7 @@ use tonic::{
 use tonic_health::ServingStatus;
 
 use crate::{
+    activity::Activity,
     auth::{AuthError, TokenStore},
     broker::Broker,
     budget::MemoryBudget,
@@ -101,7 +102,8 @@ pub async fn serve<B: Broker>(
     let tls = server_tls(&config)?;
     let local = listener.local_addr().ok();
     announce_security(local, tokens.as_ref(), tls.is_some(), &config);
-    let authenticator = Authenticator::new(tokens.map(Arc::new));
+    let tokens = tokens.map(Arc::new);
+    let authenticator = Authenticator::new(tokens.clone());
     let config = Arc::new(config);
     let (health, health_service) = tonic_health::server::health_reporter();
     for service in ["", "switchyard.v1.Broker", "switchyard.v1.Admin"] {
@@ -111,7 +113,15 @@ pub async fn serve<B: Broker>(
     }
     let readiness = http::Readiness::default();
     let streams_end = CancellationToken::new();
-    let http_addr = start_http(&config, &broker, &readiness, &streams_end).await?;
+    let activity = Arc::new(Activity::default());
+    let monitored = http::Monitored {
+        broker: broker.clone(),
+        activity: Arc::clone(&activity),
+        readiness: readiness.clone(),
+        tokens,
+        protect: config.http_auth,
+    };
+    let http_addr = start_http(&config, monitored, &streams_end).await?;
     // A broker that can no longer store anything says so in its health, and keeps serving what it
     // still can (consuming and acking what it holds fails too, so clients learn it at once).
     tokio::spawn({
@@ -139,6 +149,7 @@ pub async fn serve<B: Broker>(
         broker.clone(),
         Arc::clone(&config),
         streams_end.clone(),
+        Arc::clone(&activity),
     ))
     .max_decoding_message_size(limit)
     .max_encoding_message_size(limit);
@@ -151,6 +162,7 @@ pub async fn serve<B: Broker>(
     let incoming = connections::limit(
         TcpIncoming::from(listener).with_nodelay(Some(true)),
         config.max_connections,
+        activity,
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut builder = Server::builder();
@@ -222,9 +234,8 @@ pub async fn serve<B: Broker>(
 /// Binds and starts the HTTP listener if configured; returns where it listens. The default address
 /// taken by someone else is a warning (a second broker on one machine), any other failure an error.
 async fn start_http<B: Broker>(
-    config: &Config,
-    broker: &B,
-    readiness: &http::Readiness,
+    config: &Arc<Config>,
+    monitored: http::Monitored<B>,
     stop: &CancellationToken,
 ) -> Result<Option<SocketAddr>, ServerError> {
     let Some(addr) = config.http.0 else {
@@ -241,13 +252,14 @@ async fn start_http<B: Broker>(
     let local = listener
         .local_addr()
         .map_err(|source| ServerError::Http { addr, source })?;
-    tracing::info!(http = %local, "metrics at http://{local}/metrics");
-    tokio::spawn({
-        let (broker, readiness, stop) = (broker.clone(), readiness.clone(), stop.clone());
-        async move {
-            if let Err(error) = http::serve(listener, broker, readiness, stop).await {
-                tracing::warn!(%error, "the HTTP listener stopped");
-            }
+    tracing::info!(
+        http = %local,
+        "dashboard at http://{local}/ and metrics at http://{local}/metrics"
+    );
+    let (config, stop) = (Arc::clone(config), stop.clone());
+    tokio::spawn(async move {
+        if let Err(error) = http::serve(listener, monitored, config, stop).await {
+            tracing::warn!(%error, "the HTTP listener stopped");
         }
     });
     Ok(Some(local))

@@ -1,4 +1,4 @@
-//! The HTTP listener's setting: an address, or `off`.
+//! The HTTP listener's settings: an address (or `off`), and which of its endpoints need a token.
 
 use std::{fmt, net::SocketAddr, str::FromStr};
 
@@ -16,6 +16,59 @@ impl HttpListen {
 
     pub fn is_default(&self) -> bool {
         self.0.map(|addr| addr.to_string()).as_deref() == Some(Self::DEFAULT)
+    }
+}
+
+/// Which HTTP endpoints need an admin token when authentication is on (`--auth-*`). Without
+/// authentication nothing does.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpAuth {
+    /// The dashboard and the JSON API; `/metrics` and the health endpoints stay open, for
+    /// Prometheus and load balancers.
+    #[default]
+    Dashboard,
+    /// `/metrics` too; the health endpoints stay open.
+    Metrics,
+    /// Every endpoint, the health endpoints included.
+    All,
+}
+
+/// The groups of HTTP endpoints, as [`HttpAuth`] protects them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpEndpoint {
+    Dashboard,
+    Metrics,
+    Health,
+}
+
+impl HttpAuth {
+    /// Whether `endpoint` needs an admin token under this setting.
+    pub fn protects(self, endpoint: HttpEndpoint) -> bool {
+        matches!(
+            (self, endpoint),
+            (_, HttpEndpoint::Dashboard) | (Self::All, _) | (Self::Metrics, HttpEndpoint::Metrics)
+        )
+    }
+}
+
+impl fmt::Display for HttpAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Dashboard => "dashboard",
+            Self::Metrics => "metrics",
+            Self::All => "all",
+        })
     }
 }
 
@@ -67,5 +120,19 @@ mod tests {
         assert_eq!(listen.to_string(), HttpListen::DEFAULT);
         assert!(!"127.0.0.1:0".parse::<HttpListen>().unwrap().is_default());
         assert!("nowhere".parse::<HttpListen>().is_err());
+    }
+
+    #[test]
+    fn the_dashboard_is_always_protected_and_health_only_with_all() {
+        use HttpEndpoint::*;
+        let protected = |auth: HttpAuth| {
+            [Dashboard, Metrics, Health]
+                .into_iter()
+                .filter(|&endpoint| auth.protects(endpoint))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(protected(HttpAuth::Dashboard), [Dashboard]);
+        assert_eq!(protected(HttpAuth::Metrics), [Dashboard, Metrics]);
+        assert_eq!(protected(HttpAuth::All), [Dashboard, Metrics, Health]);
     }
 }

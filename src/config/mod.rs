@@ -15,7 +15,7 @@ use clap::{Args, FromArgMatches};
 use serde::{Deserialize, Serialize};
 
 pub use file::ConfigFileError;
-pub use http::HttpListen;
+pub use http::{HttpAuth, HttpEndpoint, HttpListen};
 pub use validate::ConfigError;
 
 use crate::auth::TokenDigest;
@@ -332,13 +332,24 @@ pub struct Config {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ready_file: Option<PathBuf>,
 
-    /// HTTP listener for Prometheus metrics (`/metrics`) and health (`/healthz`, `/readyz`), or `off`.
+    /// HTTP listener for the dashboard (`/`), its JSON API (`/api/...`), Prometheus metrics
+    /// (`/metrics`) and health (`/healthz`, `/readyz`), or `off`.
     ///
-    /// Plain HTTP/1.1 with no token check: keep it on loopback or behind a firewall. If the default
+    /// Plain HTTP/1.1 (no TLS): keep it on loopback or behind a proxy or firewall. If the default
     /// address is taken (a second broker on one machine), the broker warns and serves without it;
     /// any other address that cannot be bound stops the start.
     #[arg(long, env = "SWITCHYARD_HTTP", value_name = "ADDR|off", default_value = HttpListen::DEFAULT)]
     pub http: HttpListen,
+
+    /// With authentication on, which HTTP endpoints need a token with `"admin": true`:
+    /// `dashboard` (the dashboard and the JSON API), `metrics` (those and `/metrics`) or `all`
+    /// (the health endpoints too).
+    ///
+    /// The token goes in `Authorization: Bearer TOKEN`, or as the password of HTTP Basic
+    /// authentication (any user name), which is what a browser asks for. Without authentication
+    /// every endpoint is open.
+    #[arg(long, env = "SWITCHYARD_HTTP_AUTH", value_name = "WHAT", default_value_t = HttpAuth::Dashboard)]
+    pub http_auth: HttpAuth,
 
     /// Keep queue groups and their messages in this directory, durable across crashes.
     ///

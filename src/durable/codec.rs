@@ -47,6 +47,13 @@ const RESTATED: u8 = 12;
 #[error("undecodable record: {0}")]
 pub struct DecodeError(String);
 
+/// `event` as a record of its own.
+pub fn encoded(event: &Event) -> Vec<u8> {
+    let mut record = Vec::with_capacity(64);
+    encode(event, &mut record);
+    record
+}
+
 pub fn encode(event: &Event, out: &mut Vec<u8>) {
     match event {
         Event::Epoch(epoch) => {

@@ -14,12 +14,13 @@ mod codec;
 use std::{fmt, path::Path, pin::Pin, sync::Arc, time::Instant};
 
 use crate::{
+    broker::{Histogram, JournalStats},
     budget::MemoryBudget,
     error::BrokerError,
     journal::{Answer, Event, Journal, Receipt, replay::Recovered},
     storage::{
-        Committer, DataDir, DataDirError, Log, LogOptions, OsFileSystem, RecoveryMode,
-        StorageError, Usage, records,
+        Committer, DataDir, DataDirError, HistogramSnapshot, Log, LogOptions, OsFileSystem,
+        RecoveryMode, StorageError, Usage, records,
     },
 };
 
@@ -55,6 +56,8 @@ pub enum OpenError {
 /// The journal of a data directory: records go to its log's committer.
 pub struct DurableJournal {
     committer: Committer,
+    /// How long opening took: locking, replaying and the first record.
+    recovery: std::time::Duration,
     /// Held for the lock: the directory is this broker's until the journal goes.
     _dir: DataDir,
 }
@@ -67,9 +70,7 @@ impl fmt::Debug for DurableJournal {
 
 impl Journal for DurableJournal {
     fn record(&self, event: Event) -> Receipt {
-        let mut record = Vec::with_capacity(64);
-        codec::encode(&event, &mut record);
-        match self.committer.submit(record) {
+        match self.committer.submit(codec::encoded(&event)) {
             Ok(pending) => Receipt::waiting(pending),
             Err(error) => Receipt::refused(error.into()),
         }
@@ -82,6 +83,21 @@ impl Journal for DurableJournal {
 
     fn usage(&self) -> Usage {
         self.committer.stats().disk_usage()
+    }
+
+    fn stats(&self) -> JournalStats {
+        let stats = self.committer.stats();
+        let usage = stats.disk_usage();
+        let (fsyncs, records) = stats.frames_and_records();
+        JournalStats {
+            bytes: usage.bytes,
+            segments: usage.segments,
+            records,
+            fsyncs,
+            fsync_seconds: histogram(stats.fsync_seconds()),
+            batch_records: histogram(stats.batch_records()),
+            recovery: self.recovery,
+        }
     }
 
     fn rotate(&self) -> Answer<u64> {
@@ -97,6 +113,14 @@ impl Journal for DurableJournal {
                 .await
                 .map_err(BrokerError::from)
         })
+    }
+}
+
+fn histogram(snapshot: HistogramSnapshot) -> Histogram {
+    Histogram {
+        buckets: snapshot.buckets,
+        count: snapshot.count,
+        sum: snapshot.sum,
     }
 }
 
@@ -183,19 +207,19 @@ pub async fn open(
         tracing::warn!("{warning}");
     }
     let committer = Committer::start(log).map_err(OpenError::Thread)?;
-    let journal = Arc::new(DurableJournal {
-        committer,
-        _dir: dir,
-    });
     recovered.epoch += 1;
-    journal
-        .record(Event::Epoch(recovered.epoch))
-        .durable()
+    committer
+        .commit(codec::encoded(&Event::Epoch(recovered.epoch)))
         .await
         .map_err(|error| OpenError::Write {
             dir: log_dir.clone(),
-            error,
+            error: error.into(),
         })?;
+    let journal = Arc::new(DurableJournal {
+        committer,
+        recovery: started.elapsed(),
+        _dir: dir,
+    });
     tracing::info!(
         dir = %path.display(),
         epoch = recovered.epoch,

@@ -1,22 +1,16 @@
-//! The metrics a scrape returns, built from the broker's state at that moment: no metric is looked
-//! up or hashed on the publish or delivery path, and a deleted group's series are gone with it.
-//! `prometheus-client` does the encoding (OpenMetrics text, which Prometheus reads).
-//!
-//! Per group (labels `topic`, `group`, `mode`): `switchyard_group_ready`, `_in_flight`,
-//! `_consumers`, `_bytes`, and the counters `_delivered_total`, `_acked_total`,
-//! `_redelivered_total`, `_dead_lettered_total` (since the broker started). Broker-wide:
-//! `switchyard_groups` and `switchyard_build_info`.
+//! The metrics a scrape returns, built from a [`Snapshot`] of the broker at that moment: no metric
+//! is looked up or hashed on the publish or delivery path, and a deleted group's series are gone
+//! with it. `prometheus-client` does the encoding (OpenMetrics text, which Prometheus reads).
+//! docs/operations.md lists every series.
 
 use prometheus_client::{
-    encoding::{EncodeLabelSet, text::encode},
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
-    registry::Registry,
+    encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet, text::encode},
+    metrics::{MetricType, counter::Counter, family::Family, gauge::Gauge},
+    registry::{Metric, Registry},
 };
 
-use crate::{
-    broker::{Broker, GroupInfo},
-    error::BrokerError,
-};
+use super::snapshot::{Snapshot, code_name};
+use crate::broker::{GroupInfo, Histogram};
 
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -28,127 +22,419 @@ struct GroupLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct BuildLabels {
+struct DeadLetterLabels {
+    topic: String,
+    group: String,
+    mode: String,
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PatternLabels {
+    pattern: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
     version: String,
 }
 
-/// Why a scrape could not be answered.
-#[derive(Debug, thiserror::Error)]
-pub enum ScrapeError {
-    #[error("cannot list the groups: {0}")]
-    Broker(#[from] BrokerError),
-    #[error("cannot encode the metrics: {0}")]
-    Encode(#[from] std::fmt::Error),
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabels {
+    code: String,
 }
 
-/// What one metric reads of a group.
-type Read = fn(&GroupInfo) -> u64;
-/// A metric's name, help text and what it reads.
-type Described = (&'static str, &'static str, Read);
-
-/// Gauges and counters of one kind, one series per group.
-struct PerGroup {
-    gauges: Vec<(Family<GroupLabels, Gauge>, Read)>,
-    counters: Vec<(Family<GroupLabels, Counter>, Read)>,
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RpcLabels {
+    rpc: &'static str,
 }
 
-impl PerGroup {
-    fn register(registry: &mut Registry) -> Self {
-        let gauges: [Described; 4] = [
-            (
-                "switchyard_group_ready",
-                "Messages waiting to be delivered",
-                |g| g.ready,
-            ),
-            (
-                "switchyard_group_in_flight",
-                "Messages delivered and not yet settled",
-                |g| g.in_flight,
-            ),
-            ("switchyard_group_consumers", "Consumers attached", |g| {
-                u64::from(g.consumers)
-            }),
-            (
-                "switchyard_group_bytes",
-                "What the held messages are charged, in bytes",
-                |g| g.bytes,
-            ),
-        ];
-        let counters: [Described; 4] = [
-            (
-                "switchyard_group_delivered",
-                "Deliveries made, redeliveries included",
-                |g| g.delivered,
-            ),
-            ("switchyard_group_acked", "Messages acked", |g| g.acked),
-            (
-                "switchyard_group_redelivered",
-                "Deliveries that were not the first",
-                |g| g.redelivered,
-            ),
-            (
-                "switchyard_group_dead_lettered",
-                "Messages rejected or out of deliveries",
-                |g| g.dead_lettered,
-            ),
-        ];
-        Self {
-            gauges: families(registry, gauges),
-            counters: families(registry, counters),
-        }
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+/// A histogram counted elsewhere (the journal's committer), encoded as it stands.
+#[derive(Debug)]
+struct Counted(Histogram);
+
+impl EncodeMetric for Counted {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        // The encoder adds the buckets up itself, and writes `+Inf` for a bound of `f64::MAX` (as
+        // its own histograms end).
+        let buckets: Vec<(f64, u64)> = self
+            .0
+            .buckets
+            .iter()
+            .map(|&(bound, count)| (if bound.is_finite() { bound } else { f64::MAX }, count))
+            .collect();
+        encoder.encode_histogram::<NoLabelSet>(self.0.sum, self.0.count, &buckets, None)
     }
 
-    fn record(&self, group: &GroupInfo) {
-        let labels = GroupLabels {
-            topic: group.pattern.to_string(),
-            group: group.group.to_string(),
-            mode: group.mode.to_string(),
-        };
-        for (family, value) in &self.gauges {
-            let value = i64::try_from(value(group)).unwrap_or(i64::MAX);
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+/// A per-group series: its name, help text, and what it reads of a group.
+type Described<T> = (&'static str, &'static str, fn(&GroupInfo) -> T);
+
+/// A registry being filled for one scrape.
+struct Scrape(Registry);
+
+impl Scrape {
+    fn add(&mut self, name: &str, help: &str, metric: impl Metric) {
+        self.0.register(name, help, metric);
+    }
+
+    fn gauge(&mut self, name: &str, help: &str, value: u64) {
+        let gauge = Gauge::<i64>::default();
+        gauge.set(clamp(value));
+        self.add(name, help, gauge);
+    }
+
+    fn seconds(&mut self, name: &str, help: &str, value: f64) {
+        let gauge = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        gauge.set(value);
+        self.add(name, help, gauge);
+    }
+
+    fn counter(&mut self, name: &str, help: &str, value: u64) {
+        let counter = Counter::<u64>::default();
+        counter.inc_by(value);
+        self.add(name, help, counter);
+    }
+
+    fn gauges<L>(&mut self, name: &str, help: &str, series: impl IntoIterator<Item = (L, u64)>)
+    where
+        L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static,
+    {
+        let family = Family::<L, Gauge>::default();
+        for (labels, value) in series {
+            family.get_or_create(&labels).set(clamp(value));
+        }
+        self.add(name, help, family);
+    }
+
+    fn seconds_by<L>(&mut self, name: &str, help: &str, series: impl IntoIterator<Item = (L, f64)>)
+    where
+        L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static,
+    {
+        let family = Family::<L, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        for (labels, value) in series {
             family.get_or_create(&labels).set(value);
         }
-        for (family, value) in &self.counters {
-            family.get_or_create(&labels).inc_by(value(group));
+        self.add(name, help, family);
+    }
+
+    fn counters<L>(&mut self, name: &str, help: &str, series: impl IntoIterator<Item = (L, u64)>)
+    where
+        L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static,
+    {
+        let family = Family::<L, Counter>::default();
+        for (labels, value) in series {
+            family.get_or_create(&labels).inc_by(value);
         }
+        self.add(name, help, family);
     }
 }
 
-/// Registers one family per description.
-fn families<M>(
-    registry: &mut Registry,
-    described: [Described; 4],
-) -> Vec<(Family<GroupLabels, M>, Read)>
-where
-    Family<GroupLabels, M>: prometheus_client::registry::Metric + Clone + Default,
-{
-    described
-        .into_iter()
-        .map(|(name, help, read)| {
-            let family = Family::<GroupLabels, M>::default();
-            registry.register(name, help, family.clone());
-            (family, read)
-        })
-        .collect()
+fn clamp(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// The broker's metrics now, as OpenMetrics text.
-pub async fn render<B: Broker>(broker: &B) -> Result<String, ScrapeError> {
-    let groups = broker.list_groups().await?;
-    let mut registry = Registry::default();
-    let per_group = PerGroup::register(&mut registry);
-    groups.iter().for_each(|group| per_group.record(group));
-    let count = Gauge::<i64>::default();
-    count.set(i64::try_from(groups.len()).unwrap_or(i64::MAX));
-    registry.register("switchyard_groups", "Queue groups that exist", count);
-    let build = Family::<BuildLabels, Gauge>::default();
-    build
-        .get_or_create(&BuildLabels {
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-        })
-        .set(1);
-    registry.register("switchyard_build_info", "The running version", build);
+fn group_labels(group: &GroupInfo) -> GroupLabels {
+    GroupLabels {
+        topic: group.pattern.to_string(),
+        group: group.group.to_string(),
+        mode: group.mode.to_string(),
+    }
+}
+
+/// The snapshot as OpenMetrics text.
+pub fn render(snapshot: &Snapshot) -> Result<String, std::fmt::Error> {
+    let mut scrape = Scrape(Registry::default());
+    groups(&mut scrape, snapshot);
+    subscriptions(&mut scrape, snapshot);
+    broker_wide(&mut scrape, snapshot);
+    journal(&mut scrape, snapshot);
     let mut text = String::new();
-    encode(&mut text, &registry)?;
+    encode(&mut text, &scrape.0)?;
     Ok(text)
+}
+
+fn groups(scrape: &mut Scrape, snapshot: &Snapshot) {
+    let groups = &snapshot.groups;
+    let by_group = |read: fn(&GroupInfo) -> u64| {
+        groups
+            .iter()
+            .map(move |group| (group_labels(group), read(group)))
+    };
+    scrape.gauge(
+        "switchyard_groups",
+        "Queue groups that exist",
+        groups.len() as u64,
+    );
+    let gauges: [Described<u64>; 4] = [
+        (
+            "switchyard_group_ready",
+            "Messages waiting to be delivered",
+            |g| g.ready,
+        ),
+        (
+            "switchyard_group_in_flight",
+            "Messages delivered and not yet settled",
+            |g| g.in_flight,
+        ),
+        (
+            "switchyard_group_consumers",
+            "Consumers attached, standbys included",
+            |g| u64::from(g.consumers),
+        ),
+        (
+            "switchyard_group_bytes",
+            "What the held messages are charged, in bytes",
+            |g| g.bytes,
+        ),
+    ];
+    for (name, help, read) in gauges {
+        scrape.gauges(name, help, by_group(read));
+    }
+    let counters: [Described<u64>; 4] = [
+        (
+            "switchyard_group_delivered",
+            "Deliveries made, redeliveries included",
+            |g| g.counters.delivered,
+        ),
+        ("switchyard_group_acked", "Messages acked", |g| {
+            g.counters.acked
+        }),
+        ("switchyard_group_nacked", "Deliveries nacked", |g| {
+            g.counters.nacked
+        }),
+        (
+            "switchyard_group_redelivered",
+            "Deliveries that were not a message's first",
+            |g| g.counters.redelivered,
+        ),
+    ];
+    for (name, help, read) in counters {
+        scrape.counters(name, help, by_group(read));
+    }
+    let dead = groups.iter().flat_map(|group| {
+        let GroupLabels {
+            topic,
+            group: name,
+            mode,
+        } = group_labels(group);
+        [
+            ("rejected", group.counters.rejected),
+            ("max_deliveries", group.counters.exhausted),
+        ]
+        .map(|(reason, count)| {
+            let labels = DeadLetterLabels {
+                topic: topic.clone(),
+                group: name.clone(),
+                mode: mode.clone(),
+                reason,
+            };
+            (labels, count)
+        })
+    });
+    scrape.counters(
+        "switchyard_group_dead_lettered",
+        "Messages that left as dead letters, by reason",
+        dead,
+    );
+    let ages: [Described<Option<std::time::SystemTime>>; 2] = [
+        (
+            "switchyard_group_oldest_ready_age_seconds",
+            "Age of the oldest message waiting to be delivered (0 if none)",
+            |g| g.oldest_ready,
+        ),
+        (
+            "switchyard_group_oldest_unacked_age_seconds",
+            "Age of the oldest message not yet acked, waiting or in flight (0 if none)",
+            |g| g.oldest_unacked,
+        ),
+    ];
+    for (name, help, read) in ages {
+        let series = groups.iter().map(|group| {
+            let age = snapshot.age(read(group)).unwrap_or_default();
+            (group_labels(group), age.as_secs_f64())
+        });
+        scrape.seconds_by(name, help, series);
+    }
+}
+
+fn subscriptions(scrape: &mut Scrape, snapshot: &Snapshot) {
+    let patterns = &snapshot.subscriptions;
+    scrape.gauge(
+        "switchyard_subscriptions",
+        "Subscriptions open, over every pattern",
+        snapshot.subscribers(),
+    );
+    let by_pattern = |read: fn(&crate::broker::SubscriptionInfo) -> u64| {
+        patterns.iter().map(move |info| {
+            let labels = PatternLabels {
+                pattern: info.pattern.to_string(),
+            };
+            (labels, read(info))
+        })
+    };
+    scrape.gauges(
+        "switchyard_subscription_subscribers",
+        "Subscriptions open to the pattern",
+        by_pattern(|s| u64::from(s.subscribers)),
+    );
+    scrape.gauges(
+        "switchyard_subscription_buffered",
+        "Messages waiting in the pattern's subscriber buffers",
+        by_pattern(|s| s.buffered),
+    );
+    scrape.counters(
+        "switchyard_subscription_delivered",
+        "Messages handed to the pattern's subscribers",
+        by_pattern(|s| s.delivered),
+    );
+    scrape.counters(
+        "switchyard_subscription_gaps",
+        "Messages dropped for the pattern's subscribers because they were too slow",
+        by_pattern(|s| s.gaps),
+    );
+    scrape.counters(
+        "switchyard_subscription_slow_events",
+        "Times a subscriber's buffer overflowed (each starts a gap)",
+        by_pattern(|s| s.slow_events),
+    );
+}
+
+fn broker_wide(scrape: &mut Scrape, snapshot: &Snapshot) {
+    let stats = &snapshot.stats;
+    scrape.counter(
+        "switchyard_published_messages",
+        "Messages accepted by publishes, requests included",
+        stats.published,
+    );
+    scrape.counter(
+        "switchyard_published_bytes",
+        "Payload bytes of the messages accepted",
+        stats.published_bytes,
+    );
+    let codes = snapshot.publishes.iter().map(|&(code, count)| {
+        let labels = CodeLabels {
+            code: code_name(code),
+        };
+        (labels, count)
+    });
+    scrape.counters(
+        "switchyard_publish_requests",
+        "Publish calls and PublishStream frames, by the gRPC status they ended with",
+        codes,
+    );
+    scrape.gauge(
+        "switchyard_memory_used_bytes",
+        "What the messages held take, as max_memory_bytes counts it",
+        stats.memory_used,
+    );
+    scrape.gauge(
+        "switchyard_memory_limit_bytes",
+        "max_memory_bytes",
+        stats.memory_limit,
+    );
+    let (accepted, refused) = snapshot.connection_totals;
+    scrape.gauge(
+        "switchyard_connections",
+        "Client connections open",
+        snapshot.connections.len() as u64,
+    );
+    scrape.counter(
+        "switchyard_connections_accepted",
+        "Client connections accepted",
+        accepted,
+    );
+    scrape.counter(
+        "switchyard_connections_refused",
+        "Client connections closed at once because max_connections was reached",
+        refused,
+    );
+    let streams = snapshot.streams.iter().map(|&(kind, open)| {
+        let labels = RpcLabels { rpc: kind.name() };
+        (labels, open)
+    });
+    scrape.gauges(
+        "switchyard_streams",
+        "Streaming calls open, by RPC",
+        streams,
+    );
+    let requests = stats.requests;
+    let outcomes = [
+        ("answered", requests.answered),
+        ("no_responders", requests.no_responders),
+        ("timed_out", requests.timed_out),
+    ]
+    .map(|(outcome, count)| (OutcomeLabels { outcome }, count));
+    scrape.counters(
+        "switchyard_requests",
+        "Requests, by how they ended",
+        outcomes,
+    );
+    scrape.counter(
+        "switchyard_late_replies",
+        "Replies dropped because no request was waiting for them (too late, or a wrong correlation id)",
+        requests.late_replies,
+    );
+    scrape.seconds(
+        "switchyard_uptime_seconds",
+        "How long the broker has served",
+        snapshot.uptime.as_secs_f64(),
+    );
+    let build = [(
+        VersionLabels {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        },
+        1,
+    )];
+    scrape.gauges("switchyard_build_info", "The running version", build);
+}
+
+fn journal(scrape: &mut Scrape, snapshot: &Snapshot) {
+    let Some(journal) = &snapshot.stats.journal else {
+        return;
+    };
+    scrape.gauge(
+        "switchyard_journal_bytes",
+        "What the log's segment files take",
+        journal.bytes,
+    );
+    scrape.gauge(
+        "switchyard_journal_segments",
+        "The log's segment files",
+        journal.segments,
+    );
+    scrape.counter(
+        "switchyard_journal_records",
+        "Records written to the log",
+        journal.records,
+    );
+    scrape.counter(
+        "switchyard_journal_fsyncs",
+        "Frames written and fsynced (one fsync each)",
+        journal.fsyncs,
+    );
+    scrape.add(
+        "switchyard_journal_fsync_seconds",
+        "Time to write and fsync one frame",
+        Counted(journal.fsync_seconds.clone()),
+    );
+    scrape.add(
+        "switchyard_journal_batch_records",
+        "Records carried by one fsync",
+        Counted(journal.batch_records.clone()),
+    );
+    scrape.seconds(
+        "switchyard_journal_recovery_seconds",
+        "How long opening the data directory and replaying its log took at start",
+        journal.recovery.as_secs_f64(),
+    );
 }

@@ -1,31 +1,50 @@
-//! The HTTP listener beside the gRPC port: Prometheus metrics and health for operators and their
-//! tools (`curl`, Prometheus, load balancers), in plain HTTP/1.1. axum serves it: the router of the
-//! tokio ecosystem, already built here for tonic.
+//! The HTTP listener beside the gRPC port, for operators and their tools (`curl`, Prometheus,
+//! browsers, load balancers), in plain HTTP/1.1. axum serves it: the router of the tokio ecosystem,
+//! already built here for tonic.
 //!
+//! - `GET /`: the live dashboard, and `GET /api/...`: the JSON it reads ([`api`]).
 //! - `GET /metrics`: the broker's state in the OpenMetrics text format ([`metrics`]), built from the
 //!   broker at each scrape, so a deleted group's series are gone with it.
 //! - `GET /healthz`: 200 while the process serves.
 //! - `GET /readyz`: 200 while the broker takes work; 503 once shutdown began or a durable broker's
 //!   log failed (the gRPC health service says the same).
+//!
+//! With authentication on, what `--http-auth` names needs an admin token ([`auth`]).
 
+mod api;
+mod auth;
+mod history;
 mod metrics;
+mod snapshot;
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Instant,
 };
 
 use axum::{
-    Router,
-    extract::State,
+    Json, Router,
+    extract::{Query, State},
     http::{StatusCode, header},
-    response::IntoResponse,
+    middleware,
+    response::{IntoResponse, Response},
     routing::get,
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::Broker;
+use self::{history::History, snapshot::Snapshot};
+use crate::{
+    activity::Activity,
+    auth::TokenStore,
+    broker::Broker,
+    config::{Config, HttpAuth, HttpEndpoint},
+    error::BrokerError,
+};
 
 /// Whether the broker takes work, as `/readyz` reports it. Cleared once, for good.
 #[derive(Debug, Clone)]
@@ -47,47 +66,192 @@ impl Readiness {
     }
 }
 
-struct Shared<B> {
-    broker: B,
-    readiness: Readiness,
+/// What the listener reports on.
+#[derive(Debug, Clone)]
+pub struct Monitored<B> {
+    pub broker: B,
+    pub activity: Arc<Activity>,
+    pub readiness: Readiness,
+    /// `None`: authentication is off, and every endpoint is open.
+    pub tokens: Option<Arc<TokenStore>>,
+    pub protect: HttpAuth,
 }
+
+struct Shared<B> {
+    monitored: Monitored<B>,
+    history: History,
+    config: Arc<Config>,
+}
+
+type Handle<B> = State<Arc<Shared<B>>>;
 
 /// Serves the HTTP endpoints on `listener` until `stop` is cancelled.
 pub async fn serve<B: Broker>(
     listener: TcpListener,
-    broker: B,
-    readiness: Readiness,
+    monitored: Monitored<B>,
+    config: Arc<Config>,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    let shared = Arc::new(Shared { broker, readiness });
-    let router = Router::new()
-        .route("/metrics", get(scrape::<B>))
+    let shared = Arc::new(Shared {
+        monitored,
+        history: History::default(),
+        config,
+    });
+    tokio::spawn(sample(Arc::downgrade(&shared), stop.clone()));
+    let dashboard = Router::new()
+        .route("/api/overview", get(overview::<B>))
+        .route("/api/groups", get(groups::<B>))
+        .route("/api/group", get(group::<B>))
+        .route("/api/subscriptions", get(subscriptions::<B>))
+        .route("/api/connections", get(connections::<B>));
+    let metrics = Router::new().route("/metrics", get(scrape::<B>));
+    let health = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready::<B>))
-        .with_state(shared);
+        .route("/readyz", get(ready::<B>));
+    let protect = |router: Router<Arc<Shared<B>>>, endpoint| {
+        let monitored = &shared.monitored;
+        match &monitored.tokens {
+            Some(tokens) if monitored.protect.protects(endpoint) => {
+                let guard = auth::Guard {
+                    tokens: Arc::clone(tokens),
+                };
+                router.route_layer(middleware::from_fn_with_state(guard, auth::require_admin))
+            }
+            _ => router,
+        }
+    };
+    let router = Router::new()
+        .merge(protect(dashboard, HttpEndpoint::Dashboard))
+        .merge(protect(metrics, HttpEndpoint::Metrics))
+        .merge(protect(health, HttpEndpoint::Health))
+        .with_state(Arc::clone(&shared));
     axum::serve(listener, router)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await
 }
 
-async fn ready<B: Broker>(State(shared): State<Arc<Shared<B>>>) -> impl IntoResponse {
-    match shared.readiness.is_ready() {
+/// Feeds the history once a second until the listener stops.
+async fn sample<B: Broker>(shared: std::sync::Weak<Shared<B>>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(history::INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let monitored = &shared.monitored;
+        if let Ok(snapshot) = Snapshot::take(&monitored.broker, &monitored.activity).await {
+            shared.history.record(&snapshot, Instant::now());
+        }
+    }
+}
+
+/// A broker that cannot answer, as a response.
+struct Unanswered(BrokerError);
+
+impl IntoResponse for Unanswered {
+    fn into_response(self) -> Response {
+        let status = match self.0 {
+            BrokerError::GroupNotFound { .. } => StatusCode::NOT_FOUND,
+            BrokerError::InvalidArgument { .. } => StatusCode::BAD_REQUEST,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let body = serde_json::json!({ "error": self.0.to_string() });
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<BrokerError> for Unanswered {
+    fn from(error: BrokerError) -> Self {
+        Self(error)
+    }
+}
+
+async fn snapshot<B: Broker>(shared: &Shared<B>) -> Result<Snapshot, Unanswered> {
+    let monitored = &shared.monitored;
+    Ok(Snapshot::take(&monitored.broker, &monitored.activity).await?)
+}
+
+async fn ready<B: Broker>(State(shared): Handle<B>) -> impl IntoResponse {
+    match shared.monitored.readiness.is_ready() {
         true => (StatusCode::OK, "ready\n"),
         false => (StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
     }
 }
 
-async fn scrape<B: Broker>(State(shared): State<Arc<Shared<B>>>) -> impl IntoResponse {
-    match metrics::render(&shared.broker).await {
+async fn scrape<B: Broker>(State(shared): Handle<B>) -> Result<Response, Unanswered> {
+    let snapshot = snapshot(&shared).await?;
+    let response = match metrics::render(&snapshot) {
         Ok(text) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
             text,
-        ),
+        )
+            .into_response(),
         Err(error) => (
             StatusCode::INTERNAL_SERVER_ERROR,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            format!("{error}\n"),
-        ),
-    }
+            format!("cannot encode the metrics: {error}\n"),
+        )
+            .into_response(),
+    };
+    Ok(response)
+}
+
+async fn overview<B: Broker>(State(shared): Handle<B>) -> Result<Json<api::Overview>, Unanswered> {
+    let snapshot = snapshot(&shared).await?;
+    Ok(Json(api::overview(&snapshot, &shared.history)))
+}
+
+async fn groups<B: Broker>(State(shared): Handle<B>) -> Result<Json<api::Groups>, Unanswered> {
+    let snapshot = snapshot(&shared).await?;
+    Ok(Json(api::groups(&snapshot, &shared.history)))
+}
+
+/// `/api/group?topic=PATTERN&group=NAME`: one group with its consumers. In the query, not the path:
+/// patterns hold `*` and `>`.
+async fn group<B: Broker>(
+    State(shared): Handle<B>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<api::Group>, Unanswered> {
+    let config = &shared.config;
+    let field = |name: &str| {
+        query
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| BrokerError::invalid(name, "missing from the query string"))
+    };
+    let pattern = crate::transport::convert::pattern(field("topic")?, "topic", config)?;
+    let name = crate::transport::convert::group_name(field("group")?, "group", config)?;
+    let snapshot = snapshot(&shared).await?;
+    let found = snapshot
+        .groups
+        .iter()
+        .find(|info| info.pattern == pattern && info.group == name)
+        .ok_or_else(|| BrokerError::GroupNotFound {
+            group: format!("{name} on {pattern}"),
+        })?;
+    let consumers = shared
+        .monitored
+        .broker
+        .list_consumers(pattern.clone(), name.clone())
+        .await?;
+    let group = api::group(&snapshot, &shared.history, found);
+    Ok(Json(api::group_detail(group, consumers)))
+}
+
+async fn subscriptions<B: Broker>(
+    State(shared): Handle<B>,
+) -> Result<Json<api::Subscriptions>, Unanswered> {
+    let snapshot = snapshot(&shared).await?;
+    Ok(Json(api::subscriptions(&snapshot)))
+}
+
+async fn connections<B: Broker>(
+    State(shared): Handle<B>,
+) -> Result<Json<api::Connections>, Unanswered> {
+    let snapshot = snapshot(&shared).await?;
+    Ok(Json(api::connections(&snapshot, Instant::now())))
 }

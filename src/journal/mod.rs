@@ -15,6 +15,7 @@ pub mod replay;
 use std::{fmt, pin::Pin, time::SystemTime};
 
 use crate::{
+    broker::JournalStats,
     error::BrokerError,
     memory::group_state::GroupSettings,
     message::Message,
@@ -119,6 +120,17 @@ pub trait Journal: Send + Sync + fmt::Debug {
 
     /// What the journal's files take now.
     fn usage(&self) -> Usage;
+
+    /// What the journal did and takes, for monitoring. A journal that counts nothing reports its
+    /// usage.
+    fn stats(&self) -> JournalStats {
+        let usage = self.usage();
+        JournalStats {
+            bytes: usage.bytes,
+            segments: usage.segments,
+            ..JournalStats::default()
+        }
+    }
 
     /// Starts a new part of the journal after every event recorded so far, and answers the mark
     /// that [`Journal::remove_before`] takes once the live state is restated after it.

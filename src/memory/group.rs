@@ -28,7 +28,7 @@ use super::group_state::{
     NotOutstanding, Settle,
 };
 use crate::{
-    broker::{Delivery, EventStream, GroupInfo},
+    broker::{ConsumerInfo, Delivery, EventStream, GroupCounters, GroupInfo},
     error::BrokerError,
     journal::{self, Event, Journal, Receipt},
     message::{Message, MessageId, NewMessage},
@@ -407,7 +407,7 @@ impl QueueGroup {
     pub fn info(&self) -> GroupInfo {
         let locked = self.locked.lock();
         let state = &locked.state;
-        let stats = state.stats();
+        let oldest = state.oldest();
         GroupInfo {
             pattern: self.pattern.clone(),
             group: self.name.clone(),
@@ -415,12 +415,19 @@ impl QueueGroup {
             ready: state.waiting() as u64,
             in_flight: state.in_flight() as u64,
             consumers: u32::try_from(state.consumers()).unwrap_or(u32::MAX),
-            delivered: stats.delivered,
-            acked: stats.acked,
-            redelivered: stats.redelivered,
-            dead_lettered: stats.dead_lettered,
+            counters: state.stats(),
             bytes: state.bytes(),
+            oldest_ready: oldest.ready,
+            oldest_unacked: oldest.unacked,
         }
+    }
+
+    pub fn counters(&self) -> GroupCounters {
+        self.locked.lock().state.stats()
+    }
+
+    pub fn consumers(&self) -> Vec<ConsumerInfo> {
+        self.locked.lock().state.consumers_listed()
     }
 
     /// Whether the group has been idle for its whole idle timeout (never, for declared groups).

@@ -9,14 +9,17 @@
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
     sync::Arc,
-    time::Duration,
+    time::{Duration, SystemTime},
 };
-
-use std::time::SystemTime;
 
 use tokio::{sync::Notify, time::Instant};
 
-use crate::{broker::ConsumeMode, journal::replay::Held, message::Message, topic::Topic};
+use crate::{
+    broker::{ConsumeMode, ConsumerInfo, GroupCounters},
+    journal::replay::Held,
+    message::Message,
+    topic::Topic,
+};
 
 /// What a group was created with. Fixed for its lifetime.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,13 +102,16 @@ pub struct Handout {
     pub attempt: u32,
 }
 
-/// Counters kept for listing.
+/// Counters kept for listing: the broker's [`GroupCounters`].
+pub type GroupStats = GroupCounters;
+
+/// When the oldest messages a group holds were published, for their ages.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct GroupStats {
-    pub delivered: u64,
-    pub acked: u64,
-    pub redelivered: u64,
-    pub dead_lettered: u64,
+pub struct Oldest {
+    /// The oldest waiting to be delivered (ready, to be redelivered, or delayed).
+    pub ready: Option<SystemTime>,
+    /// The oldest not yet acked: waiting or in flight (as Pub/Sub's `oldest_unacked_message_age`).
+    pub unacked: Option<SystemTime>,
 }
 
 #[derive(Debug)]
@@ -267,6 +273,42 @@ impl GroupState {
 
     pub fn stats(&self) -> GroupStats {
         self.stats
+    }
+
+    /// The publish times of the oldest messages waiting and not acked. Positions follow publish
+    /// order, so the oldest is the lowest position; in-flight and delayed messages are looked through
+    /// (a scrape's cost, never a publish's).
+    pub fn oldest(&self) -> Oldest {
+        let ready = self
+            .ready
+            .front()
+            .into_iter()
+            .chain(self.redeliver.values().next())
+            .chain(self.delayed.values())
+            .min_by_key(|pending| pending.seq);
+        let unacked = ready
+            .into_iter()
+            .chain(self.in_flight.values().map(|flight| &flight.pending))
+            .min_by_key(|pending| pending.seq);
+        Oldest {
+            ready: ready.map(|pending| pending.message.published_at()),
+            unacked: unacked.map(|pending| pending.message.published_at()),
+        }
+    }
+
+    /// The consumers attached, in attach order.
+    pub fn consumers_listed(&self) -> Vec<ConsumerInfo> {
+        self.consumers
+            .iter()
+            .enumerate()
+            .map(|(index, slot)| ConsumerInfo {
+                id: slot.id,
+                prefetch: slot.terms.prefetch,
+                in_flight: slot.in_flight,
+                ack_deadline: slot.terms.ack_deadline,
+                active: self.settings.mode == ConsumeMode::Shared || index == 0,
+            })
+            .collect()
     }
 
     /// Messages held: waiting, delayed, in flight and leaving.
@@ -472,7 +514,10 @@ impl GroupState {
                 self.bytes -= flight.pending.message.footprint() as u64;
                 None
             }
-            Settle::Nack { delay } => self.requeue(flight.pending, now, delay),
+            Settle::Nack { delay } => {
+                self.stats.nacked += 1;
+                self.requeue(flight.pending, now, delay)
+            }
             Settle::Reject => Some(self.dead_letter(flight.pending, DeadLetterReason::Rejected)),
             Settle::Extend => unreachable!("handled above"),
         };
@@ -572,7 +617,10 @@ impl GroupState {
     }
 
     fn dead_letter(&mut self, pending: Pending, reason: DeadLetterReason) -> DeadLetter {
-        self.stats.dead_lettered += 1;
+        match reason {
+            DeadLetterReason::Rejected => self.stats.rejected += 1,
+            DeadLetterReason::MaxDeliveries => self.stats.exhausted += 1,
+        }
         let letter = DeadLetter {
             position: pending.seq,
             message: pending.message.clone(),

@@ -197,7 +197,7 @@ fn max_deliveries_and_reject_dead_letter() {
     );
     assert!(state.forget(rejected.position, start));
     assert!(state.is_empty());
-    assert_eq!(state.stats().dead_lettered, 2);
+    assert_eq!(state.stats().dead_lettered(), 2);
 }
 
 #[test]

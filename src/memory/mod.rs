@@ -15,6 +15,7 @@ pub mod group_state;
 mod registry;
 mod replies;
 mod route;
+mod stats;
 /// Public for benchmarks and embedding: the subscription trie, usable on its own.
 pub mod sublist;
 mod subscriber;
@@ -41,13 +42,14 @@ use self::{
     registry::Registry,
     replies::ReplyRouter,
     route::{Admission, Leaving, Staged, Target},
+    stats::{RequestEnd, Subscriptions, Traffic},
     sublist::{EntryId, Sublist},
     subscriber::{BufferLimits, SubscriberQueue, subscription_stream},
 };
 use crate::{
     broker::{
-        Broker, ConsumeSpec, Delivery, EventStream, GroupInfo, GroupSpec, Published, Settlement,
-        StagedPublish, SubscriptionEvent,
+        Broker, BrokerStats, ConsumeSpec, ConsumerInfo, Delivery, EventStream, GroupInfo,
+        GroupSpec, Published, Settlement, StagedPublish, SubscriptionEvent, SubscriptionInfo,
     },
     budget::MemoryBudget,
     config::Config,
@@ -92,6 +94,10 @@ struct Shared {
     stream_slots: Arc<Semaphore>,
     /// `max_memory_bytes`: what the messages held may take.
     budget: Arc<MemoryBudget>,
+    /// Publishes and requests, counted for monitoring.
+    traffic: Traffic,
+    /// The subscriptions open, for monitoring.
+    subscriptions: Subscriptions,
 }
 
 /// How often a publisher waiting for room looks again even if no message was released: an ack frees
@@ -170,6 +176,8 @@ impl MemoryBroker {
             registry: Registry::default(),
             replies: Arc::default(),
             shutdown: CancellationToken::new(),
+            traffic: Traffic::default(),
+            subscriptions: Subscriptions::default(),
         });
         tokio::spawn(run_housekeeping(Arc::downgrade(&shared), events));
         Self { shared }
@@ -190,6 +198,7 @@ impl MemoryBroker {
         self.check_running()?;
         let budget = &self.shared.budget;
         let cost = batch.iter().map(NewMessage::footprint).sum();
+        let (count, bytes) = (batch.len(), batch.iter().map(|new| new.payload.len()).sum());
         while let Err(over) = budget.try_charge(cost) {
             // A batch bigger than the whole budget would wait in vain.
             if cost > budget.limit() || !self.room_freed(deadline).await? {
@@ -219,7 +228,12 @@ impl MemoryBroker {
                         return Err(full);
                     }
                 }
-                outcome => return outcome,
+                outcome => {
+                    if outcome.is_ok() {
+                        self.shared.traffic.published(count, bytes);
+                    }
+                    return outcome;
+                }
             }
         }
     }
@@ -265,6 +279,7 @@ struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.shared.index.write().remove(&self.pattern, self.entry);
+        self.shared.subscriptions.closed(&self.pattern, self.entry);
     }
 }
 
@@ -319,6 +334,9 @@ impl Broker for MemoryBroker {
             .index
             .write()
             .insert(&pattern, Target::Subscriber(Arc::clone(&queue)));
+        self.shared
+            .subscriptions
+            .opened(&pattern, entry, Arc::clone(&queue));
         let registration = Registration {
             shared: Arc::clone(&self.shared),
             pattern,
@@ -450,15 +468,23 @@ impl Broker for MemoryBroker {
             .replies
             .wait_for(inbox, request.correlation_id.clone());
         let published = self.publish(vec![request]).await?;
+        let traffic = &self.shared.traffic;
         if published
             .first()
             .is_none_or(|p| p.subscribers == 0 && p.groups == 0)
         {
+            traffic.request_ended(RequestEnd::NoResponders);
             return Err(BrokerError::NoResponders { topic });
         }
         tokio::select! {
-            reply = pending.reply() => reply.ok_or(BrokerError::ShuttingDown),
-            () = tokio::time::sleep(timeout) => Err(BrokerError::RequestTimedOut(timeout)),
+            reply = pending.reply() => {
+                traffic.request_ended(RequestEnd::Answered);
+                reply.ok_or(BrokerError::ShuttingDown)
+            }
+            () = tokio::time::sleep(timeout) => {
+                traffic.request_ended(RequestEnd::TimedOut);
+                Err(BrokerError::RequestTimedOut(timeout))
+            }
             () = self.shared.shutdown.cancelled() => Err(BrokerError::ShuttingDown),
         }
     }
@@ -480,6 +506,32 @@ impl Broker for MemoryBroker {
 
     async fn list_groups(&self) -> Result<Vec<GroupInfo>, BrokerError> {
         Ok(self.shared.registry.list())
+    }
+
+    async fn list_consumers(
+        &self,
+        pattern: Pattern,
+        group: GroupName,
+    ) -> Result<Vec<ConsumerInfo>, BrokerError> {
+        self.shared.registry.consumers(&pattern, &group)
+    }
+
+    fn list_subscriptions(&self) -> Vec<SubscriptionInfo> {
+        self.shared.subscriptions.list()
+    }
+
+    fn stats(&self) -> BrokerStats {
+        let shared = &self.shared;
+        let (published, published_bytes) = shared.traffic.publishes();
+        BrokerStats {
+            published,
+            published_bytes,
+            groups: shared.registry.totals(),
+            memory_used: shared.budget.used() as u64,
+            memory_limit: shared.budget.limit() as u64,
+            requests: shared.traffic.requests(shared.replies.unmatched()),
+            journal: shared.journal.as_ref().map(|journal| journal.stats()),
+        }
     }
 
     fn awaits_reply(&self, inbox: &Topic) -> bool {

@@ -24,7 +24,7 @@ use super::{
     sublist::EntryId,
 };
 use crate::{
-    broker::{ConsumeMode, ConsumeSpec, GroupInfo, GroupSpec},
+    broker::{ConsumeMode, ConsumeSpec, ConsumerInfo, GroupCounters, GroupInfo, GroupSpec},
     error::BrokerError,
     journal::{self, Event, Receipt},
     topic::{GroupName, Pattern},
@@ -39,6 +39,8 @@ pub struct Registry {
     /// By id, for acks: sharded so settling never waits on group creation.
     by_id: DashMap<GroupId, Arc<QueueGroup>>,
     next_id: AtomicU64,
+    /// The counters of groups that are gone, so the broker's totals never go down.
+    retired: Mutex<GroupCounters>,
 }
 
 impl Registry {
@@ -166,14 +168,34 @@ impl Registry {
             .collect()
     }
 
-    pub fn list(&self) -> Vec<GroupInfo> {
-        let groups: Vec<Arc<QueueGroup>> = self
+    /// The consumers of one group, in attach order.
+    pub fn consumers(
+        &self,
+        pattern: &Pattern,
+        name: &GroupName,
+    ) -> Result<Vec<ConsumerInfo>, BrokerError> {
+        let group = self
             .by_key
             .lock()
-            .values()
+            .get(&(pattern.clone(), name.clone()))
             .map(|(group, _)| Arc::clone(group))
-            .collect();
-        let mut infos: Vec<GroupInfo> = groups.iter().map(|group| group.info()).collect();
+            .ok_or_else(|| BrokerError::GroupNotFound {
+                group: format!("{name} on {pattern}"),
+            })?;
+        Ok(group.consumers())
+    }
+
+    /// Every group's counters added up, those of removed groups included.
+    pub fn totals(&self) -> GroupCounters {
+        let mut totals = *self.retired.lock();
+        for group in self.groups() {
+            totals.add(&group.counters());
+        }
+        totals
+    }
+
+    pub fn list(&self) -> Vec<GroupInfo> {
+        let mut infos: Vec<GroupInfo> = self.groups().iter().map(|group| group.info()).collect();
         infos.sort_by(|a, b| (&a.pattern, &a.group).cmp(&(&b.pattern, &b.group)));
         infos
     }
@@ -230,6 +252,7 @@ impl Registry {
     fn unlink(&self, shared: &Shared, group: &Arc<QueueGroup>, entry: EntryId) -> Receipt {
         shared.index.write().remove(&group.pattern, entry);
         self.by_id.remove(&group.id);
+        self.retired.lock().add(&group.counters());
         group.record(|| Event::GroupDeleted { id: group.id })
     }
 }

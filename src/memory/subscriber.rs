@@ -50,6 +50,30 @@ struct QueueState {
     bytes: usize,
     /// Messages dropped since the last event that was queued.
     missed: u64,
+    /// Since the subscription began, for monitoring: kept here, under the lock already taken.
+    counts: SubscriberCounts,
+}
+
+/// What a subscription (or several) counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SubscriberCounts {
+    /// Messages waiting in the buffer now.
+    pub buffered: u64,
+    /// Messages handed to the stream.
+    pub delivered: u64,
+    /// Messages dropped because the buffer was full.
+    pub gaps: u64,
+    /// Times the buffer overflowed: each starts a run of drops that ends in one `Gap`.
+    pub slow_events: u64,
+}
+
+impl SubscriberCounts {
+    pub fn add(&mut self, other: &Self) {
+        self.buffered += other.buffered;
+        self.delivered += other.delivered;
+        self.gaps += other.gaps;
+        self.slow_events += other.slow_events;
+    }
 }
 
 impl SubscriberQueue {
@@ -73,7 +97,11 @@ impl SubscriberQueue {
                 || (state.messages > 0
                     && state.bytes.saturating_add(footprint) > self.limits.bytes);
             if full {
+                if state.missed == 0 {
+                    state.counts.slow_events += 1;
+                }
                 state.missed += 1;
+                state.counts.gaps += 1;
                 return;
             }
             if state.missed > 0 {
@@ -89,6 +117,15 @@ impl SubscriberQueue {
         self.notify.notify_one();
     }
 
+    /// What this subscription counted so far.
+    pub fn counts(&self) -> SubscriberCounts {
+        let state = self.state.lock();
+        SubscriberCounts {
+            buffered: state.messages as u64,
+            ..state.counts
+        }
+    }
+
     /// Takes the next event: a queued one, or a gap for losses after the last queued message.
     fn take(&self) -> Option<SubscriptionEvent> {
         let mut state = self.state.lock();
@@ -96,6 +133,7 @@ impl SubscriberQueue {
             Some(event) => {
                 if let SubscriptionEvent::Message(message) = &event {
                     state.messages -= 1;
+                    state.counts.delivered += 1;
                     // The same footprint as when it was offered: a message never changes.
                     state.bytes -= message.footprint();
                 }
@@ -192,6 +230,11 @@ mod tests {
         assert_eq!(queue.take().map(|_| ()), Some(()));
         offer(&queue, &message(6));
         assert_eq!(drain(&queue), ["m2", "gap3", "m6"]);
+        let counts = queue.counts();
+        assert_eq!(
+            (counts.delivered, counts.gaps, counts.slow_events),
+            (3, 3, 1)
+        );
     }
 
     #[test]

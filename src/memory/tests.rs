@@ -267,7 +267,7 @@ async fn each_message_goes_to_one_consumer_and_acks_settle_it() {
         ..Settlement::default()
     };
     assert_eq!(broker.settle(again).await.unwrap(), [a.delivery_id]);
-    assert_eq!(broker.list_groups().await.unwrap()[0].acked, 2);
+    assert_eq!(broker.list_groups().await.unwrap()[0].counters.acked, 2);
 }
 
 #[tokio::test(start_paused = true)]

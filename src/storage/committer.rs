@@ -10,14 +10,11 @@
 //!
 //! A frame's payload is its records back to back, each behind its length (u32, little-endian).
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
-};
+use std::{sync::Arc, time::Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{FileSystem, Log, StorageError, log::Usage};
+use super::{FileSystem, Log, StorageError, stats::CommitStats};
 
 /// Records gathered into one frame at most: a bound on one write, so that a flood of small
 /// records cannot build a frame past the format's limit.
@@ -82,38 +79,6 @@ pub struct Pending(oneshot::Receiver<Result<Committed, CommitError>>);
 impl Pending {
     pub async fn wait(self) -> Result<Committed, CommitError> {
         self.0.await.unwrap_or(Err(CommitError::Closed))
-    }
-}
-
-/// How many fsyncs carried how many records: the batch size per fsync that the benchmarks report.
-#[derive(Debug, Default)]
-pub struct CommitStats {
-    frames: AtomicU64,
-    records: AtomicU64,
-    bytes: AtomicU64,
-    segments: AtomicU64,
-}
-
-impl CommitStats {
-    /// What the log's files take, as of the last commit or removal.
-    pub fn disk_usage(&self) -> Usage {
-        Usage {
-            bytes: self.bytes.load(Ordering::Relaxed),
-            segments: self.segments.load(Ordering::Relaxed),
-        }
-    }
-
-    fn usage(&self, usage: Usage) {
-        self.bytes.store(usage.bytes, Ordering::Relaxed);
-        self.segments.store(usage.segments, Ordering::Relaxed);
-    }
-
-    /// Frames written (one fsync each) and records they carried.
-    pub fn frames_and_records(&self) -> (u64, u64) {
-        (
-            self.frames.load(Ordering::Relaxed),
-            self.records.load(Ordering::Relaxed),
-        )
     }
 }
 
@@ -256,6 +221,7 @@ fn run<F: FileSystem>(
                 }
             }
         }
+        let started = Instant::now();
         let outcome = log
             .commit(&frame)
             .map(|sequence| Committed { sequence })
@@ -263,10 +229,7 @@ fn run<F: FileSystem>(
         match &outcome {
             Ok(_) => {
                 stats.usage(log.usage());
-                stats.frames.fetch_add(1, Ordering::Relaxed);
-                stats
-                    .records
-                    .fetch_add(waiting.len() as u64, Ordering::Relaxed);
+                stats.committed(waiting.len(), started.elapsed());
             }
             Err(error) if failed.borrow().is_none() => {
                 failed.send_replace(Some(error.to_string()));

@@ -20,18 +20,18 @@ mod log;
 mod recovery;
 #[cfg(test)]
 mod sim;
+mod stats;
 #[cfg(test)]
 mod tests;
 
 use std::{io, path::PathBuf};
 
-pub use committer::{
-    CommitError, CommitStats, Committed, Committer, MAX_RECORD_BYTES, Pending, records,
-};
+pub use committer::{CommitError, Committed, Committer, MAX_RECORD_BYTES, Pending, records};
 pub use data_dir::{DataDir, DataDirError};
 pub use fs::{FileSystem, LogFile, OsFileSystem};
 pub use log::{Log, LogOptions, Usage};
 pub use recovery::{Recovered, RecoveryMode};
+pub use stats::{CommitStats, HistogramSnapshot};
 
 /// Why the log could not do what was asked. The durable backend maps these to `BrokerError`.
 #[derive(Debug, thiserror::Error)]

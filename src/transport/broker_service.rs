@@ -8,9 +8,29 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{auth, convert, pipelined, wire};
-use crate::{auth::Action, broker::Broker, config::Config, pb};
+use crate::{
+    activity::{Activity, StreamKind},
+    auth::Action,
+    broker::Broker,
+    config::Config,
+    pb,
+};
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// `stream`, counted as an open stream of `kind` (and of the caller's connection) until dropped.
+fn counted<T: 'static>(
+    stream: impl Stream<Item = Result<T, Status>> + Send + 'static,
+    activity: &Arc<Activity>,
+    kind: StreamKind,
+    peer: Option<std::net::SocketAddr>,
+) -> ResponseStream<T> {
+    let open = activity.stream_opened(kind, peer);
+    Box::pin(stream.map(move |item| {
+        let _open = &open;
+        item
+    }))
+}
 
 /// The Broker service over any [`Broker`].
 #[derive(Debug, Clone)]
@@ -20,15 +40,44 @@ pub struct BrokerService<B> {
     /// Cancelled at shutdown, to end the streams the broker itself does not own (PublishStream and
     /// RequestStream) with UNAVAILABLE, as it ends subscriptions.
     shutdown: CancellationToken,
+    activity: Arc<Activity>,
 }
 
 impl<B: Broker> BrokerService<B> {
-    pub fn new(broker: B, config: Arc<Config>, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        broker: B,
+        config: Arc<Config>,
+        shutdown: CancellationToken,
+        activity: Arc<Activity>,
+    ) -> Self {
         Self {
             broker,
             config,
             shutdown,
+            activity,
         }
+    }
+
+    async fn publish_once(
+        &self,
+        request: Request<pb::PublishRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        let caller = auth::caller(&request)?;
+        let wait = request
+            .get_ref()
+            .wait_for_room
+            .then(|| convert::publish_wait(call_deadline(&request), &self.config));
+        let batch = convert::publish_request(request.into_inner(), &self.config)
+            .map_err(convert::status)?;
+        caller.may_publish(&batch, &self.broker)?;
+        let published = match wait {
+            Some(wait) => self.broker.publish_waiting(batch, wait).await,
+            None => self.broker.publish(batch).await,
+        }
+        .map_err(convert::status)?;
+        Ok(Response::new(pb::PublishResponse {
+            published: published.into_iter().map(convert::published).collect(),
+        }))
     }
 }
 
@@ -59,22 +108,12 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
         &self,
         request: Request<pb::PublishRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
-        let caller = auth::caller(&request)?;
-        let wait = request
-            .get_ref()
-            .wait_for_room
-            .then(|| convert::publish_wait(call_deadline(&request), &self.config));
-        let batch = convert::publish_request(request.into_inner(), &self.config)
-            .map_err(convert::status)?;
-        caller.may_publish(&batch, &self.broker)?;
-        let published = match wait {
-            Some(wait) => self.broker.publish_waiting(batch, wait).await,
-            None => self.broker.publish(batch).await,
-        }
-        .map_err(convert::status)?;
-        Ok(Response::new(pb::PublishResponse {
-            published: published.into_iter().map(convert::published).collect(),
-        }))
+        let outcome = self.publish_once(request).await;
+        let code = outcome
+            .as_ref()
+            .map_or_else(|status| status.code(), |_| tonic::Code::Ok);
+        self.activity.publish_ended(code as i32);
+        outcome
     }
 
     async fn subscribe(
@@ -91,7 +130,12 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
             .map_err(convert::status)?;
         let stream =
             events.map(|event| event.map(wire::SubscribeResponse).map_err(convert::status));
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(counted(
+            stream,
+            &self.activity,
+            StreamKind::Subscribe,
+            request.remote_addr(),
+        )))
     }
 
     async fn consume(
@@ -99,13 +143,19 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
         request: Request<pb::ConsumeRequest>,
     ) -> Result<Response<Self::ConsumeStream>, Status> {
         let caller = auth::caller(&request)?;
+        let peer = request.remote_addr();
         let spec =
             convert::consume_spec(request.into_inner(), &self.config).map_err(convert::status)?;
         caller.may(Action::Consume, &spec.pattern, "topic")?;
         let deliveries = self.broker.consume(spec).await.map_err(convert::status)?;
         let stream =
             deliveries.map(|delivery| delivery.map(wire::Delivery).map_err(convert::status));
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(counted(
+            stream,
+            &self.activity,
+            StreamKind::Consume,
+            peer,
+        )))
     }
 
     async fn ack(
@@ -154,20 +204,28 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
         &self,
         request: Request<Streaming<pb::PublishStreamRequest>>,
     ) -> Result<Response<Self::PublishStreamStream>, Status> {
+        let peer = request.remote_addr();
         let answers = pipelined::publish(
             self.broker.clone(),
             Arc::clone(&self.config),
             auth::caller(&request)?,
+            Arc::clone(&self.activity),
             request.into_inner(),
         );
         let answers = pipelined::until_shutdown(answers, self.shutdown.clone());
-        Ok(Response::new(Box::pin(answers)))
+        Ok(Response::new(counted(
+            answers,
+            &self.activity,
+            StreamKind::PublishStream,
+            peer,
+        )))
     }
 
     async fn request_stream(
         &self,
         request: Request<Streaming<pb::RequestStreamRequest>>,
     ) -> Result<Response<Self::RequestStreamStream>, Status> {
+        let peer = request.remote_addr();
         let answers = pipelined::request(
             self.broker.clone(),
             Arc::clone(&self.config),
@@ -175,7 +233,12 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
             request.into_inner(),
         );
         let answers = pipelined::until_shutdown(answers, self.shutdown.clone());
-        Ok(Response::new(Box::pin(answers)))
+        Ok(Response::new(counted(
+            answers,
+            &self.activity,
+            StreamKind::RequestStream,
+            peer,
+        )))
     }
 }
 

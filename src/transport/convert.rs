@@ -336,10 +336,10 @@ pub fn group_info(info: GroupInfo) -> pb::GroupInfo {
         ready: info.ready,
         in_flight: info.in_flight,
         consumers: info.consumers,
-        delivered: info.delivered,
-        acked: info.acked,
-        redelivered: info.redelivered,
-        dead_lettered: info.dead_lettered,
+        delivered: info.counters.delivered,
+        acked: info.counters.acked,
+        redelivered: info.counters.redelivered,
+        dead_lettered: info.counters.dead_lettered(),
         bytes: info.bytes,
     }
 }

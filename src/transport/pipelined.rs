@@ -16,6 +16,7 @@ use tonic::Status;
 
 use super::{auth::Caller, convert};
 use crate::{
+    activity::Activity,
     broker::{Broker, StagedPublish},
     config::Config,
     error::BrokerError,
@@ -35,6 +36,7 @@ pub fn publish<B: Broker>(
     broker: B,
     config: Arc<Config>,
     caller: Caller,
+    activity: Arc<Activity>,
     inbound: impl Stream<Item = Result<pb::PublishStreamRequest, Status>> + Send + 'static,
 ) -> impl Stream<Item = Result<pb::PublishStreamResponse, Status>> + Send + 'static {
     inbound
@@ -67,27 +69,35 @@ pub fn publish<B: Broker>(
                 Answer::Staged(frame.sequence, staged)
             }
         })
-        .map(|answer| async move {
-            let (sequence, staged) = match answer {
-                Answer::Failed(status) => return Err(status),
-                Answer::Staged(sequence, staged) => (sequence, staged),
-            };
-            let outcome = match staged {
-                Ok(staged) => staged.await.map_err(convert::status),
-                Err(status) => Err(status),
-            };
-            let result = match outcome {
-                Ok(published) => {
-                    pb::publish_stream_response::Result::Published(pb::PublishResponse {
-                        published: published.into_iter().map(convert::published).collect(),
-                    })
-                }
-                Err(error) => pb::publish_stream_response::Result::Error(stream_error(error)),
-            };
-            Ok(pb::PublishStreamResponse {
-                sequence,
-                result: Some(result),
-            })
+        .map(move |answer| {
+            let activity = Arc::clone(&activity);
+            async move {
+                let (sequence, staged) = match answer {
+                    Answer::Failed(status) => return Err(status),
+                    Answer::Staged(sequence, staged) => (sequence, staged),
+                };
+                let outcome = match staged {
+                    Ok(staged) => staged.await.map_err(convert::status),
+                    Err(status) => Err(status),
+                };
+                activity.publish_ended(
+                    outcome
+                        .as_ref()
+                        .map_or_else(|status| status.code() as i32, |_| 0),
+                );
+                let result = match outcome {
+                    Ok(published) => {
+                        pb::publish_stream_response::Result::Published(pb::PublishResponse {
+                            published: published.into_iter().map(convert::published).collect(),
+                        })
+                    }
+                    Err(error) => pb::publish_stream_response::Result::Error(stream_error(error)),
+                };
+                Ok(pb::PublishStreamResponse {
+                    sequence,
+                    result: Some(result),
+                })
+            }
         })
         .buffered(PUBLISH_FRAMES_IN_FLIGHT)
 }
