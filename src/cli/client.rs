@@ -240,6 +240,36 @@ pub struct GroupsDeleteArgs {
     pub client: ClientArgs,
 }
 
+/// `switchyard top`: where the broker's HTTP listener is, and how to show it.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// URL of the broker's HTTP listener (its `--http` address).
+    #[arg(
+        long,
+        env = "SWITCHYARD_HTTP_URL",
+        default_value = "http://127.0.0.1:50052",
+        value_name = "URL"
+    )]
+    pub url: String,
+    /// Admin token, for a broker with authentication on (sent as a bearer token).
+    #[arg(
+        long,
+        env = "SWITCHYARD_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<SecretString>,
+    /// Print one snapshot and exit, without clearing the screen.
+    #[arg(long)]
+    pub once: bool,
+    /// How often the screen is redrawn.
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    pub interval: Duration,
+    /// How the groups are ordered.
+    #[arg(long, value_enum, default_value_t = crate::commands::top::SortBy::Name)]
+    pub sort: crate::commands::top::SortBy,
+}
+
 /// A group's mode, as the command line spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {

@@ -14,7 +14,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub use client::{
     ClientArgs, ConsumeArgs, GroupsCommand, GroupsDeclareArgs, GroupsDeleteArgs, GroupsListArgs,
-    Mode, OutgoingArgs, PublishArgs, ReplyArgs, RequestArgs, SubscribeArgs,
+    Mode, OutgoingArgs, PublishArgs, ReplyArgs, RequestArgs, SubscribeArgs, TopArgs,
 };
 pub use serve::{Serve, ServeArgs, SettingsError};
 
@@ -67,6 +67,9 @@ pub enum ClientCommand {
     /// List, declare and delete queue groups.
     #[command(subcommand)]
     Groups(GroupsCommand),
+    /// Watch a broker: rates, groups, subscriptions and connections, redrawn every second.
+    #[command(after_long_help = crate::commands::top::HELP)]
+    Top(TopArgs),
     /// Measure a broker: throughput, latency, loss and CPU under load.
     #[command(after_long_help = crate::commands::bench::HELP)]
     Bench(crate::commands::bench::BenchArgs),

@@ -1,5 +1,5 @@
-//! The client commands of the binary (`pub`, `sub`, `consume`, `request`, `reply`, `groups`, and the
-//! load generator `bench`): each connects with `switchyard_client`, does one job, and reports failure
+//! The client commands of the binary (`pub`, `sub`, `consume`, `request`, `reply`, `groups`, the
+//! terminal view `top`, and the load generator `bench`): each connects with `switchyard_client`, does one job, and reports failure
 //! as one line for stderr.
 
 pub mod bench;
@@ -11,6 +11,7 @@ mod publish;
 mod reply;
 mod request;
 mod subscribe;
+pub mod top;
 
 use std::{error::Error as StdError, fmt::Display, io::Write, path::Path};
 
@@ -51,6 +52,7 @@ pub async fn run(command: ClientCommand) -> Result<(), Failure> {
         ClientCommand::Request(args) => request::run(args).await,
         ClientCommand::Reply(args) => reply::run(args).await,
         ClientCommand::Groups(command) => groups::run(command).await,
+        ClientCommand::Top(args) => top::run(args).await,
         ClientCommand::Bench(args) => bench::run(args).await,
     }
 }
