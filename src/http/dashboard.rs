@@ -1,6 +1,7 @@
-//! The live dashboard: one page, its script and style, and the vendored uPlot that draws its charts,
-//! all compiled into the binary, so the broker serves them with nothing to install beside it and
-//! the page fetches nothing from the internet. The page polls the JSON API (`/api/*`) each second.
+//! The live dashboard: one page, its script and style, and the vendored uPlot that draws its
+//! charts, all compiled into the binary, so the broker serves them with nothing to install beside
+//! it and the page fetches nothing from the internet. The page polls the JSON API (`/api/*`, see
+//! docs/observability.md) each second.
 //!
 //! - `GET /`: the page (`dashboard/index.html`).
 //! - `GET /assets/NAME`: each file in [`ASSETS`]; any other name is a 404.

@@ -1,10 +1,10 @@
-// The dashboard: polls the broker's JSON API (/api/*, see /work/api-spec.md in the project) about
+// The dashboard: polls the broker's JSON API (/api/*, described in docs/observability.md) about
 // once a second and updates the page in place. Plain browser JavaScript with no build step; uPlot
 // (a global from vendor/uPlot.iife.min.js) draws the charts.
 //
-// Polling, not a stream: a fetch either answers or fails, so "disconnected" is simply the last fetch
-// failing, and the next success recovers with no reconnect logic. The next poll is scheduled when
-// the previous one ends, so a slow broker is never asked twice at once.
+// Polling, not a stream: a fetch either answers or fails, so "disconnected" is simply the last
+// fetch failing, and the next success recovers with no reconnect logic. The next poll is
+// scheduled when the previous one ends, so a slow broker is never asked twice at once.
 //
 // window.__dashboard exposes the last data and the charts for tests/browser and for a curious
 // person's console.
@@ -71,6 +71,15 @@
       return `${Math.floor(whole / 3600)}h ${pad(Math.floor((whole % 3600) / 60))}m`;
     return `${Math.floor(whole / 86400)}d ${Math.floor((whole % 86400) / 3600)}h`;
   }
+
+  /** `t` (Unix seconds) as 14:03:07, local time; the day is today's on a dashboard. */
+  const timeOfDay = (t) =>
+    new Date(t * 1000).toLocaleTimeString([], {
+      hour: "2-digit",
+      minute: "2-digit",
+      second: "2-digit",
+      hourCycle: "h23",
+    });
 
   /** How a `data-format` attribute turns a value into text; a count when there is none. */
   const FORMATS = {
@@ -161,9 +170,10 @@
    * key is there, and only cells whose text changed are written: a selection, a hover and the
    * clicked row survive the refresh under them.
    *
-   * `columns`: `{ field, format, className, value(item), flag(value, item) }`; `flag` names a class
-   * (`flag-warn`, `flag-bad`) for a cell that needs a look. `rowAttributes(item)` gives the row's
-   * `data-*` attributes, `rowClass(item)` a class to toggle.
+   * `columns`: `{ field, format, className, value(item), flag(value, item), dimZero }`; `flag`
+   * names a class (`flag-warn`, `flag-bad`) for a cell that needs a look, and a zero is dimmed
+   * unless `dimZero` is false (an id 0 is as much an id as any). `rowAttributes(item)` gives the
+   * row's `data-*` attributes, `rowClass` a class to toggle by a predicate.
    */
   function syncRows(table, items, { key, rowAttributes, rowClass, columns }) {
     const body = table.tBodies[0];
@@ -188,7 +198,7 @@
         const cell = row.cells[i];
         const value = column.value ? column.value(item) : pick(item, column.field);
         show(cell, value, column.format);
-        cell.classList.toggle("zero", value === 0);
+        cell.classList.toggle("zero", value === 0 && column.dimZero !== false);
         for (const name of ["flag-warn", "flag-bad"]) cell.classList.remove(name);
         const flag = column.flag?.(value, item);
         if (flag) cell.classList.add(flag);
@@ -247,7 +257,7 @@
     key: (c) => String(c.id),
     rowAttributes: (c) => ({ connectionId: String(c.id) }),
     columns: [
-      { field: "id" },
+      { field: "id", dimZero: false },
       { field: "peer", format: "text", ...TEXT },
       { field: "connected_seconds", format: "age" },
       { field: "streams" },
@@ -258,7 +268,7 @@
     key: (c) => String(c.id),
     rowAttributes: (c) => ({ consumerId: String(c.id) }),
     columns: [
-      { field: "id" },
+      { field: "id", dimZero: false },
       { field: "prefetch" },
       { field: "in_flight" },
       { field: "ack_deadline_seconds", format: "age" },
@@ -346,15 +356,6 @@
     }).observe(element);
     return chart;
   }
-
-  /** `t` (Unix seconds) as 14:03:07, local time; the day is today's on a dashboard. */
-  const timeOfDay = (t) =>
-    new Date(t * 1000).toLocaleTimeString([], {
-      hour: "2-digit",
-      minute: "2-digit",
-      second: "2-digit",
-      hourCycle: "h23",
-    });
 
   /**
    * Shows `data` in `chart`. The legend shows the latest values while the cursor is off the chart
@@ -453,8 +454,9 @@
     const shown =
       detail && !detail.gone ? detail : { ...row, ...state.selected, consumers: undefined };
     bind(panel, shown);
-    // The list is `consumers` in the API description; `consumers_attached` where an answer keeps
-    // `consumers` for the count, as /api/groups has it. Neither: the row standing in.
+    // The broker lists them as `consumers_attached`, keeping `consumers` for the count as in
+    // /api/groups (docs/observability.md); a list under `consumers` is read too. Neither: the
+    // row is standing in until the first answer.
     const listed = [shown.consumers, shown.consumers_attached].find(Array.isArray);
     syncRows($("group-consumers"), listed ?? [], CONSUMERS);
     $("group-consumers-count").textContent = listed ? String(listed.length) : "";
@@ -501,14 +503,15 @@
       ? ` The numbers below are from ${clock(state.lastSuccess)}.`
       : "";
     if (error.status === 401 || error.status === 403) {
-      const need =
+      const [title, advice] =
         error.status === 401
-          ? " This broker has authentication on: reload the page and give an admin token as the password (any user name)."
-          : " This token may not read the dashboard: it needs an admin token.";
-      setStatus("unauthorized", `${error.status}: token needed`, [
-        strong(`${error.status}: token needed.`),
-        need + since,
-      ]);
+          ? [
+              "401: token needed",
+              " This broker has authentication on: reload the page and give an admin token as" +
+                " the password (any user name).",
+            ]
+          : ["403: not an admin token", ' The dashboard needs a token with "admin": true.'];
+      setStatus("unauthorized", title, [strong(`${title}.`), advice + since]);
       return;
     }
     const reason =
