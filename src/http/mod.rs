@@ -13,6 +13,7 @@
 
 mod api;
 mod auth;
+mod dashboard;
 mod history;
 mod metrics;
 mod snapshot;
@@ -98,7 +99,8 @@ pub async fn serve<B: Broker>(
         config,
     });
     tokio::spawn(sample(Arc::downgrade(&shared), stop.clone()));
-    let dashboard = Router::new()
+    // The page and its assets go under the same guard as the JSON they read.
+    let dashboard = dashboard::routes()
         .route("/api/overview", get(overview::<B>))
         .route("/api/groups", get(groups::<B>))
         .route("/api/group", get(group::<B>))
