@@ -104,7 +104,14 @@ impl Drop for Registered {
     fn drop(&mut self) {
         self.activity.connections.lock().remove(&self.connection.id);
         if let Some(peer) = self.connection.peer {
-            self.activity.peers.lock().remove(&peer);
+            // Only its own entry: a new connection from the same address may have taken it.
+            let mut peers = self.activity.peers.lock();
+            if peers
+                .get(&peer)
+                .is_some_and(|found| Arc::ptr_eq(found, &self.connection))
+            {
+                peers.remove(&peer);
+            }
         }
     }
 }

@@ -27,12 +27,21 @@ async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
 /// `GET path` with `headers` (whole lines, each ending in CRLF): the status code and the body, or
 /// for a refusal the head too.
 async fn get_with(addr: SocketAddr, path: &str, headers: &str) -> (u16, String) {
-    within("an HTTP GET", async {
+    http_request(addr, "GET", path, headers).await
+}
+
+/// `method path` with `headers`, addressed to `addr` unless `headers` has a `Host`.
+async fn http_request(addr: SocketAddr, method: &str, path: &str, headers: &str) -> (u16, String) {
+    within("an HTTP request", async {
         let mut stream = TcpStream::connect(addr)
             .await
             .expect("connect to the HTTP port");
+        let host = match headers.to_ascii_lowercase().contains("host:") {
+            true => String::new(),
+            false => format!("Host: {addr}\r\n"),
+        };
         let request =
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n");
+            format!("{method} {path} HTTP/1.1\r\n{host}{headers}Connection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await.expect("send");
         let mut response = String::new();
         stream
@@ -293,27 +302,35 @@ async fn a_slow_subscribers_gaps_and_open_streams_show() {
     let mut client = Broker::new(broker.channel().await);
     let stream = subscribe_ok(&mut client, "ticks.*").await;
     publish_ok(&mut client, numbered_batch("ticks.a", 0..20)).await;
-    let gaps = r#"switchyard_subscription_gaps_total{pattern="ticks.*"} 16"#;
-    let body = metrics_until(http, "16 messages dropped", |body| body.contains(gaps)).await;
+    // Each of the 20 was buffered, taken by the stream on its way to the client, or dropped: which,
+    // depends on how fast the stream drains the buffer (the exact rule is unit-tested with the
+    // buffer). Buffering 4 at most, at least 16 minus what the stream took are gaps.
+    let subscriptions = json_until(
+        http,
+        "/api/subscriptions",
+        "every message counted",
+        |json| {
+            let pattern = &json["patterns"][0];
+            let count = |field: &str| pattern[field].as_u64().unwrap_or(0);
+            count("gaps") > 0 && count("gaps") + count("delivered") + count("buffered") == 20
+        },
+    )
+    .await;
+    let gaps = subscriptions["patterns"][0]["gaps"].as_u64().unwrap_or(0);
     assert!(
-        body.contains(r#"switchyard_subscription_slow_events_total{pattern="ticks.*"} 1"#)
-            && body.contains(r#"switchyard_subscription_subscribers{pattern="ticks.*"} 1"#)
-            && body.contains(r#"switchyard_streams{rpc="subscribe"} 1"#),
-        "{body}"
+        subscriptions["patterns"][0]["slow_events"].as_u64() >= Some(1),
+        "{subscriptions}"
     );
-    let subscriptions = json_until(http, "/api/subscriptions", "the gaps", |json| {
-        json["patterns"][0]["gaps"] == 16
+    let body = metrics_until(http, "the gaps", |body| {
+        body.contains(&format!(
+            r#"switchyard_subscription_gaps_total{{pattern="ticks.*"}} {gaps}"#
+        ))
     })
     .await;
-    // The four that fit are in the buffer or already on their way to the client.
-    let pattern = &subscriptions["patterns"][0];
-    let held = pattern["buffered"]
-        .as_u64()
-        .zip(pattern["delivered"].as_u64());
-    assert_eq!(
-        held.map(|(buffered, delivered)| buffered + delivered),
-        Some(4),
-        "{pattern}"
+    assert!(
+        body.contains(r#"switchyard_subscription_subscribers{pattern="ticks.*"} 1"#)
+            && body.contains(r#"switchyard_streams{rpc="subscribe"} 1"#),
+        "{body}"
     );
     let connections = json_until(http, "/api/connections", "a stream open", |json| {
         json["connections"]
@@ -485,4 +502,22 @@ async fn a_durable_brokers_log_shows() {
     })
     .await;
     assert_eq!(overview["durable"], true, "{overview}");
+}
+
+/// On loopback the listener answers only requests addressed to loopback, so a web page cannot
+/// reach it through a name of its own pointed at 127.0.0.1 (DNS rebinding).
+#[tokio::test]
+async fn a_loopback_listener_refuses_requests_for_other_hosts() {
+    let broker = BrokerProcess::start(&["--http", "127.0.0.1:0"]).await;
+    let http = broker.http.expect("the ready file names the HTTP address");
+    let (status, head) = get_with(http, "/api/overview", "Host: rebound.example:50052\r\n").await;
+    assert_eq!(status, 421, "{head}");
+    for host in ["localhost:50052", "127.0.0.1"] {
+        let header = format!("Host: {host}\r\n");
+        assert_eq!(
+            get_with(http, "/api/overview", &header).await.0,
+            200,
+            "{host}"
+        );
+    }
 }

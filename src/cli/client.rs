@@ -263,7 +263,7 @@ pub struct TopArgs {
     #[arg(long)]
     pub once: bool,
     /// How often the screen is redrawn.
-    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "1s", value_parser = parse_interval, value_name = "DURATION")]
     pub interval: Duration,
     /// How the groups are ordered.
     #[arg(long, value_enum, default_value_t = crate::commands::top::SortBy::Name)]
@@ -285,6 +285,14 @@ impl From<Mode> for ConsumeMode {
             Mode::Shared => ConsumeMode::Shared,
             Mode::Exclusive => ConsumeMode::Exclusive,
         }
+    }
+}
+
+/// A duration above zero.
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    match parse_duration(text).map_err(|error| error.to_string())? {
+        Duration::ZERO => Err("must be more than 0".to_owned()),
+        interval => Ok(interval),
     }
 }
 

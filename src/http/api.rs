@@ -1,6 +1,6 @@
 //! The JSON API the dashboard reads, and scripts and `switchyard top` can too: `/api/overview`,
 //! `/api/groups`, `/api/group?topic=&group=`, `/api/subscriptions` and `/api/connections`.
-//! docs/operations.md describes every field. Ages and durations are seconds; rates are per second
+//! docs/observability.md describes every field. Ages and durations are seconds; rates are per second
 //! over the last second, from the [`History`].
 
 use std::time::Instant;

@@ -80,8 +80,9 @@ fn rate(now: u64, before: u64, seconds: f64) -> f64 {
 }
 
 impl History {
-    /// Takes in `snapshot`, taken at `at`: a new sample once there is an earlier one to compare.
-    pub fn record(&self, snapshot: &Snapshot, at: Instant) {
+    /// Takes in `snapshot`: a new sample once there is an earlier one to compare.
+    pub fn record(&self, snapshot: &Snapshot) {
+        let at = snapshot.at;
         let stats = &snapshot.stats;
         let totals = Totals {
             at,
@@ -96,6 +97,10 @@ impl History {
                 .collect(),
         };
         let mut state = self.0.lock();
+        // The same snapshot twice (the sampler and a page share them) is nothing new.
+        if state.last.as_ref().is_some_and(|last| last.at >= at) {
+            return;
+        }
         if let Some(last) = &state.last {
             let seconds = at.duration_since(last.at).as_secs_f64().max(1e-3);
             let rates = Rates {

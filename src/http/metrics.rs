@@ -1,7 +1,7 @@
 //! The metrics a scrape returns, built from a [`Snapshot`] of the broker at that moment: no metric
 //! is looked up or hashed on the publish or delivery path, and a deleted group's series are gone
 //! with it. `prometheus-client` does the encoding (OpenMetrics text, which Prometheus reads).
-//! docs/operations.md lists every series.
+//! docs/observability.md lists every series.
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet, text::encode},

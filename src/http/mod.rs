@@ -15,6 +15,7 @@ mod api;
 mod auth;
 mod dashboard;
 mod history;
+mod host;
 mod metrics;
 mod snapshot;
 
@@ -82,6 +83,9 @@ struct Shared<B> {
     monitored: Monitored<B>,
     history: History,
     config: Arc<Config>,
+    /// The last snapshot: requests that arrive while one is being taken share it, so however
+    /// many pages and scrapers ask at once, the broker's groups are looked through once.
+    latest: tokio::sync::Mutex<Option<Arc<Snapshot>>>,
 }
 
 type Handle<B> = State<Arc<Shared<B>>>;
@@ -93,10 +97,12 @@ pub async fn serve<B: Broker>(
     config: Arc<Config>,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
+    let loopback = listener.local_addr()?.ip().is_loopback();
     let shared = Arc::new(Shared {
         monitored,
         history: History::default(),
         config,
+        latest: tokio::sync::Mutex::new(None),
     });
     tokio::spawn(sample(Arc::downgrade(&shared), stop.clone()));
     // The page and its assets go under the same guard as the JSON they read.
@@ -122,11 +128,14 @@ pub async fn serve<B: Broker>(
             _ => router,
         }
     };
-    let router = Router::new()
+    let mut router = Router::new()
         .merge(protect(dashboard, HttpEndpoint::Dashboard))
         .merge(protect(metrics, HttpEndpoint::Metrics))
         .merge(protect(health, HttpEndpoint::Health))
         .with_state(Arc::clone(&shared));
+    if loopback {
+        router = router.layer(middleware::from_fn(host::loopback_only));
+    }
     axum::serve(listener, router)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await
@@ -144,9 +153,8 @@ async fn sample<B: Broker>(shared: std::sync::Weak<Shared<B>>, stop: Cancellatio
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let monitored = &shared.monitored;
-        if let Ok(snapshot) = Snapshot::take(&monitored.broker, &monitored.activity).await {
-            shared.history.record(&snapshot, Instant::now());
+        if let Ok(snapshot) = snapshot(&shared).await {
+            shared.history.record(&snapshot);
         }
     }
 }
@@ -172,9 +180,20 @@ impl From<BrokerError> for Unanswered {
     }
 }
 
-async fn snapshot<B: Broker>(shared: &Shared<B>) -> Result<Snapshot, Unanswered> {
+/// The broker as of this request or later: a snapshot begun after the request arrived (by a
+/// request that came at the same time) is shared rather than taken again.
+async fn snapshot<B: Broker>(shared: &Shared<B>) -> Result<Arc<Snapshot>, Unanswered> {
+    let asked = Instant::now();
+    let mut latest = shared.latest.lock().await;
+    if let Some(snapshot) = latest.as_ref()
+        && snapshot.at >= asked
+    {
+        return Ok(Arc::clone(snapshot));
+    }
     let monitored = &shared.monitored;
-    Ok(Snapshot::take(&monitored.broker, &monitored.activity).await?)
+    let snapshot = Arc::new(Snapshot::take(&monitored.broker, &monitored.activity).await?);
+    *latest = Some(Arc::clone(&snapshot));
+    Ok(snapshot)
 }
 
 async fn ready<B: Broker>(State(shared): Handle<B>) -> impl IntoResponse {

@@ -3,7 +3,7 @@
 
 use std::{
     sync::Arc,
-    time::{Duration, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
 use crate::{
@@ -15,6 +15,8 @@ use crate::{
 #[derive(Debug)]
 pub struct Snapshot {
     pub taken: SystemTime,
+    /// The same moment on the monotonic clock, for rates.
+    pub at: Instant,
     pub uptime: Duration,
     pub groups: Vec<GroupInfo>,
     pub subscriptions: Vec<SubscriptionInfo>,
@@ -29,9 +31,12 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub async fn take<B: Broker>(broker: &B, activity: &Activity) -> Result<Self, BrokerError> {
+        // Before anything is read: what follows is at least this fresh.
+        let (taken, at) = (SystemTime::now(), Instant::now());
         let groups = broker.list_groups().await?;
         Ok(Self {
-            taken: SystemTime::now(),
+            taken,
+            at,
             uptime: activity.started().elapsed(),
             groups,
             subscriptions: broker.list_subscriptions(),

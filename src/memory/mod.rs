@@ -478,8 +478,9 @@ impl Broker for MemoryBroker {
         }
         tokio::select! {
             reply = pending.reply() => {
+                let reply = reply.ok_or(BrokerError::ShuttingDown)?;
                 traffic.request_ended(RequestEnd::Answered);
-                reply.ok_or(BrokerError::ShuttingDown)
+                Ok(reply)
             }
             () = tokio::time::sleep(timeout) => {
                 traffic.request_ended(RequestEnd::TimedOut);

@@ -187,8 +187,11 @@ impl Registry {
 
     /// Every group's counters added up, those of removed groups included.
     pub fn totals(&self) -> GroupCounters {
+        // Under the registry lock, as removal moves a group's counts into `retired`: a group is
+        // counted once, live or retired, never neither.
+        let by_key = self.by_key.lock();
         let mut totals = *self.retired.lock();
-        for group in self.groups() {
+        for (group, _) in by_key.values() {
             totals.add(&group.counters());
         }
         totals

@@ -8,6 +8,9 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpStream;
 
+/// How long one GET may take, connecting included.
+const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Where the JSON API is, and the token to show it, if any.
 #[derive(Debug, Clone)]
 pub struct Api {
@@ -38,8 +41,20 @@ impl Api {
         })
     }
 
-    /// `GET path` as JSON, or why not, in a line for a person.
+    /// `GET path` as JSON, or why not, in a line for a person; a broker that has not answered
+    /// within [`TIMEOUT`] has not answered.
     pub async fn get(&self, path: &str) -> Result<Value, String> {
+        tokio::time::timeout(TIMEOUT, self.get_once(path))
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "http://{}{path}: no answer within {TIMEOUT:?}",
+                    self.authority
+                ))
+            })
+    }
+
+    async fn get_once(&self, path: &str) -> Result<Value, String> {
         let url = format!("http://{}{path}", self.authority);
         let stream = TcpStream::connect(&self.authority)
             .await

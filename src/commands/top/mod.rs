@@ -47,7 +47,12 @@ pub async fn run(args: TopArgs) -> Result<(), Failure> {
             _ = tick.tick() => {}
             () = &mut stop => return Ok(()),
         }
-        let frame = match fetch(&api).await {
+        // Ctrl-C ends a fetch that hangs too (an address that drops packets).
+        let fetched = tokio::select! {
+            fetched = fetch(&api) => fetched,
+            () = &mut stop => return Ok(()),
+        };
+        let frame = match fetched {
             Ok(screen) => screen.render(args.sort),
             // A broker restarting is worth watching through: keep trying.
             Err(error) => format!(
