@@ -288,7 +288,10 @@ impl Client {
     pub async fn publish_batch(&self, messages: Vec<OutgoingMessage>) -> Result<Vec<Published>> {
         let request = pb::PublishRequest {
             wait_for_room: false,
-            messages: messages.into_iter().map(OutgoingMessage::into_pb).collect(),
+            messages: messages
+                .into_iter()
+                .map(|message| message.carrying_current_trace().into_pb())
+                .collect(),
         };
         self.check_size(&request)?;
         let mut broker = self.broker.clone();

@@ -257,6 +257,13 @@ impl Delivery {
         &self.message
     }
 
+    /// The OpenTelemetry context the message was created in: [`Message::trace_context`]. Needs the
+    /// `otel` feature.
+    #[cfg(feature = "otel")]
+    pub fn trace_context(&self) -> opentelemetry::Context {
+        self.message.trace_context()
+    }
+
     /// The id that settles this delivery (a redelivery has a new one).
     pub fn id(&self) -> &str {
         &self.id

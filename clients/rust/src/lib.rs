@@ -10,6 +10,11 @@
 //!
 //! Every unary call has a timeout. Streams reconnect by themselves when the connection drops, and say
 //! so with one [`Error::Disconnected`] item before they go on.
+//!
+//! With the `otel` feature (off by default), messages carry OpenTelemetry trace context as W3C
+//! `traceparent` and `tracestate` headers: publishing and requesting write the current context,
+//! `Message::trace_context` and `Delivery::trace_context` read it back, and `serve` answers each
+//! request within its trace.
 
 #![warn(missing_docs)]
 
@@ -26,6 +31,7 @@ mod request;
 mod request_channel;
 mod serve;
 mod subscription;
+mod trace;
 
 pub use admin::{Admin, GroupConfig, GroupInfo};
 pub use client::{Client, ClientBuilder};

@@ -27,6 +27,37 @@ pub struct Message {
     pub published_at: Option<SystemTime>,
 }
 
+impl Message {
+    /// The OpenTelemetry context the message was created in, for parenting or linking the spans
+    /// that handle it: the current context with the remote span named by the message's
+    /// `traceparent` (and `tracestate`), or the current context unchanged when it has no valid one.
+    /// Needs the `otel` feature.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(client: switchyard_client::Client) -> switchyard_client::Result<()> {
+    /// use futures_util::StreamExt;
+    /// use opentelemetry::{global, trace::{SpanKind, Tracer}};
+    ///
+    /// let tracer = global::tracer("billing");
+    /// let mut jobs = client.consume("orders.created", "billing").subscribe().await?;
+    /// while let Some(delivery) = jobs.next().await {
+    ///     let delivery = delivery?;
+    ///     let _span = tracer
+    ///         .span_builder("process orders.created")
+    ///         .with_kind(SpanKind::Consumer)
+    ///         .start_with_context(&tracer, &delivery.trace_context());
+    ///     delivery.ack();
+    /// }
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "otel")]
+    pub fn trace_context(&self) -> opentelemetry::Context {
+        crate::trace::extract(&self.headers)
+    }
+}
+
 impl From<pb::Message> for Message {
     fn from(message: pb::Message) -> Self {
         Self {
@@ -105,6 +136,14 @@ impl OutgoingMessage {
     /// The payload it carries.
     pub fn payload(&self) -> &Bytes {
         &self.inner.payload
+    }
+
+    /// With the `otel` feature, the message with the caller's current trace context in its headers,
+    /// unless it has a `traceparent` already (see `trace`). Called in the publishing caller's task,
+    /// whose context it is, before the message is measured or queued.
+    pub(crate) fn carrying_current_trace(mut self) -> Self {
+        crate::trace::inject_current(&mut self.inner.headers);
+        self
     }
 
     pub(crate) fn into_pb(self) -> pb::Message {

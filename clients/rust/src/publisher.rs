@@ -162,6 +162,7 @@ impl Future for PendingPublish {
 impl Publisher {
     /// Queues a message, waiting while `max_pending` messages are already queued.
     pub async fn publish(&self, message: OutgoingMessage) -> Result<PendingPublish> {
+        let message = message.carrying_current_trace();
         let (done, outcome) = oneshot::channel();
         self.commands
             .send(Command::Publish {

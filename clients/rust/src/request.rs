@@ -64,7 +64,7 @@ impl RequestBuilder {
         let timeout_ms = u32::try_from(self.timeout.as_millis())
             .unwrap_or(u32::MAX)
             .max(1);
-        let message = self.message.into_pb();
+        let message = self.message.carrying_current_trace().into_pb();
         self.client
             .check_encoded_len(message.encoded_len() + FRAME_ENVELOPE)?;
         // The broker answers at the timeout; waiting a little longer here means its DEADLINE_EXCEEDED

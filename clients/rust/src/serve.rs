@@ -5,6 +5,9 @@
 //! reply, so the requester times out; a reply that cannot be published nacks the request for another
 //! try. Requests in a queue group go to one responder each, so responders scale by adding more.
 //!
+//! With the `otel` feature, each request is handled in a `process` span that continues the request's
+//! trace, and the reply carries that span's context (see `trace`).
+//!
 //! Stopping is graceful: when `serve` returns or its future is dropped, it takes no more requests,
 //! lets the handlers still running finish, answer and ack (for at most the ack deadline), and only
 //! then leaves the group. Leaving at once would hand those requests back to the group while their
@@ -22,6 +25,7 @@ use crate::{
     error::{Error, Result},
     message::{Message, OutgoingMessage},
     publisher::Publisher,
+    trace,
 };
 
 /// How long a stopped `serve` waits for its running handlers when the group's ack deadline is not
@@ -106,7 +110,8 @@ impl Client {
         E: Display,
     {
         let prefetch = u32::try_from(options.concurrency).unwrap_or(u32::MAX);
-        let mut builder = self.consume(topic, group).prefetch(prefetch);
+        let group: Arc<str> = group.into().into();
+        let mut builder = self.consume(topic, group.as_ref()).prefetch(prefetch);
         if let Some(deadline) = options.ack_deadline {
             builder = builder.ack_deadline(deadline);
         }
@@ -135,8 +140,11 @@ impl Client {
             };
             let (client, replies) = (self.clone(), replies.clone());
             let handler = Arc::clone(&handler);
+            let processing = trace::Processing::start(request.message(), &group);
+            let work = async move { respond(&client, &replies, request, handler.as_ref()).await };
+            let work = processing.run(work);
             tokio::spawn(async move {
-                respond(&client, &replies, request, handler.as_ref()).await;
+                work.await;
                 drop(slot);
             });
         }
@@ -192,6 +200,7 @@ where
         Ok(reply) => reply.into(),
         Err(error) => {
             tracing::warn!(id = %message.id, %error, "handler failed; request rejected");
+            trace::record_failure(&error);
             request.reject();
             return;
         }
