@@ -92,6 +92,14 @@ pub trait Broker: Clone + Send + Sync + 'static {
     /// delivery is authorized against (delivery ids are not secret).
     fn delivery_pattern(&self, delivery_id: &str) -> Option<Pattern>;
 
+    /// The group and message of `delivery_id` while it is outstanding: what a settlement's span
+    /// names and is parented on. A broker that cannot look a delivery up gives `None`, and its
+    /// settlements get no spans.
+    fn outstanding(&self, delivery_id: &str) -> Option<Outstanding> {
+        let _ = delivery_id;
+        None
+    }
+
     /// Creates a group ahead of traffic; succeeds unchanged if an identical one exists.
     fn declare_group(
         &self,
@@ -211,6 +219,13 @@ pub struct Delivery {
     pub delivery_id: String,
     /// 1 on the first delivery.
     pub attempt: u32,
+}
+
+/// A delivery not settled yet, as [`Broker::outstanding`] finds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outstanding {
+    pub group: GroupName,
+    pub message: Message,
 }
 
 /// A batch of settlements. Ids are kept as given so unknown ones come back verbatim.

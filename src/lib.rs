@@ -20,6 +20,7 @@ pub mod message;
 pub mod ready;
 pub mod server;
 pub mod storage;
+pub mod telemetry;
 pub mod tls;
 pub mod topic;
 pub mod transport;

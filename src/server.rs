@@ -22,6 +22,7 @@ use crate::{
     memory::MemoryBroker,
     pb::{self, admin_server::AdminServer, broker_server::BrokerServer},
     ready::{Ready, ReadyFile},
+    telemetry::{Telemetry, TelemetryError},
     tls::{TlsFileError, server_tls},
     transport::{admin_service::AdminService, auth::Authenticator, broker_service::BrokerService},
 };
@@ -46,6 +47,8 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
     #[error(transparent)]
     DataDir(#[from] crate::durable::OpenError),
+    #[error(transparent)]
+    Telemetry(#[from] TelemetryError),
     #[error("cannot listen for HTTP on {addr} (--http): {source}")]
     Http {
         addr: SocketAddr,
@@ -100,6 +103,7 @@ pub async fn serve<B: Broker>(
         config.topic_limits(),
     )?;
     let tls = server_tls(&config)?;
+    let telemetry = Telemetry::start(config.otlp_endpoint.as_ref())?;
     let local = listener.local_addr().ok();
     announce_security(local, tokens.as_ref(), tls.is_some(), &config);
     let tokens = tokens.map(Arc::new);
@@ -145,12 +149,15 @@ pub async fn serve<B: Broker>(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let limit = config.max_request_bytes;
-    let broker_service = BrokerServer::new(BrokerService::new(
-        broker.clone(),
-        Arc::clone(&config),
-        streams_end.clone(),
-        Arc::clone(&activity),
-    ))
+    let broker_service = BrokerServer::new(
+        BrokerService::new(
+            broker.clone(),
+            Arc::clone(&config),
+            streams_end.clone(),
+            Arc::clone(&activity),
+        )
+        .with_telemetry(telemetry.clone()),
+    )
     .max_decoding_message_size(limit)
     .max_encoding_message_size(limit);
     let broker_service = InterceptedService::new(broker_service, authenticator.clone());
@@ -224,11 +231,16 @@ pub async fn serve<B: Broker>(
     broker.shutdown();
     streams_end.cancel();
     let _ = stop.send(());
-    match tokio::time::timeout(config.shutdown_grace, server).await {
-        Ok(result) => result?,
-        Err(_) => tracing::warn!("grace period over; closing remaining connections"),
-    }
-    Ok(())
+    let served = match tokio::time::timeout(config.shutdown_grace, server).await {
+        Ok(result) => result.map_err(ServerError::from),
+        Err(_) => {
+            tracing::warn!("grace period over; closing remaining connections");
+            Ok(())
+        }
+    };
+    // Last, so the spans of the streams just ended go out too.
+    telemetry.shutdown().await;
+    served
 }
 
 /// Binds and starts the HTTP listener if configured; returns where it listens. The default address

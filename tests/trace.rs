@@ -187,12 +187,7 @@ async fn a_traced_request_and_its_reply_keep_their_headers() {
     let topic = unique("trace.rpc");
     let mut replier = server.broker().await;
     let mut requests = consume_ok(&mut replier, consume_request(&topic, "repliers")).await;
-    let mut requester = server.broker().await;
-    let request = pb::RequestRequest {
-        message: Some(traced(&topic, "quote?")),
-        timeout_ms: 5000,
-    };
-    let pending = tokio::spawn(async move { within("Request", requester.request(request)).await });
+    let pending = request_in_background(&server, traced(&topic, "quote?")).await;
 
     let delivery = next_delivery(&mut requests).await;
     let seen = delivery.message.as_ref().expect("a delivery's message");
@@ -202,10 +197,7 @@ async fn a_traced_request_and_its_reply_keep_their_headers() {
     let reply = within("the request to complete", pending)
         .await
         .expect("the request task did not panic")
-        .expect("Request succeeds")
-        .into_inner()
-        .reply
-        .expect("a RequestResponse carries the reply");
+        .expect("Request succeeds");
     assert_eq!(&reply.payload[..], b"42");
     assert_reply_headers(&reply);
 }

@@ -7,6 +7,7 @@
 
 mod file;
 mod http;
+mod otlp;
 mod validate;
 
 use std::{net::SocketAddr, path::PathBuf, sync::OnceLock, time::Duration};
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use file::ConfigFileError;
 pub use http::{HttpAuth, HttpEndpoint, HttpListen};
+pub use otlp::OtlpEndpoint;
 pub use validate::ConfigError;
 
 use crate::auth::TokenDigest;
@@ -376,6 +378,15 @@ pub struct Config {
     /// the older segments are deleted.
     #[arg(long, env = "SWITCHYARD_SEGMENT_BYTES", value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
     pub segment_bytes: u64,
+
+    /// Export the broker's spans (publish, deliver, settle) to this OpenTelemetry collector.
+    ///
+    /// OTLP over gRPC, plain `http://HOST:PORT` (4317 is the collector's usual port). Only messages
+    /// that carry a W3C `traceparent` header get spans, as children of it; unset, the broker makes
+    /// no spans at all (docs/operations.md, Tracing).
+    #[arg(long, env = "SWITCHYARD_OTLP_ENDPOINT", value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<OtlpEndpoint>,
 }
 
 /// A human duration: `500ms`, `30s`, `2m`, `1h 30m`. A bare number is refused: its unit would be a

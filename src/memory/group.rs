@@ -396,6 +396,15 @@ impl QueueGroup {
         format!("{:x}.{:x}", self.id, delivery)
     }
 
+    /// The message of `delivery` while it is in flight.
+    pub fn in_flight_message(&self, delivery: u64) -> Option<Message> {
+        self.locked
+            .lock()
+            .state
+            .in_flight_message(delivery)
+            .cloned()
+    }
+
     /// Splits a delivery id into group and delivery numbers; `None` for anything malformed.
     pub fn parse_delivery_id(id: &str) -> Option<(GroupId, u64)> {
         let (group, delivery) = id.split_once('.')?;

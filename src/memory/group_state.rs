@@ -325,6 +325,13 @@ impl GroupState {
         self.ready.len() + self.redeliver.len() + self.delayed.len()
     }
 
+    /// The message of `delivery` while it is in flight.
+    pub fn in_flight_message(&self, delivery: DeliverySeq) -> Option<&Message> {
+        self.in_flight
+            .get(&delivery)
+            .map(|flight| &flight.pending.message)
+    }
+
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
     }

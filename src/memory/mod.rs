@@ -49,7 +49,8 @@ use self::{
 use crate::{
     broker::{
         Broker, BrokerStats, ConsumeSpec, ConsumerInfo, Delivery, EventStream, GroupInfo,
-        GroupSpec, Published, Settlement, StagedPublish, SubscriptionEvent, SubscriptionInfo,
+        GroupSpec, Outstanding, Published, Settlement, StagedPublish, SubscriptionEvent,
+        SubscriptionInfo,
     },
     budget::MemoryBudget,
     config::Config,
@@ -377,6 +378,16 @@ impl Broker for MemoryBroker {
         let (group, _) = QueueGroup::parse_delivery_id(delivery_id)?;
         let group = self.shared.registry.by_id(group)?;
         Some(group.pattern.clone())
+    }
+
+    fn outstanding(&self, delivery_id: &str) -> Option<Outstanding> {
+        let (group, delivery) = QueueGroup::parse_delivery_id(delivery_id)?;
+        let group = self.shared.registry.by_id(group)?;
+        let message = group.in_flight_message(delivery)?;
+        Some(Outstanding {
+            group: group.name.clone(),
+            message,
+        })
     }
 
     async fn settle(&self, settlement: Settlement) -> Result<Vec<String>, BrokerError> {

@@ -11,9 +11,10 @@ use super::{auth, convert, pipelined, wire};
 use crate::{
     activity::{Activity, StreamKind},
     auth::Action,
-    broker::Broker,
+    broker::{Broker, SubscriptionEvent},
     config::Config,
     pb,
+    telemetry::Telemetry,
 };
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -41,6 +42,8 @@ pub struct BrokerService<B> {
     /// RequestStream) with UNAVAILABLE, as it ends subscriptions.
     shutdown: CancellationToken,
     activity: Arc<Activity>,
+    /// The spans of traced messages: every call hands it what it publishes, delivers or settles.
+    telemetry: Telemetry,
 }
 
 impl<B: Broker> BrokerService<B> {
@@ -55,7 +58,13 @@ impl<B: Broker> BrokerService<B> {
             config,
             shutdown,
             activity,
+            telemetry: Telemetry::OFF,
         }
+    }
+
+    /// Makes spans of traced messages with `telemetry`.
+    pub fn with_telemetry(self, telemetry: Telemetry) -> Self {
+        Self { telemetry, ..self }
     }
 
     async fn publish_once(
@@ -70,11 +79,16 @@ impl<B: Broker> BrokerService<B> {
         let batch = convert::publish_request(request.into_inner(), &self.config)
             .map_err(convert::status)?;
         caller.may_publish(&batch, &self.broker)?;
-        let published = match wait {
-            Some(wait) => self.broker.publish_waiting(batch, wait).await,
-            None => self.broker.publish(batch).await,
-        }
-        .map_err(convert::status)?;
+        let spans = self.telemetry.publishing(&batch);
+        let published = spans
+            .around_publish(async {
+                match wait {
+                    Some(wait) => self.broker.publish_waiting(batch, wait).await,
+                    None => self.broker.publish(batch).await,
+                }
+            })
+            .await
+            .map_err(convert::status)?;
         Ok(Response::new(pb::PublishResponse {
             published: published.into_iter().map(convert::published).collect(),
         }))
@@ -128,8 +142,13 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
             .subscribe(pattern)
             .await
             .map_err(convert::status)?;
-        let stream =
-            events.map(|event| event.map(wire::SubscribeResponse).map_err(convert::status));
+        let spans = self.telemetry.subscriber();
+        let stream = events.map(move |event| {
+            if let Ok(SubscriptionEvent::Message(message)) = &event {
+                spans.delivered(message);
+            }
+            event.map(wire::SubscribeResponse).map_err(convert::status)
+        });
         Ok(Response::new(counted(
             stream,
             &self.activity,
@@ -147,9 +166,14 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
         let spec =
             convert::consume_spec(request.into_inner(), &self.config).map_err(convert::status)?;
         caller.may(Action::Consume, &spec.pattern, "topic")?;
+        let spans = self.telemetry.consumer(&spec.group);
         let deliveries = self.broker.consume(spec).await.map_err(convert::status)?;
-        let stream =
-            deliveries.map(|delivery| delivery.map(wire::Delivery).map_err(convert::status));
+        let stream = deliveries.map(move |delivery| {
+            if let Ok(delivery) = &delivery {
+                spans.delivered(&delivery.message);
+            }
+            delivery.map(wire::Delivery).map_err(convert::status)
+        });
         Ok(Response::new(counted(
             stream,
             &self.activity,
@@ -175,9 +199,9 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
             .into_iter()
             .flat_map(|(field, ids)| ids.iter().map(move |id| (field, id.as_str())));
         caller.may_settle(ids, &self.broker)?;
-        let unknown_ids = self
-            .broker
-            .settle(settlement)
+        let spans = self.telemetry.settling(&settlement, &self.broker);
+        let unknown_ids = spans
+            .around_settle(self.broker.settle(settlement))
             .await
             .map_err(convert::status)?;
         Ok(Response::new(pb::AckResponse { unknown_ids }))
@@ -192,9 +216,9 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
         let (message, timeout) = convert::request(request.into_inner(), deadline, &self.config)
             .map_err(convert::status)?;
         caller.may_publish_to(&message.topic, "message.topic")?;
-        let reply = self
-            .broker
-            .request(message, timeout)
+        let spans = self.telemetry.requesting(&message);
+        let reply = spans
+            .around_request(self.broker.request(message, timeout))
             .await
             .map_err(convert::status)?;
         Ok(Response::new(convert::reply(reply)))
@@ -210,6 +234,7 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
             Arc::clone(&self.config),
             auth::caller(&request)?,
             Arc::clone(&self.activity),
+            self.telemetry.clone(),
             request.into_inner(),
         );
         let answers = pipelined::until_shutdown(answers, self.shutdown.clone());
@@ -230,6 +255,7 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
             self.broker.clone(),
             Arc::clone(&self.config),
             auth::caller(&request)?,
+            self.telemetry.clone(),
             request.into_inner(),
         );
         let answers = pipelined::until_shutdown(answers, self.shutdown.clone());

@@ -21,6 +21,7 @@ use crate::{
     config::Config,
     error::BrokerError,
     pb,
+    telemetry::Telemetry,
 };
 
 /// Frames of one PublishStream routed and waiting for their outcome at once: a durable broker's
@@ -37,6 +38,7 @@ pub fn publish<B: Broker>(
     config: Arc<Config>,
     caller: Caller,
     activity: Arc<Activity>,
+    telemetry: Telemetry,
     inbound: impl Stream<Item = Result<pb::PublishStreamRequest, Status>> + Send + 'static,
 ) -> impl Stream<Item = Result<pb::PublishStreamResponse, Status>> + Send + 'static {
     inbound
@@ -44,6 +46,7 @@ pub fn publish<B: Broker>(
             let broker = broker.clone();
             let config = Arc::clone(&config);
             let caller = caller.clone();
+            let telemetry = telemetry.clone();
             async move {
                 let frame = match frame {
                     Ok(frame) => frame,
@@ -60,10 +63,9 @@ pub fn publish<B: Broker>(
                     let batch =
                         convert::publish_request(request, &config).map_err(convert::status)?;
                     caller.may_publish(&batch, &broker)?;
-                    broker
-                        .publish_staged(batch, wait)
-                        .await
-                        .map_err(convert::status)
+                    let spans = telemetry.publishing(&batch);
+                    let staged = broker.publish_staged(batch, wait).await;
+                    spans.around_staged(staged).map_err(convert::status)
                 }
                 .await;
                 Answer::Staged(frame.sequence, staged)
@@ -115,6 +117,7 @@ pub fn request<B: Broker>(
     broker: B,
     config: Arc<Config>,
     caller: Caller,
+    telemetry: Telemetry,
     inbound: impl Stream<Item = Result<pb::RequestStreamRequest, Status>> + Send + 'static,
 ) -> impl Stream<Item = Result<pb::RequestStreamResponse, Status>> + Send + 'static {
     let limit = config.max_stream_requests;
@@ -123,6 +126,7 @@ pub fn request<B: Broker>(
             let broker = broker.clone();
             let config = Arc::clone(&config);
             let caller = caller.clone();
+            let telemetry = telemetry.clone();
             async move {
                 let frame = frame?;
                 let request = pb::RequestRequest {
@@ -133,8 +137,9 @@ pub fn request<B: Broker>(
                     let (message, timeout) =
                         convert::request(request, None, &config).map_err(convert::status)?;
                     caller.may_publish_to(&message.topic, "message.topic")?;
-                    broker
-                        .request(message, timeout)
+                    let spans = telemetry.requesting(&message);
+                    spans
+                        .around_request(broker.request(message, timeout))
                         .await
                         .map_err(convert::status)
                 }

@@ -266,6 +266,26 @@ pub async fn publish_one(
         .remove(0)
 }
 
+/// Sends `message` as a unary Request on a connection of its own, in the background: the task ends
+/// with the reply (bounded by [`WAIT`]), so the test can answer it meanwhile.
+pub async fn request_in_background(
+    server: &TestServer,
+    message: pb::Message,
+) -> JoinHandle<Result<pb::Message, Status>> {
+    let mut requester = server.broker().await;
+    let request = pb::RequestRequest {
+        message: Some(message),
+        timeout_ms: 5000,
+    };
+    tokio::spawn(async move {
+        let response = within("Request", requester.request(request)).await?;
+        Ok(response
+            .into_inner()
+            .reply
+            .expect("a RequestResponse carries the reply"))
+    })
+}
+
 /// Subscribes to `pattern`; the subscription is active when this returns.
 pub async fn subscribe(
     broker: &mut Broker,
