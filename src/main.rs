@@ -95,12 +95,12 @@ async fn run_serve(serve: Serve) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error}");
-            // A data directory that is not a writable directory, or is another broker's, is a
-            // configuration that cannot be used.
+            // A data directory that is not a writable directory, or is another broker's, and an
+            // OTLP endpoint the exporter cannot use, are configurations that cannot be used.
             match error {
-                ServeError::Server(ServerError::DataDir(OpenError::DataDir(_))) => {
-                    ExitCode::from(BAD_CONFIGURATION)
-                }
+                ServeError::Server(
+                    ServerError::DataDir(OpenError::DataDir(_)) | ServerError::Telemetry(_),
+                ) => ExitCode::from(BAD_CONFIGURATION),
                 _ => ExitCode::FAILURE,
             }
         }

@@ -2,7 +2,9 @@
 //! service on `127.0.0.1:0`): a traced message published, consumed and acked, and a traced request
 //! answered by a replier in a queue group, arrive as `publish`, `deliver`, `ack` and `request` spans
 //! in the publisher's trace, parented on the `traceparent` each message carried, with the messaging
-//! attributes; an untraced message makes none; and shutting the broker down exports what is queued.
+//! attributes; an untraced message makes none; shutting the broker down exports what is queued; a
+//! collector that is down delays only shutdown, and by a bounded time; an unusable endpoint stops
+//! the start.
 
 mod common;
 
@@ -10,9 +12,13 @@ use std::{
     collections::HashMap,
     net::SocketAddr,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
-use common::*;
+use common::{
+    process::{BrokerProcess, run, switchyard},
+    *,
+};
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -279,16 +285,31 @@ async fn a_traced_request_and_its_reply_keep_one_trace() {
     );
 }
 
-/// Untraced messages make no spans; what is queued at shutdown is exported before `run` returns.
+/// Untraced messages make no spans; what is queued at shutdown is exported before the broker exits,
+/// even when the batch would not go out for another minute (`OTEL_BSP_SCHEDULE_DELAY`).
 #[tokio::test]
 async fn only_traced_messages_make_spans_and_shutdown_exports_them() {
-    let (server, collector) = traced_broker().await;
+    let (collector, endpoint) = Collector::start().await;
+    let mut command = switchyard([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--otlp-endpoint",
+        endpoint.as_str(),
+    ]);
+    command.env("OTEL_BSP_SCHEDULE_DELAY", "60000");
+    let broker = BrokerProcess::launch(command).await;
     let topic = unique("otlp.mixed");
-    let mut broker = server.broker().await;
-    publish_ok(&mut broker, vec![message(&topic, "untraced")]).await;
-    let published = publish_ok(&mut broker, vec![traced(&topic, "traced")]).await;
-    drop(broker);
-    server.shutdown().await.expect("a clean shutdown");
+    let mut client = Broker::new(broker.channel().await);
+    publish_ok(&mut client, vec![message(&topic, "untraced")]).await;
+    let published = publish_ok(&mut client, vec![traced(&topic, "traced")]).await;
+    drop(client);
+    assert!(
+        collector.received().is_empty(),
+        "nothing exported before the delay"
+    );
+    let output = broker.stop(Duration::from_secs(20)).await;
+    assert!(output.status.success(), "{output:?}");
 
     let spans = collector.received();
     let names: Vec<&str> = spans.iter().map(|span| span.name.as_str()).collect();
@@ -301,4 +322,58 @@ async fn only_traced_messages_make_spans_and_shutdown_exports_them() {
         attribute(&spans[0], "messaging.message.id").as_deref(),
         Some(published[0].id.as_str())
     );
+}
+
+/// A collector that is down costs the broker nothing but log lines: publishing goes on, and
+/// shutdown gives up on the last spans after a bounded wait.
+#[tokio::test]
+async fn a_collector_that_is_down_delays_nothing_but_shutdown_a_little() {
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let endpoint: OtlpEndpoint = format!("http://{}", gone.local_addr().expect("its address"))
+        .parse()
+        .expect("an endpoint");
+    drop(gone);
+    let config = switchyard::config::Config {
+        otlp_endpoint: Some(endpoint),
+        ..test_config()
+    };
+    let server = TestServer::with_config(config).await;
+    let topic = unique("otlp.down");
+    let mut broker = server.broker().await;
+    for n in 0..20 {
+        publish_ok(&mut broker, vec![traced(&topic, &format!("m{n}"))]).await;
+    }
+    drop(broker);
+    within_for(
+        Duration::from_secs(15),
+        "a shutdown with the collector down",
+        server.shutdown(),
+    )
+    .await
+    .expect("a clean shutdown");
+}
+
+/// An endpoint the exporter cannot use stops the start, naming the flag, with exit status 2.
+#[tokio::test]
+async fn an_unusable_endpoint_stops_the_start() {
+    for endpoint in [
+        "https://collector:4317",
+        "collector:4317",
+        "http://collector",
+    ] {
+        let output = run(
+            switchyard([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--otlp-endpoint",
+                endpoint,
+            ]),
+            None,
+        )
+        .await;
+        assert_eq!(output.status.code(), Some(2), "{endpoint}: {output:?}");
+        let stderr = output.stderr.join("\n");
+        assert!(stderr.contains("--otlp-endpoint"), "{endpoint}: {stderr}");
+    }
 }

@@ -379,7 +379,7 @@ pub struct Config {
     #[arg(long, env = "SWITCHYARD_SEGMENT_BYTES", value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
     pub segment_bytes: u64,
 
-    /// Export the broker's spans (publish, deliver, settle) to this OpenTelemetry collector.
+    /// Export the broker's spans (publish, request, deliver, settle) to this OpenTelemetry collector.
     ///
     /// OTLP over gRPC, plain `http://HOST:PORT` (4317 is the collector's usual port). Only messages
     /// that carry a W3C `traceparent` header get spans, as children of it; unset, the broker makes

@@ -32,8 +32,15 @@ impl FromStr for OtlpEndpoint {
                  this host or network"
             ));
         }
-        if uri.scheme() != Some(&Scheme::HTTP) || uri.host().is_none_or(str::is_empty) {
-            return Err(format!("{text:?} is not an http://HOST:PORT URL"));
+        let bare = uri.path_and_query().is_none_or(|path| path.as_str() == "/");
+        if uri.scheme() != Some(&Scheme::HTTP)
+            || uri.host().is_none_or(str::is_empty)
+            || uri.port().is_none()
+            || !bare
+        {
+            return Err(format!(
+                "{text:?} is not an http://HOST:PORT URL (OTLP/gRPC listens on 4317 by default)"
+            ));
         }
         Ok(Self(text.to_owned()))
     }
@@ -68,12 +75,15 @@ mod tests {
         let endpoint: OtlpEndpoint = "http://127.0.0.1:4317".parse().unwrap();
         assert_eq!(endpoint.as_str(), "http://127.0.0.1:4317");
         assert!("http://collector:4317".parse::<OtlpEndpoint>().is_ok());
+        assert!("http://collector:4317/".parse::<OtlpEndpoint>().is_ok());
         for refused in [
             "https://collector:4317",
             "collector:4317",
             "grpc://x:1",
             "",
             "http://",
+            "http://collector",
+            "http://collector:4317/v1/traces",
         ] {
             assert!(refused.parse::<OtlpEndpoint>().is_err(), "{refused:?}");
         }

@@ -6,7 +6,7 @@
 //! allocation, no header lookup. On, only messages that carry a valid W3C `traceparent` get spans,
 //! each a child of that creation context: the broker follows its clients' traces, with their
 //! sampling decision, and starts none of its own. Untraced traffic then costs a header lookup per
-//! message, and a delivery lookup per settled id.
+//! message, and per settled id a lookup of its delivery (the group's lock, taken once more).
 
 mod spans;
 
@@ -23,10 +23,14 @@ pub use spans::{DeliverSpans, PublishSpans, SettleSpans};
 
 use crate::config::OtlpEndpoint;
 
-/// How long an ended span waits to be exported with others. The SDK's default is five seconds; a
-/// trace an operator is looking for should show up sooner, and a batch still goes out early once
-/// it holds 512 spans.
+/// How long an ended span waits to be exported with others, unless `OTEL_BSP_SCHEDULE_DELAY` (in
+/// milliseconds, the SDK's own variable) says otherwise. The SDK's default is five seconds; a trace
+/// an operator is looking for should show up sooner, and a batch still goes out early once it holds
+/// 512 spans.
 const EXPORT_DELAY: Duration = Duration::from_millis(500);
+/// How long shutdown waits for the last spans to reach the collector: a collector that is down
+/// delays the broker's exit by this much at most.
+const SHUTDOWN_EXPORT: Duration = Duration::from_secs(5);
 
 /// The broker's handle on span export: off, or a tracer whose spans a batch processor exports.
 /// Clones share one exporter.
@@ -71,8 +75,12 @@ impl Telemetry {
                 endpoint: endpoint.clone(),
                 source,
             })?;
+        let delay = std::env::var("OTEL_BSP_SCHEDULE_DELAY")
+            .ok()
+            .and_then(|millis| millis.parse().ok())
+            .map_or(EXPORT_DELAY, Duration::from_millis);
         let batching = BatchConfigBuilder::default()
-            .with_scheduled_delay(EXPORT_DELAY)
+            .with_scheduled_delay(delay)
             .build();
         let processor = BatchSpanProcessor::builder(exporter)
             .with_batch_config(batching)
@@ -95,14 +103,16 @@ impl Telemetry {
     }
 
     /// Exports what is queued and stops the export; spans made afterwards are dropped. Waits on a
-    /// blocking thread, as the SDK's shutdown blocks until the last batch is sent (or five seconds
-    /// pass), and that batch's connection needs this runtime to go on running.
+    /// blocking thread, as the SDK's shutdown blocks until the last batch is sent (or
+    /// [`SHUTDOWN_EXPORT`] passes), and that batch's connection needs this runtime to go on running.
     pub async fn shutdown(&self) {
         let Some(exporting) = &self.0 else {
             return;
         };
         let provider = exporting.provider.clone();
-        match tokio::task::spawn_blocking(move || provider.shutdown()).await {
+        match tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(SHUTDOWN_EXPORT))
+            .await
+        {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::warn!(%error, "spans not exported at shutdown"),
             Err(error) => tracing::warn!(%error, "span export shutdown did not finish"),
@@ -123,7 +133,7 @@ impl Drop for Exporting {
             let provider = self.provider.clone();
             // Already shut down (the usual case), this returns at once with an error to ignore.
             runtime.spawn_blocking(move || {
-                let _ = provider.shutdown();
+                let _ = provider.shutdown_with_timeout(SHUTDOWN_EXPORT);
             });
         }
     }

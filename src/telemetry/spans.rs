@@ -9,18 +9,19 @@
 //! new for every request (the conventions keep span names low in cardinality); the inbox is then
 //! marked `messaging.destination.temporary`. The conventions' older operation types `publish` and
 //! `deliver` are `send` and `receive` today.
+//!
+//! Kinds: PRODUCER for `send`, CONSUMER for `receive` and `settle`. The conventions' client-side
+//! table has CLIENT for the last two; the broker is in the middle, handing messages on rather than
+//! calling out, which is what PRODUCER and CONSUMER say.
 
 use std::collections::HashMap;
 
 use opentelemetry::{
     Context, KeyValue,
-    propagation::{Extractor, TextMapPropagator},
     trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer},
 };
-use opentelemetry_sdk::{
-    propagation::TraceContextPropagator,
-    trace::{SdkTracer, Span},
-};
+use opentelemetry_sdk::trace::{SdkTracer, Span};
+use switchyard_client::trace::w3c;
 
 use super::Telemetry;
 use crate::{
@@ -30,32 +31,14 @@ use crate::{
     topic::{GroupName, Topic},
 };
 
-/// The header whose presence makes a message traced.
-const TRACEPARENT: &str = "traceparent";
-
-/// A message's headers as the W3C propagator reads them: names matched exactly, as the broker
-/// matches headers everywhere (the map's own `Extractor` lowercases each name it looks up).
-struct Headers<'a>(&'a HashMap<String, String>);
-
-impl Extractor for Headers<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str)
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(String::as_str).collect()
-    }
-}
-
-/// The context a message was created in, when its headers carry a valid `traceparent`.
+/// The context a message was created in, when its headers carry a valid `traceparent` (and
+/// `tracestate`). Parsed by the client crate's strict W3C parser, so that the broker and its
+/// clients agree on what a valid header is.
 fn creation_context(headers: &HashMap<String, String>) -> Option<Context> {
-    if !headers.contains_key(TRACEPARENT) {
-        return None;
-    }
-    let context =
-        TraceContextPropagator::new().extract_with_context(&Context::new(), &Headers(headers));
-    // The propagator gives back the empty context it was handed when the header is malformed.
-    context.has_active_span().then_some(context)
+    let traceparent = headers.get(w3c::TRACEPARENT)?;
+    let tracestate = headers.get(w3c::TRACESTATE).map(String::as_str);
+    let parent = w3c::parse(traceparent, tracestate)?;
+    Some(Context::new().with_remote_span_context(parent))
 }
 
 fn span_name(operation: &str, topic: &Topic) -> String {
@@ -330,7 +313,7 @@ mod tests {
     #[test]
     fn only_a_valid_traceparent_is_a_creation_context() {
         let with = |value: &str| {
-            let headers = HashMap::from([(TRACEPARENT.to_owned(), value.to_owned())]);
+            let headers = HashMap::from([(w3c::TRACEPARENT.to_owned(), value.to_owned())]);
             creation_context(&headers)
         };
         let context = with("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
@@ -343,6 +326,16 @@ mod tests {
         assert!(span.span_context().is_remote());
         assert!(with("00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_none());
         assert!(with("garbage").is_none());
+        // What a lax parser takes: short, signed or uppercase fields, a version-00 value with more.
+        for lax in [
+            "00-1-1-1",
+            "00-+4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "0-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "A0-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-",
+        ] {
+            assert!(with(lax).is_none(), "{lax}");
+        }
         assert!(creation_context(&HashMap::new()).is_none());
         let upper = HashMap::from([(
             "Traceparent".to_owned(),
@@ -369,7 +362,7 @@ mod tests {
         let off = Telemetry::OFF;
         let mut message = NewMessage::new(Topic::new_inbox(), "x");
         message.headers.insert(
-            TRACEPARENT.to_owned(),
+            w3c::TRACEPARENT.to_owned(),
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
         );
         assert!(off.publishing(std::slice::from_ref(&message)).0.is_empty());

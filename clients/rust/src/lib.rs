@@ -31,7 +31,7 @@ mod request;
 mod request_channel;
 mod serve;
 mod subscription;
-mod trace;
+pub mod trace;
 
 pub use admin::{Admin, GroupConfig, GroupInfo};
 pub use client::{Client, ClientBuilder};

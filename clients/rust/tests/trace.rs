@@ -124,7 +124,7 @@ async fn publishing_writes_the_callers_trace_and_receivers_read_it_back() {
     .expect("joined");
     let caller = caller_context();
     let publisher = client.publisher().build();
-    async {
+    let publishing = async {
         client.publish(topic.clone(), "plain").await?;
         let mine = OutgoingMessage::new(topic.clone(), "mine").header(
             "traceparent",
@@ -136,9 +136,10 @@ async fn publishing_writes_the_callers_trace_and_receivers_read_it_back() {
             .await?
             .await
     }
-    .with_context(caller.clone())
-    .await
-    .expect("published");
+    .with_context(caller.clone());
+    within("publish in the caller's context", publishing)
+        .await
+        .expect("published");
     within("publish", client.publish(topic.clone(), "untraced"))
         .await
         .expect("published");

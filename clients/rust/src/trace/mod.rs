@@ -15,8 +15,10 @@
 //! application's global propagator is not consulted. Without the feature every function here does
 //! nothing, so callers need no `cfg` of their own.
 
+/// The header format itself, public for anyone who reads or writes these headers by hand (the
+/// broker's own spans use it, so that the broker and its clients agree on what is valid).
 #[cfg(feature = "otel")]
-mod w3c;
+pub mod w3c;
 
 use std::{collections::HashMap, fmt::Display};
 

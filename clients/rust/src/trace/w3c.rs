@@ -15,12 +15,12 @@ use std::str::FromStr;
 use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
 /// The header naming the trace and the span a message was created in.
-pub(crate) const TRACEPARENT: &str = "traceparent";
+pub const TRACEPARENT: &str = "traceparent";
 /// The header carrying vendors' trace data alongside `traceparent`.
-pub(crate) const TRACESTATE: &str = "tracestate";
+pub const TRACESTATE: &str = "tracestate";
 
 /// `traceparent` for `context`: `00-{trace id}-{span id}-{flags}`, 55 characters.
-pub(crate) fn traceparent(context: &SpanContext) -> String {
+pub fn traceparent(context: &SpanContext) -> String {
     let flags = context.trace_flags() & TraceFlags::SAMPLED;
     format!(
         "00-{}-{}-{:02x}",
@@ -32,7 +32,7 @@ pub(crate) fn traceparent(context: &SpanContext) -> String {
 
 /// The remote span context that `traceparent` (and `tracestate`, if any) describe, or `None` when
 /// `traceparent` is not a valid one.
-pub(crate) fn parse(traceparent: &str, tracestate: Option<&str>) -> Option<SpanContext> {
+pub fn parse(traceparent: &str, tracestate: Option<&str>) -> Option<SpanContext> {
     let mut fields = traceparent.trim().splitn(5, '-');
     let version = hex_field(fields.next()?, 2)?;
     let trace_id = hex_field(fields.next()?, 32)?;
