@@ -128,10 +128,15 @@ pub async fn serve<B: Broker>(
     let http_addr = start_http(&config, monitored, &streams_end).await?;
     // A broker that can no longer store anything says so in its health, and keeps serving what it
     // still can (consuming and acking what it holds fails too, so clients learn it at once).
+    // Ends at shutdown too: it holds the broker, and with it a durable broker's directory lock.
     tokio::spawn({
         let (broker, health, readiness) = (broker.clone(), health.clone(), readiness.clone());
+        let shutdown = streams_end.clone();
         async move {
-            let reason = broker.failure().await;
+            let reason = tokio::select! {
+                reason = broker.failure() => reason,
+                () = shutdown.cancelled() => return,
+            };
             tracing::error!("the broker takes no more writes: {reason}");
             readiness.clear();
             for service in ["", "switchyard.v1.Broker", "switchyard.v1.Admin"] {

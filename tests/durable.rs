@@ -438,3 +438,31 @@ async fn a_broker_whose_log_failed_refuses_writes_and_reports_not_serving() {
     // Fan-out needs no record: a message no group takes is still routed.
     publish_one(&mut client, "news.a", "live").await;
 }
+
+/// A broker embedded in a process (as `server::run`) lets go of its data directory once it has
+/// shut down: the next one on the same directory starts, and finds what the first kept.
+#[tokio::test]
+async fn an_embedded_broker_releases_its_directory_at_shutdown() {
+    let dir = tempfile::tempdir().expect("a data directory");
+    let config = || switchyard::config::Config {
+        data_dir: Some(dir.path().to_owned()),
+        ..test_config()
+    };
+    let first = TestServer::with_config(config()).await;
+    let mut admin = first.admin().await;
+    declare_ok(&mut admin, declaration("kept.>", "workers")).await;
+    drop(admin);
+    within("the first broker's shutdown", first.shutdown())
+        .await
+        .expect("a clean shutdown");
+    let second = TestServer::with_config(config()).await;
+    let groups = within(
+        "list groups",
+        second.admin().await.list_groups(pb::ListGroupsRequest {}),
+    )
+    .await
+    .expect("the second broker serves")
+    .into_inner()
+    .groups;
+    assert_eq!(groups.len(), 1, "{groups:?}");
+}
