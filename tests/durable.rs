@@ -40,14 +40,6 @@ async fn clients(broker: &BrokerProcess) -> (Broker, Admin) {
     (Broker::new(channel.clone()), Admin::new(channel))
 }
 
-fn declaration(topic: &str, group: &str) -> pb::DeclareGroupRequest {
-    pb::DeclareGroupRequest {
-        topic: topic.to_owned(),
-        group: group.to_owned(),
-        ..Default::default()
-    }
-}
-
 fn dead_letters_to(
     topic: &str,
     group: &str,

@@ -110,15 +110,7 @@ async fn metrics_follow_traffic_and_a_deleted_group_leaves_no_series() {
     let http = broker.http.expect("the ready file names the HTTP address");
     let channel = broker.channel().await;
     let (mut client, mut admin) = (Broker::new(channel.clone()), Admin::new(channel));
-    declare_ok(
-        &mut admin,
-        pb::DeclareGroupRequest {
-            topic: "jobs.>".into(),
-            group: "workers".into(),
-            ..Default::default()
-        },
-    )
-    .await;
+    declare_ok(&mut admin, declaration("jobs.>", "workers")).await;
     publish_ok(&mut client, numbered_batch("jobs.a", 0..25)).await;
     let body = metrics_until(http, "ready 25", |body| {
         body.contains(&format!("switchyard_group_ready{LABELS} 25"))
@@ -236,16 +228,11 @@ async fn settlements_are_counted_by_kind_and_dead_letters_by_reason() {
     let http = broker.http.expect("the ready file names the HTTP address");
     let channel = broker.channel().await;
     let (mut client, mut admin) = (Broker::new(channel.clone()), Admin::new(channel));
-    declare_ok(
-        &mut admin,
-        pb::DeclareGroupRequest {
-            topic: "jobs.>".into(),
-            group: "workers".into(),
-            max_deliveries: 2,
-            ..Default::default()
-        },
-    )
-    .await;
+    let exhausted_after_two = pb::DeclareGroupRequest {
+        max_deliveries: 2,
+        ..declaration("jobs.>", "workers")
+    };
+    declare_ok(&mut admin, exhausted_after_two).await;
     publish_ok(&mut client, numbered_batch("jobs.a", 0..2)).await;
     let mut stream = consume_ok(&mut client, consume_with("jobs.>", "workers", 2, 0)).await;
     // The first is rejected; the second nacked twice, which uses up its two deliveries.
@@ -454,15 +441,7 @@ async fn a_durable_brokers_log_shows() {
     let http = broker.http.expect("the ready file names the HTTP address");
     let channel = broker.channel().await;
     let (mut client, mut admin) = (Broker::new(channel.clone()), Admin::new(channel));
-    declare_ok(
-        &mut admin,
-        pb::DeclareGroupRequest {
-            topic: "jobs.>".into(),
-            group: "workers".into(),
-            ..Default::default()
-        },
-    )
-    .await;
+    declare_ok(&mut admin, declaration("jobs.>", "workers")).await;
     publish_ok(&mut client, numbered_batch("jobs.a", 0..3)).await;
     let value = |body: &str, name: &str| -> f64 {
         body.lines()

@@ -7,7 +7,6 @@ use common::{
     process::{BrokerProcess, run, switchyard},
     *,
 };
-use switchyard::pb;
 
 /// `switchyard top --once` with `extra` arguments against `broker`: its stdout, or its failure.
 async fn top(broker: &BrokerProcess, extra: &[&str]) -> Result<String, String> {
@@ -27,15 +26,7 @@ async fn a_snapshot_shows_groups_subscriptions_and_rates() {
     let broker = BrokerProcess::start(&["--http", "127.0.0.1:0", "--subscriber-buffer", "2"]).await;
     let channel = broker.channel().await;
     let (mut client, mut admin) = (Broker::new(channel.clone()), Admin::new(channel));
-    declare_ok(
-        &mut admin,
-        pb::DeclareGroupRequest {
-            topic: "jobs.>".into(),
-            group: "workers".into(),
-            ..Default::default()
-        },
-    )
-    .await;
+    declare_ok(&mut admin, declaration("jobs.>", "workers")).await;
     let _ticks = subscribe_ok(&mut client, "jobs.*").await;
     publish_ok(&mut client, numbered_batch("jobs.a", 0..25)).await;
 

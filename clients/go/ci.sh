@@ -3,20 +3,9 @@
 # real broker binary named by SWITCHYARD_BIN (required). Needs only go, python3 and the package
 # registries; installs what else it needs under .bin and .venv (see generate.sh).
 set -euo pipefail
-caller=$PWD
+# The tests run in this directory, so a path relative to the caller's is made absolute first.
+source "$(dirname "${BASH_SOURCE[0]}")/../../.ci/switchyard-bin.sh"
 cd "$(dirname "$0")"
-
-if [[ -z ${SWITCHYARD_BIN:-} ]]; then
-  echo "ci.sh: set SWITCHYARD_BIN to the switchyard server binary (e.g. target/debug/switchyard)" >&2
-  exit 1
-fi
-# The tests run in this directory, so a path relative to the caller's must be made absolute first.
-SWITCHYARD_BIN=$(cd "$caller" && realpath -m "$SWITCHYARD_BIN")
-if [[ ! -x $SWITCHYARD_BIN ]]; then
-  echo "ci.sh: SWITCHYARD_BIN=$SWITCHYARD_BIN is not an executable" >&2
-  exit 1
-fi
-export SWITCHYARD_BIN
 
 echo "== go mod download"
 go mod download

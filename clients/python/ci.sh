@@ -3,16 +3,7 @@
 # against proto/, ruff and mypy, then pytest against the real broker at $SWITCHYARD_BIN (required).
 set -euo pipefail
 
-: "${SWITCHYARD_BIN:?set SWITCHYARD_BIN to the switchyard binary, e.g. target/debug/switchyard}"
-case "$SWITCHYARD_BIN" in
-  /*) ;;
-  *) SWITCHYARD_BIN="$PWD/$SWITCHYARD_BIN" ;;  # relative to where we were called from
-esac
-if [ ! -x "$SWITCHYARD_BIN" ]; then
-  echo "SWITCHYARD_BIN=$SWITCHYARD_BIN is not an executable file" >&2
-  exit 1
-fi
-export SWITCHYARD_BIN
+source "$(dirname "${BASH_SOURCE[0]}")/../../.ci/switchyard-bin.sh"
 
 cd "$(dirname "$0")"
 export PIP_NO_INPUT=1 PIP_DISABLE_PIP_VERSION_CHECK=1

@@ -4,17 +4,7 @@
 # only; the server binary comes from SWITCHYARD_BIN.
 set -euo pipefail
 
-: "${SWITCHYARD_BIN:?SWITCHYARD_BIN must name the switchyard server binary (e.g. target/debug/switchyard)}"
-# Absolute, relative to the caller's directory, since everything below runs from this one.
-case "$SWITCHYARD_BIN" in
-  /*) ;;
-  *) SWITCHYARD_BIN="$PWD/$SWITCHYARD_BIN" ;;
-esac
-if [[ ! -x "$SWITCHYARD_BIN" ]]; then
-  echo "ci.sh: SWITCHYARD_BIN=$SWITCHYARD_BIN is not an executable file" >&2
-  exit 1
-fi
-export SWITCHYARD_BIN
+source "$(dirname "${BASH_SOURCE[0]}")/../../.ci/switchyard-bin.sh"
 
 cd "$(dirname "${BASH_SOURCE[0]}")"
 echo "ci.sh: node $(node --version), npm $(npm --version)"

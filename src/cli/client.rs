@@ -8,6 +8,19 @@ use secrecy::SecretString;
 use switchyard::config::parse_duration;
 use switchyard_client::ConsumeMode;
 
+/// The bearer token of every command that talks to a broker.
+#[derive(Debug, Args)]
+pub struct TokenArg {
+    /// Bearer token sent with every call, for a broker with authentication on.
+    #[arg(
+        long,
+        env = "SWITCHYARD_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<SecretString>,
+}
+
 /// Where the broker is and how to print; shared by every client command.
 #[derive(Debug, Args)]
 pub struct ClientArgs {
@@ -25,14 +38,8 @@ pub struct ClientArgs {
     /// "payload_base64" instead.
     #[arg(long)]
     pub json: bool,
-    /// Bearer token sent with every call, for a broker with authentication on.
-    #[arg(
-        long,
-        env = "SWITCHYARD_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    pub token: Option<SecretString>,
+    #[command(flatten)]
+    pub auth: TokenArg,
     /// PEM CA certificate that signed the broker's: connect over TLS (an https:// URL).
     #[arg(long, env = "SWITCHYARD_TLS_CA", value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
@@ -63,7 +70,7 @@ impl ClientArgs {
         Self {
             server: url,
             json: false,
-            token: None,
+            auth: TokenArg { token: None },
             tls_ca: None,
             tls_client_cert: None,
             tls_client_key: None,
@@ -251,14 +258,9 @@ pub struct TopArgs {
         value_name = "URL"
     )]
     pub url: String,
-    /// Admin token, for a broker with authentication on (sent as a bearer token).
-    #[arg(
-        long,
-        env = "SWITCHYARD_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    pub token: Option<SecretString>,
+    // With authentication on, an admin token (`"admin": true`); HELP says so.
+    #[command(flatten)]
+    pub auth: TokenArg,
     /// Print one snapshot and exit, without clearing the screen.
     #[arg(long)]
     pub once: bool,

@@ -276,7 +276,7 @@ mod tests {
         let ClientCommand::Publish(args) = command else {
             panic!("expected pub, got {command:?}");
         };
-        let token = args.client.token.as_ref().map(|t| t.expose_secret());
+        let token = args.client.auth.token.as_ref().map(|t| t.expose_secret());
         assert_eq!(token, Some("s3cret"));
         assert_eq!(args.client.tls_ca, Some(PathBuf::from("ca.pem")));
     }

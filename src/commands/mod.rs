@@ -71,7 +71,7 @@ async fn connect(args: &ClientArgs) -> Result<Client, Failure> {
             .map_err(|error| Failure::new(format!("{flag} {}: {error}", path.display())))
     };
     let mut builder = Client::builder(url);
-    if let Some(token) = &args.token {
+    if let Some(token) = &args.auth.token {
         builder = builder.token(token.expose_secret());
     }
     if let Some(ca) = &args.tls_ca {

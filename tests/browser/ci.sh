@@ -5,18 +5,9 @@
 # whose `# pass N` and `# fail N` lines .ci/run counts.
 set -euo pipefail
 
-if [[ -n "${SWITCHYARD_BIN:-}" ]]; then
-  # Absolute, relative to the caller's directory, since everything below runs from this one.
-  case "$SWITCHYARD_BIN" in
-    /*) ;;
-    *) SWITCHYARD_BIN="$PWD/$SWITCHYARD_BIN" ;;
-  esac
-  if [[ ! -x "$SWITCHYARD_BIN" ]]; then
-    echo "ci.sh: SWITCHYARD_BIN=$SWITCHYARD_BIN is not an executable file" >&2
-    exit 1
-  fi
-  export SWITCHYARD_BIN
-fi
+# Without SWITCHYARD_BIN, the repository's debug build.
+source "$(dirname "${BASH_SOURCE[0]}")/../../.ci/switchyard-bin.sh" \
+  "$(dirname "${BASH_SOURCE[0]}")/../../target/debug/switchyard"
 
 cd "$(dirname "${BASH_SOURCE[0]}")"
 

@@ -371,6 +371,15 @@ pub fn consume_request(topic: &str, group: &str) -> pb::ConsumeRequest {
     }
 }
 
+/// A declaration of `group` on `topic` with every setting at the server's default.
+pub fn declaration(topic: &str, group: &str) -> pb::DeclareGroupRequest {
+    pb::DeclareGroupRequest {
+        topic: topic.to_owned(),
+        group: group.to_owned(),
+        ..Default::default()
+    }
+}
+
 /// A Consume request for a shared group with an explicit prefetch and ack deadline.
 pub fn consume_with(
     topic: &str,

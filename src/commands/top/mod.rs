@@ -30,6 +30,7 @@ const CLEAR: &str = "\x1b[H\x1b[2J";
 
 pub async fn run(args: TopArgs) -> Result<(), Failure> {
     let token = args
+        .auth
         .token
         .as_ref()
         .map(|token| token.expose_secret().to_owned());
