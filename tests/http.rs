@@ -152,6 +152,34 @@ async fn metrics_follow_traffic_and_a_deleted_group_leaves_no_series() {
     })
     .await;
     assert_eq!(overview["totals"]["published"], 25, "{overview}");
+    // A page that has the history asks only for what came after its last sample.
+    let samples = json_until(http, "/api/overview", "two samples", |json| {
+        json["history"]["samples"]
+            .as_array()
+            .is_some_and(|s| s.len() >= 2)
+    })
+    .await["history"]["samples"]
+        .clone();
+    let first = samples[0]["t"].as_u64().expect("a sample's time");
+    let after = json_until(
+        http,
+        &format!("/api/overview?since={first}"),
+        "the later ones",
+        |json| {
+            json["history"]["samples"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty())
+        },
+    )
+    .await;
+    let later = after["history"]["samples"].as_array().expect("samples");
+    assert!(
+        later
+            .iter()
+            .all(|sample| sample["t"].as_u64() > Some(first)),
+        "{after}"
+    );
+    assert_eq!(get(http, "/api/overview?since=soon").await.0, 400);
     assert_eq!(overview["totals"]["delivered"], 25, "{overview}");
     assert_eq!(overview["counts"]["groups"], 0, "{overview}");
     let (status, body) = get(http, "/api/group?topic=jobs.%3E&group=workers").await;

@@ -85,7 +85,8 @@ struct HistoryView {
     samples: Vec<Sample>,
 }
 
-pub fn overview(snapshot: &Snapshot, history: &History) -> Overview {
+/// The overview, with the history's samples after `since` (Unix ms), or all of them.
+pub fn overview(snapshot: &Snapshot, history: &History, since: Option<u64>) -> Overview {
     let stats = &snapshot.stats;
     let (ready, in_flight) = snapshot.queued();
     let subscription_totals = snapshot
@@ -155,7 +156,7 @@ pub fn overview(snapshot: &Snapshot, history: &History) -> Overview {
         }),
         history: HistoryView {
             interval_seconds: super::history::INTERVAL.as_secs_f64(),
-            samples: history.samples(),
+            samples: history.samples_after(since.unwrap_or(0)),
         },
     }
 }

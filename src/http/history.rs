@@ -151,8 +151,10 @@ impl History {
         self.0.lock().group_rates.get(&key(group)).copied()
     }
 
-    /// Every sample kept, oldest first.
-    pub fn samples(&self) -> Vec<Sample> {
-        self.0.lock().samples.iter().copied().collect()
+    /// The samples kept that were taken after `t` (Unix ms), oldest first; all of them for 0.
+    pub fn samples_after(&self, t: u64) -> Vec<Sample> {
+        let state = self.0.lock();
+        let first = state.samples.partition_point(|sample| sample.t <= t);
+        state.samples.range(first..).copied().collect()
     }
 }

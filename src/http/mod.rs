@@ -221,9 +221,19 @@ async fn scrape<B: Broker>(State(shared): Handle<B>) -> Result<Response, Unanswe
     Ok(response)
 }
 
-async fn overview<B: Broker>(State(shared): Handle<B>) -> Result<Json<api::Overview>, Unanswered> {
+/// `/api/overview?since=T`: only the history's samples after `T` (Unix milliseconds), for a page
+/// that has the ones before.
+#[derive(Debug, serde::Deserialize)]
+struct OverviewQuery {
+    since: Option<u64>,
+}
+
+async fn overview<B: Broker>(
+    State(shared): Handle<B>,
+    Query(query): Query<OverviewQuery>,
+) -> Result<Json<api::Overview>, Unanswered> {
     let snapshot = snapshot(&shared).await?;
-    Ok(Json(api::overview(&snapshot, &shared.history)))
+    Ok(Json(api::overview(&snapshot, &shared.history, query.since)))
 }
 
 async fn groups<B: Broker>(State(shared): Handle<B>) -> Result<Json<api::Groups>, Unanswered> {

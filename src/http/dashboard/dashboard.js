@@ -20,6 +20,8 @@
    */
   const SLOW_MS = 4000;
   const CHART_HEIGHT = 210;
+  /** Samples the charts keep: as many as the broker does (ten minutes at one a second). */
+  const HISTORY_KEPT = 600;
 
   // ---- formatting -------------------------------------------------------------------------------
 
@@ -388,9 +390,27 @@
     refreshes: 0,
     /** `{ topic, group }` of the row clicked, or null. */
     selected: null,
+    /** The history's samples so far, oldest first (see `keepSamples`). */
+    samples: [],
     lastSuccess: null,
   };
   window.__dashboard = state;
+
+  /**
+   * The history so far: the first overview brings all the broker keeps, later ones only what came
+   * after the last sample here (`?since=`), appended, and the oldest dropped past the broker's own
+   * ten minutes.
+   */
+  function keepSamples(fresh) {
+    const all = state.samples.concat(fresh);
+    state.samples = all.slice(Math.max(0, all.length - HISTORY_KEPT));
+    return state.samples;
+  }
+
+  function overviewPath() {
+    const last = state.samples.at(-1);
+    return last ? `/api/overview?since=${last.t}` : "/api/overview";
+  }
 
   function renderOverview(overview) {
     for (const root of document.querySelectorAll('[data-bind="overview"]')) bind(root, overview);
@@ -404,7 +424,7 @@
     $("memory-text").textContent =
       limit > 0 ? `${bytes(used)} / ${bytes(limit)}` : `${bytes(used)} (no limit)`;
 
-    const samples = overview.history?.samples ?? [];
+    const samples = keepSamples(overview.history?.samples ?? []);
     for (const [name, spec] of Object.entries(CHARTS)) {
       state.charts[name] ??= makeChart(spec);
       draw(state.charts[name], chartData(spec, samples));
@@ -527,7 +547,7 @@
   async function refresh() {
     const selection = state.selected;
     const [overview, groups, subscriptions, connections, group] = await Promise.all([
-      getJson("/api/overview"),
+      getJson(overviewPath()),
       getJson("/api/groups"),
       getJson("/api/subscriptions"),
       getJson("/api/connections"),
