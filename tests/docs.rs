@@ -148,3 +148,20 @@ fn the_example_config_file_is_valid() {
         .expect("the example is a valid configuration");
     assert!(config.tls_cert.is_some() && config.ready_file.is_some());
 }
+
+/// docs/semantics.md's table of reasons lists every reason the broker gives, and no other: it is
+/// the contract clients match on.
+#[test]
+fn the_reasons_table_lists_every_reason() {
+    let page =
+        std::fs::read_to_string(repository().join("docs/semantics.md")).expect("semantics.md");
+    let mut table: Vec<&str> = page
+        .lines()
+        .skip_while(|line| *line != "### Reasons")
+        .filter_map(|line| line.strip_prefix("| `")?.split('`').next())
+        .collect();
+    let mut reasons = switchyard::transport::details::REASONS.to_vec();
+    table.sort_unstable();
+    reasons.sort_unstable();
+    assert_eq!(table, reasons);
+}

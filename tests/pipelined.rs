@@ -127,6 +127,10 @@ async fn publish_stream_routes_in_order_and_answers_refusals_in_place() {
     match refused.result {
         Some(publish_stream_response::Result::Error(error)) => {
             assert_eq!(Code::from_i32(error.code), Code::InvalidArgument);
+            assert_eq!(
+                error.reason, "INVALID_ARGUMENT",
+                "the reason a unary call would carry"
+            );
             assert!(
                 error.message.contains("messages[1].topic"),
                 "{}",

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use tonic::{Request, Status, metadata::MetadataMap, service::Interceptor};
+use tonic_types::StatusExt;
 
 use crate::{
     auth::{Action, Denied, Identity, TokenStore},
@@ -39,7 +40,7 @@ impl Interceptor for Authenticator {
                 let identity = bearer(request.metadata()).and_then(|token| {
                     tokens
                         .authenticate(token)
-                        .ok_or_else(|| Status::unauthenticated("unknown bearer token"))
+                        .ok_or_else(|| unauthenticated("unknown bearer token"))
                 });
                 if let Err(status) = &identity {
                     let remote = request.remote_addr();
@@ -57,9 +58,8 @@ impl Interceptor for Authenticator {
 
 /// The token of `authorization: Bearer <token>` (the scheme in any case, as HTTP has it).
 fn bearer(metadata: &MetadataMap) -> Result<&str, Status> {
-    let missing = || {
-        Status::unauthenticated("authorization: expected metadata `authorization: Bearer <token>`")
-    };
+    let missing =
+        || unauthenticated("authorization: expected metadata `authorization: Bearer <token>`");
     let value = metadata.get("authorization").ok_or_else(missing)?;
     let value = value.to_str().map_err(|_| missing())?;
     match value.split_once(' ') {
@@ -79,7 +79,7 @@ pub fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
         .extensions()
         .get::<Caller>()
         .cloned()
-        .ok_or_else(|| Status::unauthenticated("no caller identity on this call"))
+        .ok_or_else(|| unauthenticated("no caller identity on this call"))
 }
 
 impl Caller {
@@ -164,8 +164,18 @@ impl Caller {
 
 impl From<Denied> for Status {
     fn from(denied: Denied) -> Self {
-        Status::permission_denied(denied.to_string())
+        let details = super::details::of_denied(&denied);
+        Status::with_error_details(tonic::Code::PermissionDenied, denied.to_string(), details)
     }
+}
+
+/// UNAUTHENTICATED with `message`, and its reason for programs.
+fn unauthenticated(message: &str) -> Status {
+    Status::with_error_details(
+        tonic::Code::Unauthenticated,
+        message,
+        super::details::unauthenticated(),
+    )
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use tonic::Status;
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
 
 use crate::{
     broker::{ConsumeMode, ConsumeSpec, GroupInfo, GroupSpec, Published, Settlement},
@@ -17,27 +18,26 @@ use crate::{
     validate,
 };
 
-/// Maps each broker error to its status code; the message is the error's own text.
+/// Maps each broker error to its status code; the message is the error's own text, and the
+/// details ([`super::details`]) say the same for programs.
 pub fn status(error: BrokerError) -> Status {
-    let message = error.to_string();
-    match error {
-        BrokerError::InvalidArgument { .. } => Status::invalid_argument(message),
+    let code = match error {
+        BrokerError::InvalidArgument { .. } => Code::InvalidArgument,
         BrokerError::GroupFull { .. }
         | BrokerError::GroupBytesFull { .. }
         | BrokerError::MemoryFull { .. }
         | BrokerError::TooManyStreams { .. }
-        | BrokerError::DiskFull { .. } => Status::resource_exhausted(message),
+        | BrokerError::DiskFull { .. } => Code::ResourceExhausted,
         BrokerError::ExclusiveTaken { .. } | BrokerError::GroupConflict { .. } => {
-            Status::failed_precondition(message)
+            Code::FailedPrecondition
         }
-        BrokerError::GroupNotFound { .. } | BrokerError::GroupDeleted { .. } => {
-            Status::not_found(message)
-        }
+        BrokerError::GroupNotFound { .. } | BrokerError::GroupDeleted { .. } => Code::NotFound,
         BrokerError::NoResponders { .. }
         | BrokerError::ShuttingDown
-        | BrokerError::StorageFailed { .. } => Status::unavailable(message),
-        BrokerError::RequestTimedOut(_) => Status::deadline_exceeded(message),
-    }
+        | BrokerError::StorageFailed { .. } => Code::Unavailable,
+        BrokerError::RequestTimedOut(_) => Code::DeadlineExceeded,
+    };
+    Status::with_error_details(code, error.to_string(), super::details::of_broker(&error))
 }
 
 fn invalid(field: impl Into<String>, reason: impl std::fmt::Display) -> BrokerError {

@@ -5,5 +5,6 @@ pub mod auth;
 pub mod broker_service;
 pub mod codec;
 pub mod convert;
+pub mod details;
 pub mod pipelined;
 pub mod wire;

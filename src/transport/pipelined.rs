@@ -13,6 +13,7 @@ use futures_core::Stream;
 use futures_util::{StreamExt, stream};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
+use tonic_types::StatusExt;
 
 use super::{auth::Caller, convert};
 use crate::{
@@ -178,8 +179,13 @@ pub fn until_shutdown<T: Send + 'static>(
 
 /// The status a unary call would have ended with, as one answer frame.
 fn stream_error(status: Status) -> pb::StreamError {
+    let reason = status
+        .get_details_error_info()
+        .map(|info| info.reason)
+        .unwrap_or_default();
     pb::StreamError {
         code: status.code() as i32,
         message: status.message().to_string(),
+        reason,
     }
 }

@@ -39,7 +39,21 @@ pub enum Error {
     InvalidToken,
 }
 
+/// The `ErrorInfo.domain` of the broker's reasons.
+pub const REASON_DOMAIN: &str = "switchyard.dev";
+
 impl Error {
+    /// The broker's stable reason for refusing the call (`GROUP_FULL`, `NO_RESPONDERS`,
+    /// `PERMISSION_DENIED`, ... as the README's "Errors" table lists them), where it gave one: what
+    /// to match on instead of the message's text.
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            Self::Status(status) | Self::Disconnected(status) => reason_of(status),
+            Self::NoResponders { .. } => Some("NO_RESPONDERS".to_owned()),
+            Self::TimedOut(_) | Self::Connect { .. } | Self::Closed | Self::InvalidToken => None,
+        }
+    }
+
     /// The gRPC code behind this error, if it came from the broker.
     pub fn code(&self) -> Option<tonic::Code> {
         match self {
@@ -47,6 +61,33 @@ impl Error {
             Self::NoResponders { .. } => Some(tonic::Code::Unavailable),
             Self::TimedOut(_) => Some(tonic::Code::DeadlineExceeded),
             Self::Connect { .. } | Self::Closed | Self::InvalidToken => None,
+        }
+    }
+}
+
+/// The broker's reason in `status`'s details (`grpc-status-details-bin`), if any.
+pub(crate) fn reason_of(status: &tonic::Status) -> Option<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_error_info()
+        .filter(|info| info.domain == REASON_DOMAIN)
+        .map(|info| info.reason)
+}
+
+/// The status a refused PublishStream or RequestStream frame stands for, with its reason as a
+/// unary call's status would carry it, so that callers match both the same way.
+pub(crate) fn frame_status(error: crate::pb::StreamError) -> tonic::Status {
+    use tonic_types::{ErrorDetails, StatusExt};
+    let code = tonic::Code::from_i32(error.code);
+    match error.reason.is_empty() {
+        true => tonic::Status::new(code, error.message),
+        false => {
+            let details = ErrorDetails::with_error_info(
+                error.reason,
+                REASON_DOMAIN,
+                std::collections::HashMap::new(),
+            );
+            tonic::Status::with_error_details(code, error.message, details)
         }
     }
 }

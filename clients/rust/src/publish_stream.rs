@@ -98,10 +98,9 @@ impl PublishStream {
                 .into_iter()
                 .map(Published::from)
                 .collect()),
-            Some(publish_stream_response::Result::Error(error)) => Err(Status::new(
-                tonic::Code::from_i32(error.code),
-                error.message,
-            )),
+            Some(publish_stream_response::Result::Error(error)) => {
+                Err(crate::error::frame_status(error))
+            }
             None => Err(Status::internal("the broker sent an empty answer")),
         };
         Ok(Answer {

@@ -74,7 +74,7 @@ impl RequestBuilder {
         match tokio::time::timeout(local_timeout, call).await {
             Ok(Ok(reply)) => Ok(Message::from(reply)),
             Ok(Err(status)) => Err(match status.code() {
-                tonic::Code::Unavailable if status.message().starts_with("no responders") => {
+                _ if crate::error::reason_of(&status).as_deref() == Some("NO_RESPONDERS") => {
                     Error::NoResponders { topic }
                 }
                 tonic::Code::DeadlineExceeded => Error::TimedOut(self.timeout),

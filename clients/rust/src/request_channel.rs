@@ -87,10 +87,9 @@ impl Outstanding {
         };
         let outcome = match answer.result {
             Some(request_stream_response::Result::Reply(reply)) => Ok(reply),
-            Some(request_stream_response::Result::Error(error)) => Err(Status::new(
-                tonic::Code::from_i32(error.code),
-                error.message,
-            )),
+            Some(request_stream_response::Result::Error(error)) => {
+                Err(crate::error::frame_status(error))
+            }
             None => Err(Status::internal("the broker sent an empty answer")),
         };
         // The caller may have given up waiting; nothing to do then.

@@ -1167,9 +1167,11 @@ func (*RequestStreamResponse_Error) isRequestStreamResponse_Result() {}
 
 // The status a unary call would have ended with, for one frame of a stream that goes on.
 type StreamError struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"` // a gRPC status code
-	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Code    int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"` // a gRPC status code
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// The ErrorInfo reason a unary call's status would carry (README "Errors"), e.g. GROUP_FULL.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1214,6 +1216,13 @@ func (x *StreamError) GetCode() int32 {
 func (x *StreamError) GetMessage() string {
 	if x != nil {
 		return x.Message
+	}
+	return ""
+}
+
+func (x *StreamError) GetReason() string {
+	if x != nil {
+		return x.Reason
 	}
 	return ""
 }
@@ -1300,10 +1309,11 @@ const file_switchyard_v1_broker_proto_rawDesc = "" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12.\n" +
 	"\x05reply\x18\x02 \x01(\v2\x16.switchyard.v1.MessageH\x00R\x05reply\x122\n" +
 	"\x05error\x18\x03 \x01(\v2\x1a.switchyard.v1.StreamErrorH\x00R\x05errorB\b\n" +
-	"\x06result\";\n" +
+	"\x06result\"S\n" +
 	"\vStreamError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage*`\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason*`\n" +
 	"\vConsumeMode\x12\x1c\n" +
 	"\x18CONSUME_MODE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13CONSUME_MODE_SHARED\x10\x01\x12\x1a\n" +
