@@ -20,9 +20,11 @@ from switchyard._errors import (
     InvalidArgument,
     NoResponders,
     NotFound,
+    PermissionDenied,
     ResourceExhausted,
     SwitchyardError,
     TimedOut,
+    Unauthenticated,
     Unavailable,
 )
 from switchyard._responder import Handler, Responder
@@ -42,11 +44,13 @@ __all__ = [
     "Message",
     "NoResponders",
     "NotFound",
+    "PermissionDenied",
     "Published",
     "ResourceExhausted",
     "Responder",
     "Subscription",
     "SwitchyardError",
     "TimedOut",
+    "Unauthenticated",
     "Unavailable",
 ]
