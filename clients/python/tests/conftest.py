@@ -12,7 +12,7 @@ import os
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -48,9 +48,10 @@ class Broker:
 
 
 @contextmanager
-def run_broker(log_dir: Path) -> Iterator[Broker]:
-    """Starts the broker on 127.0.0.1:0, waits (bounded) for its ready file, which names the port the
-    kernel gave it, and stops it on exit: SIGTERM, then SIGKILL if it has not exited within 10 s.
+def run_broker(log_dir: Path, extra_args: Sequence[str] = ()) -> Iterator[Broker]:
+    """Starts the broker on 127.0.0.1:0, with `extra_args` after the usual flags, waits (bounded) for
+    its ready file, which names the port the kernel gave it, and stops it on exit: SIGTERM, then
+    SIGKILL if it has not exited within 10 s.
 
     The broker binds port 0 and keeps the port, so no other process can take it between finding and
     binding, as with a port found free and released. If the broker exits before it is ready, the test
@@ -76,6 +77,7 @@ def run_broker(log_dir: Path) -> Iterator[Broker]:
                 str(SUBSCRIBER_BUFFER),
                 "--shutdown-grace",
                 "1s",
+                *extra_args,
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,

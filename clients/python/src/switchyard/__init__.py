@@ -8,6 +8,9 @@ One `Client` serves the four patterns:
 - request/reply: `Client.request` and the responder `Client.serve`;
 - group administration: `Client.admin`.
 
+It reaches a broker over plaintext or TLS (mutual TLS too), sending a bearer token if given: the
+`token` and `tls_*` arguments of `Client`.
+
 Failed calls raise a `SwitchyardError` subclass named after the broker's status code. The generated
 protobuf and gRPC modules are in `switchyard.v1`.
 """
@@ -20,9 +23,11 @@ from switchyard._errors import (
     InvalidArgument,
     NoResponders,
     NotFound,
+    PermissionDenied,
     ResourceExhausted,
     SwitchyardError,
     TimedOut,
+    Unauthenticated,
     Unavailable,
 )
 from switchyard._responder import Handler, Responder
@@ -42,11 +47,13 @@ __all__ = [
     "Message",
     "NoResponders",
     "NotFound",
+    "PermissionDenied",
     "Published",
     "ResourceExhausted",
     "Responder",
     "Subscription",
     "SwitchyardError",
     "TimedOut",
+    "Unauthenticated",
     "Unavailable",
 ]

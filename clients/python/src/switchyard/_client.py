@@ -9,6 +9,7 @@ from typing import Any, Self
 import grpc
 
 from switchyard._admin import Admin
+from switchyard._connection import PemSource, open_channel, why_unreachable
 from switchyard._consumer import Consumer
 from switchyard._errors import Unavailable, unary
 from switchyard._responder import Handler, Responder
@@ -37,9 +38,18 @@ class Client(Opens):
     Connecting is lazy; ``async with Client(target) as client:`` (or ``client = await
     Client(target)``) waits until the broker answers, and leaving the block (or ``await
     client.close()``) closes the channel with every stream on it.
-    Unary calls (publish, settle, admin) time out after `timeout` seconds. `options` are passed to
-    `grpc.aio.insecure_channel`. `channel` is that channel, for the generated stubs in
-    `switchyard.v1`.
+    Unary calls (publish, settle, admin) time out after `timeout` seconds. `options` are grpc channel
+    options. `channel` is the `grpc.aio.Channel`, for the generated stubs in `switchyard.v1`; calls
+    made through it carry the token too.
+
+    `target` is ``host:port``, optionally with ``http://`` or ``https://`` in front. An ``https://``
+    target or any `tls_*` option turns TLS on: the broker's certificate is checked against `tls_ca`
+    (PEM bytes, or the path of a PEM file), or the system's roots without it, for the target's host
+    or `tls_server_name`. `tls_cert` and `tls_key` (PEM, likewise) are the client's identity, for a
+    broker that asks for mutual TLS. `token` is sent as ``authorization: Bearer <token>`` with every
+    call, streams included, for a broker with authentication on; a broker that refuses it answers
+    `Unauthenticated`. Raises `ValueError` for contradicting options or a token that cannot be sent
+    as metadata, and `OSError` for a PEM file that cannot be read.
     """
 
     def __init__(
@@ -48,10 +58,23 @@ class Client(Opens):
         *,
         timeout: float = 10.0,
         options: Sequence[tuple[str, Any]] = (),
+        token: str | None = None,
+        tls_ca: PemSource | None = None,
+        tls_cert: PemSource | None = None,
+        tls_key: PemSource | None = None,
+        tls_server_name: str | None = None,
     ) -> None:
         self.target = target
         self.timeout = timeout
-        self.channel = grpc.aio.insecure_channel(target, options=list(options))
+        self.channel = open_channel(
+            target,
+            options=options,
+            token=token,
+            tls_ca=tls_ca,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_server_name=tls_server_name,
+        )
         # The generated service stubs are untyped; the methods below type what they return.
         self._broker: Any = broker_pb2_grpc.BrokerStub(self.channel)  # type: ignore[no-untyped-call]
         admin_stub = admin_pb2_grpc.AdminStub(self.channel)  # type: ignore[no-untyped-call]
@@ -59,11 +82,16 @@ class Client(Opens):
         """Group administration: declare, delete and list queue groups."""
 
     async def connect(self, timeout: float = 10.0) -> None:
-        """Waits until the broker accepts the connection; raises `Unavailable` after `timeout` s."""
+        """Waits until the broker accepts the connection; raises `Unavailable` after `timeout` s, with
+        grpc's reason when it has one (a refused connection, a TLS handshake that failed)."""
         try:
             await asyncio.wait_for(self.channel.channel_ready(), timeout)
         except TimeoutError:
-            raise Unavailable(grpc.StatusCode.UNAVAILABLE, f"cannot connect to {self.target}") from None
+            reason = await why_unreachable(self.channel)
+            message = f"cannot connect to {self.target} within {timeout} s" + (
+                f": {reason}" if reason else ""
+            )
+            raise Unavailable(grpc.StatusCode.UNAVAILABLE, message) from None
 
     async def close(self) -> None:
         """Closes the channel; open subscriptions and consumers end (consumers' deliveries requeue)."""

@@ -46,6 +46,14 @@ class NoResponders(Unavailable):
     """A request found no subscriber and no group on its topic."""
 
 
+class Unauthenticated(SwitchyardError):
+    """The broker has authentication on and the call carried no token, or one it does not know."""
+
+
+class PermissionDenied(SwitchyardError):
+    """The token may not do this: publish or subscribe to that topic, consume that group, or admin."""
+
+
 class TimedOut(SwitchyardError):
     """No reply (or no answer at all) within the timeout."""
 
@@ -57,6 +65,8 @@ _BY_CODE: dict[grpc.StatusCode, type[SwitchyardError]] = {
     grpc.StatusCode.NOT_FOUND: NotFound,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: TimedOut,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
 }
 
 
