@@ -128,8 +128,13 @@ func TestMutualTLS(t *testing.T) {
 	}), token)
 	roundtrip(t, ctx, with)
 	without := dial(t, addr, switchyard.WithTLS(switchyard.TLSConfig{CAPEM: pki.caPEM}), token)
+	// Only the code is checked: in TLS 1.3 the client's side of the handshake is done before the
+	// broker refuses it, so the client may read the broker's alert ("certificate required") or just
+	// find the socket closed ("broken pipe"), as the timing falls.
 	_, err := without.Publish(ctx, switchyard.Message{Topic: "secure.x"})
-	handshakeFailed(t, err, "certificate required")
+	if !errors.Is(err, switchyard.ErrUnavailable) {
+		t.Fatalf("without a client certificate: publish returned %v, want ErrUnavailable", err)
+	}
 }
 
 // A token over plaintext works: the broker allows it (on loopback it is the usual setup).

@@ -164,10 +164,13 @@ test("mutual TLS needs the client's certificate", { timeout: 30_000 }, async () 
   const args = [...tlsFlags, "--tls-client-ca", pki.caFile, ...authFlags];
   await withBroker(args, mutual, async (broker) => {
     await roundtrip(broker.client);
+    // Only the code is checked: in TLS 1.3 the client's side of the handshake is done before the
+    // broker refuses it, so the client may read the broker's alert ("certificate required") or just
+    // find the socket closed, as the timing falls.
     await withClient(broker.address, trusted, async (client) => {
       await assert.rejects(
         client.publish({ topic: "secure.x" }),
-        refused(SwitchyardError, Status.UNAVAILABLE, /certificate required/),
+        refused(SwitchyardError, Status.UNAVAILABLE),
       );
     });
   });
