@@ -4,7 +4,6 @@ package switchyard
 
 import (
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	pb "github.com/switchyard/switchyard/clients/go/gen/switchyard/v1"
 )
@@ -19,14 +18,22 @@ type Client struct {
 }
 
 // Dial makes a client of the broker at target ("127.0.0.1:50051", or any gRPC target). The
-// connection is plaintext unless opts give other transport credentials: for a broker serving TLS
-// (or mutual TLS), pass grpc.WithTransportCredentials(credentials.NewTLS(cfg)), which replaces the
-// plaintext default. This package has no option for the broker's bearer tokens; a
-// grpc.WithPerRPCCredentials whose credentials add "authorization: Bearer <token>" to every call
-// gives one. Like grpc.NewClient, it does not wait for the connection: the first call makes it.
-func Dial(target string, opts ...grpc.DialOption) (*Client, error) {
-	opts = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)
-	conn, err := grpc.NewClient(target, opts...)
+// connection is plaintext without a token unless opts say otherwise: [WithTLS] for a broker serving
+// TLS or mutual TLS, [WithToken] for one with authentication on, [WithDialOptions] for any other gRPC
+// setting. An option that cannot be used (a CA that is not PEM, a certificate without its key) is an
+// [ErrInvalidArgument] whose Field names it. Like grpc.NewClient, Dial does not wait for the
+// connection: the first call makes it, and a failed handshake fails that call with
+// [ErrUnavailable].
+func Dial(target string, opts ...Option) (*Client, error) {
+	var cfg dialConfig
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	grpcOpts, err := cfg.grpcOptions()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient(target, grpcOpts...)
 	if err != nil {
 		return nil, wrap("dial", err)
 	}

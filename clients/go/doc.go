@@ -9,9 +9,12 @@
 //   - request/reply: [Client.Request], and [Client.Serve] to answer requests;
 //   - group administration: [Client.DeclareGroup], [Client.ListGroups], [Client.DeleteGroup].
 //
+// [Dial] connects over plaintext without a token unless told otherwise: [WithTLS] for TLS and
+// mutual TLS, [WithToken] for a broker with authentication on.
+//
 // Every call takes a context: its deadline bounds the call, and cancelling it ends a stream.
 // Failures are *[Error] values, to be tested with errors.Is against [ErrNoResponders],
-// [ErrTimedOut], [ErrInvalidArgument] and the other sentinels.
+// [ErrTimedOut], [ErrInvalidArgument], [ErrUnauthenticated] and the other sentinels.
 //
 // Streams do not reconnect: when the connection drops, a Subscription or Consumer ends with an
 // [ErrUnavailable] error and the caller subscribes or consumes again. The generated gRPC code is in

@@ -36,6 +36,12 @@ var (
 	ErrTimedOut = errors.New("timed out")
 	// ErrUnavailable: the broker is shutting down or cannot be reached.
 	ErrUnavailable = errors.New("unavailable")
+	// ErrUnauthenticated: the broker has authentication on and the call carried no token, or one it
+	// does not know (see WithToken).
+	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrPermissionDenied: the token is known but may not do this (publish to that topic, subscribe
+	// to that pattern, an admin call without "admin": true). Error.Field names the field.
+	ErrPermissionDenied = errors.New("permission denied")
 	// ErrUnknownDelivery: an Ack, Nack, Reject or Extend named a delivery that is not outstanding
 	// (already settled, redelivered under a new id, or its consumer's stream ended). Nothing
 	// happened to it.
@@ -50,7 +56,7 @@ type Error struct {
 	Op string
 	// Code is the gRPC status code (codes.OK for ErrUnknownDelivery, which is no status).
 	Code codes.Code
-	// Field is, for ErrInvalidArgument, the path of the field the broker named, such as
+	// Field is, for ErrInvalidArgument and ErrPermissionDenied, the path of the field the broker named, such as
 	// "messages[1].payload" or "topic"; empty otherwise.
 	Field string
 	// Message is the broker's message, e.g. "messages[1].payload: is 2048 bytes, more than the limit
@@ -106,6 +112,10 @@ func kindOf(code codes.Code, message string) error {
 		return ErrUnavailable
 	case codes.DeadlineExceeded:
 		return ErrTimedOut
+	case codes.Unauthenticated:
+		return ErrUnauthenticated
+	case codes.PermissionDenied:
+		return ErrPermissionDenied
 	case codes.Canceled:
 		return context.Canceled
 	}
@@ -127,8 +137,9 @@ func wrap(op string, err error) error {
 		st = status.FromContextError(err)
 	}
 	e := &Error{Op: op, Code: st.Code(), Message: st.Message(), kind: kindOf(st.Code(), st.Message())}
-	if e.Code == codes.InvalidArgument {
-		// The broker starts the message with the field's path: "messages[1].payload: is 2048 bytes".
+	if e.Code == codes.InvalidArgument || e.Code == codes.PermissionDenied {
+		// The broker starts the message with the field's path: "messages[1].payload: is 2048 bytes",
+		// "topic: token reader may not subscribe to orders.>".
 		if field, _, found := strings.Cut(e.Message, ": "); found && !strings.ContainsAny(field, " \t") {
 			e.Field = field
 		}

@@ -29,6 +29,8 @@ func TestWrapMapsCodes(t *testing.T) {
 		{codes.Unavailable, "connection refused", ErrUnavailable},
 		{codes.DeadlineExceeded, "no reply within 5000 ms", ErrTimedOut},
 		{codes.Canceled, "context canceled", context.Canceled},
+		{codes.Unauthenticated, "missing or unknown bearer token", ErrUnauthenticated},
+		{codes.PermissionDenied, "topic: token reader may not subscribe to orders.>", ErrPermissionDenied},
 	}
 	for _, c := range cases {
 		err := wrap("op", status.Error(c.code, c.message))

@@ -148,15 +148,25 @@ func waitReady(path string, exited <-chan error) (ready, error) {
 // setup starts a server with flags and returns a client of it and a context that bounds the test.
 func setup(t *testing.T, flags ...string) (*switchyard.Client, context.Context) {
 	t.Helper()
-	addr := startServer(t, flags...)
-	client, err := switchyard.Dial(addr)
+	return dial(t, startServer(t, flags...)), testContext(t)
+}
+
+// dial makes a client of addr with opts, closed when the test ends.
+func dial(t *testing.T, addr string, opts ...switchyard.Option) *switchyard.Client {
+	t.Helper()
+	client, err := switchyard.Dial(addr, opts...)
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
 	t.Cleanup(func() { _ = client.Close() })
+	return client
+}
+
+// testContext ends testTimeout after it is made, or when the test ends.
+func testContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	t.Cleanup(cancel)
-	return client, ctx
+	return ctx
 }
 
 func publish(t *testing.T, ctx context.Context, c *switchyard.Client, topic, payload string) switchyard.Published {

@@ -3,7 +3,7 @@
 import {
   type ChannelCredentials,
   type ChannelOptions,
-  credentials as grpcCredentials,
+  type ClientOptions as GrpcClientOptions,
 } from "@grpc/grpc-js";
 import { AdminClient } from "./gen/switchyard/v1/admin.js";
 import {
@@ -23,6 +23,7 @@ import {
   fromGrpcError,
 } from "./errors.js";
 import { type RequestHandler, Responder, type ServeOptions } from "./responder.js";
+import { type TlsOptions, bearerToken, channelCredentials, tlsChannelOptions } from "./security.js";
 import { Subscription } from "./subscription.js";
 import { unary } from "./unary.js";
 import {
@@ -45,8 +46,22 @@ export interface ClientOptions {
    */
   callTimeoutMs?: number;
   /**
-   * Default: plaintext. For a broker serving TLS, `credentials.createSsl(...)`; combined with call
-   * credentials that add `authorization: Bearer <token>` for one with tokens.
+   * Speak TLS to a broker started with `--tls-cert` and `--tls-key`: `{ ca }` to trust the CA that
+   * signed its certificate (`{}` trusts the system's roots), with `cert` and `key` for mutual TLS
+   * (`--tls-client-ca`), and `serverName` when the certificate names another host. Default:
+   * plaintext.
+   */
+  tls?: TlsOptions;
+  /**
+   * Sent as `authorization: Bearer <token>` on every call, streams included, for a broker started
+   * with `--auth-token` or `--auth-file`. Without `tls` it crosses the connection in clear text: the
+   * broker allows that, which is fine on loopback, but anyone on the path between two hosts can
+   * read it and use it.
+   */
+  token?: string;
+  /**
+   * grpc-js channel credentials of your own, instead of `tls` (giving both is a `TypeError`).
+   * Default: plaintext.
    */
   credentials?: ChannelCredentials;
   /** Passed to grpc-js as they are, e.g. `{ "grpc.keepalive_time_ms": 20000 }`. */
@@ -91,11 +106,17 @@ export class Client {
       options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
       "callTimeoutMs",
     );
-    const credentials = options.credentials ?? grpcCredentials.createInsecure();
-    this.broker = new BrokerClient(address, credentials, options.channelOptions);
-    // One channel for both services: the Admin stub rides on the Broker stub's connection.
-    const admin = new AdminClient(address, credentials, {
+    const credentials = channelCredentials(options);
+    const grpcOptions: Partial<GrpcClientOptions> = {
+      ...tlsChannelOptions(options.tls),
       ...options.channelOptions,
+      ...(options.token === undefined ? {} : { interceptors: [bearerToken(options.token)] }),
+    };
+    this.broker = new BrokerClient(address, credentials, grpcOptions);
+    // One channel for both services: the Admin stub rides on the Broker stub's connection, and has
+    // the token's interceptor too (interceptors belong to a stub, not to its channel).
+    const admin = new AdminClient(address, credentials, {
+      ...grpcOptions,
       channelOverride: this.broker.getChannel(),
     });
     this.admin = new Admin(admin, this.callTimeoutMs);

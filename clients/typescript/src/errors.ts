@@ -11,8 +11,8 @@ export class SwitchyardError extends Error {
   /** The broker's message without the code, e.g. `messages[0].topic: is empty`. */
   readonly details: string;
   /**
-   * For `INVALID_ARGUMENT`: the path of the offending input as the broker names it
-   * (`messages[1].payload`, `group`, `timeout_ms`); otherwise undefined.
+   * For `INVALID_ARGUMENT` and `PERMISSION_DENIED`: the path of the offending input as the broker
+   * names it (`messages[1].payload`, `group`, `timeout_ms`, `topic`); otherwise undefined.
    */
   readonly field: string | undefined;
 
@@ -21,7 +21,10 @@ export class SwitchyardError extends Error {
     this.name = "SwitchyardError";
     this.code = code;
     this.details = details;
-    this.field = code === Status.INVALID_ARGUMENT ? FIELD.exec(details)?.[1] : undefined;
+    this.field =
+      code === Status.INVALID_ARGUMENT || code === Status.PERMISSION_DENIED
+        ? FIELD.exec(details)?.[1]
+        : undefined;
   }
 }
 
@@ -49,6 +52,28 @@ export class TimedOutError extends SwitchyardError {
   }
 }
 
+/**
+ * The broker has authentication on and the call carried no token, or one it does not know
+ * (`UNAUTHENTICATED`; see `ClientOptions.token`).
+ */
+export class UnauthenticatedError extends SwitchyardError {
+  constructor(details: string, options?: { cause?: unknown }) {
+    super(Status.UNAUTHENTICATED, details, options);
+    this.name = "UnauthenticatedError";
+  }
+}
+
+/**
+ * The token is known but may not do this: publish to that topic, subscribe to that pattern, an admin
+ * call without `"admin": true` (`PERMISSION_DENIED`). `field` names the input refused.
+ */
+export class PermissionDeniedError extends SwitchyardError {
+  constructor(details: string, options?: { cause?: unknown }) {
+    super(Status.PERMISSION_DENIED, details, options);
+    this.name = "PermissionDeniedError";
+  }
+}
+
 /** The leading `path: ` of an INVALID_ARGUMENT message (`messages[2].topic: …`). */
 const FIELD = /^([A-Za-z_][\w.[\]]*): /;
 
@@ -58,7 +83,15 @@ export function fromGrpcError(error: unknown): Error {
     return error;
   }
   if (isServiceError(error)) {
-    return new SwitchyardError(error.code, error.details, { cause: error });
+    const options = { cause: error };
+    switch (error.code) {
+      case Status.UNAUTHENTICATED:
+        return new UnauthenticatedError(error.details, options);
+      case Status.PERMISSION_DENIED:
+        return new PermissionDeniedError(error.details, options);
+      default:
+        return new SwitchyardError(error.code, error.details, options);
+    }
   }
   return error instanceof Error ? error : new Error(String(error));
 }

@@ -8,14 +8,24 @@
  * - request/reply: `request` (with `NoRespondersError` and `TimedOutError`) and the responder `serve`;
  * - group administration: `client.admin`.
  *
+ * TLS, mutual TLS and the bearer token are `ClientOptions.tls` and `ClientOptions.token`.
+ *
  * @packageDocumentation
  */
 
 export { Admin, type GroupSettings } from "./admin.js";
 export { Client, type ClientOptions, type RequestOptions } from "./client.js";
 export { type ConsumeOptions, Consumer, Delivery } from "./consumer.js";
-export { NoRespondersError, Status, SwitchyardError, TimedOutError } from "./errors.js";
+export {
+  NoRespondersError,
+  PermissionDeniedError,
+  Status,
+  SwitchyardError,
+  TimedOutError,
+  UnauthenticatedError,
+} from "./errors.js";
 export { type Reply, type RequestHandler, Responder, type ServeOptions } from "./responder.js";
+export { type Pem, type TlsOptions } from "./security.js";
 export { ServerStream } from "./stream.js";
 export { Subscription, type SubscriptionEvent } from "./subscription.js";
 export type {

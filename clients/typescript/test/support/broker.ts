@@ -8,15 +8,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before } from "node:test";
-import { Client } from "@switchyard/client";
+import { Client, type ClientOptions } from "@switchyard/client";
 
 /** A running broker and a client connected to it. */
 export interface TestBroker {
   /** `127.0.0.1:PORT`, as the broker's ready file names it. */
   readonly address: string;
   readonly client: Client;
-  /** Another connection, for tests that need one (a stalled stream must not hold up others). */
-  connect(): Promise<Client>;
+  /**
+   * Another connection, for tests that need one (a stalled stream must not hold up others), with
+   * `options` over the ones the broker was started with.
+   */
+  connect(options?: ClientOptions): Promise<Client>;
   /** What the broker logged so far, for failure messages. */
   log(): string;
   /** Stops the broker as an operator would (SIGTERM, then SIGKILL after 5 s), leaving clients open. */
@@ -44,8 +47,14 @@ function cleanEnvironment(): NodeJS.ProcessEnv {
   );
 }
 
-/** Starts a broker with `args` added to `--listen 127.0.0.1:0`. */
-export async function startBroker(args: string[] = []): Promise<TestBroker> {
+/**
+ * Starts a broker with `args` added to `--listen 127.0.0.1:0`; its clients connect with
+ * `clientOptions` (TLS and a token, for a broker started with them).
+ */
+export async function startBroker(
+  args: string[] = [],
+  clientOptions: ClientOptions = {},
+): Promise<TestBroker> {
   const bin = process.env.SWITCHYARD_BIN;
   if (!bin) {
     throw new Error("SWITCHYARD_BIN must name the switchyard server binary");
@@ -106,8 +115,12 @@ export async function startBroker(args: string[] = []): Promise<TestBroker> {
   const address = ready.listen;
 
   const clients: Client[] = [];
-  const connect = async () => {
-    const client = await Client.connect(address, { callTimeoutMs: 5_000 });
+  const connect = async (options: ClientOptions = {}) => {
+    const client = await Client.connect(address, {
+      callTimeoutMs: 5_000,
+      ...clientOptions,
+      ...options,
+    });
     clients.push(client);
     return client;
   };
@@ -165,11 +178,14 @@ async function stopChild(child: ChildProcess): Promise<void> {
  * One broker for the tests of a file: started in `before`, stopped in `after`. The object can be
  * used at the top of the file; its members reach the broker once it runs.
  */
-export function brokerForThisFile(args: string[] = []): TestBroker {
+export function brokerForThisFile(
+  args: string[] = [],
+  clientOptions: ClientOptions = {},
+): TestBroker {
   let current: TestBroker | undefined;
   before(
     async () => {
-      current = await startBroker(args);
+      current = await startBroker(args, clientOptions);
     },
     { timeout: START_TIMEOUT_MS * 2 },
   );
@@ -192,7 +208,7 @@ export function brokerForThisFile(args: string[] = []): TestBroker {
     get client() {
       return running().client;
     },
-    connect: () => running().connect(),
+    connect: (options) => running().connect(options),
     log: () => running().log(),
     shutdown: () => running().shutdown(),
     stop: () => running().stop(),
