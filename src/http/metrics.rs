@@ -94,7 +94,7 @@ impl Scrape {
     }
 
     fn seconds(&mut self, name: &str, help: &str, value: f64) {
-        let gauge = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        let gauge = Seconds::default();
         gauge.set(value);
         self.add(name, help, gauge);
     }
@@ -105,39 +105,66 @@ impl Scrape {
         self.add(name, help, counter);
     }
 
-    fn gauges<L>(&mut self, name: &str, help: &str, series: impl IntoIterator<Item = (L, u64)>)
-    where
-        L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static,
+    /// One family of metrics `M`, one series per label set, each set from its value by `set`.
+    fn family<L, M, V>(
+        &mut self,
+        name: &str,
+        help: &str,
+        series: impl IntoIterator<Item = (L, V)>,
+        set: impl Fn(&M, V),
+    ) where
+        L: Labels,
+        M: Default + std::fmt::Debug + Send + Sync + 'static,
+        Family<L, M>: Metric,
     {
-        let family = Family::<L, Gauge>::default();
+        let family = Family::<L, M>::default();
         for (labels, value) in series {
-            family.get_or_create(&labels).set(clamp(value));
+            set(&family.get_or_create(&labels), value);
         }
         self.add(name, help, family);
+    }
+
+    fn gauges<L>(&mut self, name: &str, help: &str, series: impl IntoIterator<Item = (L, u64)>)
+    where
+        L: Labels,
+    {
+        self.family(name, help, series, |gauge: &Gauge, value| {
+            gauge.set(clamp(value));
+        });
     }
 
     fn seconds_by<L>(&mut self, name: &str, help: &str, series: impl IntoIterator<Item = (L, f64)>)
     where
-        L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static,
+        L: Labels,
     {
-        let family = Family::<L, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
-        for (labels, value) in series {
-            family.get_or_create(&labels).set(value);
-        }
-        self.add(name, help, family);
+        self.family(name, help, series, |gauge: &Seconds, value| {
+            gauge.set(value);
+        });
     }
 
     fn counters<L>(&mut self, name: &str, help: &str, series: impl IntoIterator<Item = (L, u64)>)
     where
-        L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static,
+        L: Labels,
     {
-        let family = Family::<L, Counter>::default();
-        for (labels, value) in series {
-            family.get_or_create(&labels).inc_by(value);
-        }
-        self.add(name, help, family);
+        self.family(name, help, series, |counter: &Counter, value| {
+            counter.inc_by(value);
+        });
     }
 }
+
+/// What a family's label set must be.
+trait Labels:
+    EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static
+{
+}
+
+impl<T> Labels for T where
+    T: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static
+{
+}
+
+/// A gauge of seconds (a float).
+type Seconds = Gauge<f64, std::sync::atomic::AtomicU64>;
 
 fn clamp(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
