@@ -55,7 +55,7 @@ type GroupInfo struct {
 }
 
 // DeclareGroup creates a group, or succeeds if an identical one exists. One with other settings is
-// ErrFailedPrecondition, naming the setting. A declared group stays until DeleteGroup.
+// ErrConflict, its Metadata naming the setting. A declared group stays until DeleteGroup.
 func (c *Client) DeclareGroup(ctx context.Context, g GroupConfig) error {
 	_, err := c.admin.DeclareGroup(ctx, &pb.DeclareGroupRequest{
 		Topic:           g.Topic,

@@ -22,7 +22,7 @@ const (
 	// ModeShared gives each message to one of the group's consumers (competing consumers).
 	ModeShared ConsumeMode = iota
 	// ModeExclusive has one active consumer, which gets the messages in publish order; others are
-	// refused (ErrFailedPrecondition) or, with Standby, wait to take over.
+	// refused (ErrExclusiveTaken) or, with Standby, wait to take over.
 	ModeExclusive
 )
 
@@ -73,7 +73,7 @@ type Consumer struct {
 
 // Consume joins the group (topic pattern, group), creating it with the broker's defaults if it does
 // not exist (use DeclareGroup for other settings). When Consume returns, the consumer is attached
-// (a standby is queued); an exclusive group that is taken is ErrFailedPrecondition here.
+// (a standby is queued); an exclusive group that is taken is ErrExclusiveTaken here.
 //
 //	cons, err := client.Consume(ctx, "images.resize", "workers", &switchyard.ConsumeOptions{Prefetch: 10})
 //	if err != nil { ... }

@@ -1,4 +1,4 @@
-// Status codes to sentinels, the field of an InvalidArgument, and durations on the wire.
+// Reasons and status codes to sentinels, the details an error keeps, and durations on the wire.
 
 package switchyard
 
@@ -9,41 +9,103 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
-// Each status code maps to its sentinel, and the error keeps the code and the broker's words.
-func TestWrapMapsCodes(t *testing.T) {
+// withReason is a status as the broker sends it: an ErrorInfo in the broker's domain, and any
+// other details given.
+func withReason(t *testing.T, code codes.Code, message, reason string, metadata map[string]string, more ...protoadapt.MessageV1) error {
+	t.Helper()
+	info := &errdetails.ErrorInfo{Reason: reason, Domain: reasonDomain, Metadata: metadata}
+	st, err := status.New(code, message).WithDetails(append([]protoadapt.MessageV1{info}, more...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Err()
+}
+
+// Each reason maps to its sentinel and the error also matches its code's; the error keeps the
+// code, the reason and the broker's words.
+func TestWrapMapsReasons(t *testing.T) {
 	cases := []struct {
-		code    codes.Code
-		message string
-		kind    error
+		code         codes.Code
+		reason       string
+		kind, family error
 	}{
-		{codes.InvalidArgument, "topic: is empty", ErrInvalidArgument},
-		{codes.ResourceExhausted, "messages[0]: group g is full (2 messages)", ErrGroupFull},
-		{codes.OutOfRange, "too big", ErrTooLarge},
-		{codes.FailedPrecondition, "group g is exclusive and already has an active consumer", ErrFailedPrecondition},
-		{codes.NotFound, "group g not found", ErrNotFound},
-		{codes.Unavailable, "no responders for topic svc.x", ErrNoResponders},
-		{codes.Unavailable, "connection refused", ErrUnavailable},
-		{codes.DeadlineExceeded, "no reply within 5000 ms", ErrTimedOut},
-		{codes.Canceled, "context canceled", context.Canceled},
-		{codes.Unauthenticated, "missing or unknown bearer token", ErrUnauthenticated},
-		{codes.PermissionDenied, "topic: token reader may not subscribe to orders.>", ErrPermissionDenied},
+		{codes.InvalidArgument, "INVALID_ARGUMENT", ErrInvalidArgument, ErrInvalidArgument},
+		{codes.ResourceExhausted, "GROUP_FULL", ErrGroupFull, ErrResourceExhausted},
+		{codes.ResourceExhausted, "GROUP_BYTES_FULL", ErrGroupFull, ErrResourceExhausted},
+		{codes.ResourceExhausted, "MEMORY_FULL", ErrGroupFull, ErrResourceExhausted},
+		{codes.ResourceExhausted, "TOO_MANY_STREAMS", ErrResourceExhausted, ErrResourceExhausted},
+		{codes.FailedPrecondition, "GROUP_EXCLUSIVE_TAKEN", ErrExclusiveTaken, ErrFailedPrecondition},
+		{codes.FailedPrecondition, "MODE_MISMATCH", ErrConflict, ErrFailedPrecondition},
+		{codes.FailedPrecondition, "GROUP_CONFLICT", ErrConflict, ErrFailedPrecondition},
+		{codes.NotFound, "UNKNOWN_GROUP", ErrNotFound, ErrNotFound},
+		{codes.NotFound, "GROUP_DELETED", ErrNotFound, ErrNotFound},
+		{codes.Unavailable, "NO_RESPONDERS", ErrNoResponders, ErrUnavailable},
+		{codes.Unavailable, "SHUTTING_DOWN", ErrUnavailable, ErrUnavailable},
+		{codes.DeadlineExceeded, "REQUEST_TIMED_OUT", ErrTimedOut, ErrTimedOut},
+		{codes.Unauthenticated, "UNAUTHENTICATED", ErrUnauthenticated, ErrUnauthenticated},
+		{codes.PermissionDenied, "PERMISSION_DENIED", ErrPermissionDenied, ErrPermissionDenied},
+		{codes.PermissionDenied, "NOT_ADMIN", ErrPermissionDenied, ErrPermissionDenied},
 	}
 	for _, c := range cases {
-		err := wrap("op", status.Error(c.code, c.message))
+		metadata := map[string]string{"group": "g"}
+		err := wrap("op", withReason(t, c.code, "words", c.reason, metadata))
 		var e *Error
-		if !errors.Is(err, c.kind) || !errors.As(err, &e) || e.Code != c.code || e.Message != c.message {
-			t.Errorf("%v %q became %#v, want kind %v", c.code, c.message, err, c.kind)
+		if !errors.Is(err, c.kind) || !errors.Is(err, c.family) || !errors.As(err, &e) {
+			t.Errorf("%s became %#v, want %v and %v", c.reason, err, c.kind, c.family)
+			continue
 		}
-		if status.Code(err) != c.code {
-			t.Errorf("status.Code of %v = %v", err, status.Code(err))
+		if e.Code != c.code || e.Reason != c.reason || e.Metadata["group"] != "g" || e.Message != "words" {
+			t.Errorf("%s became %#v", c.reason, e)
+		}
+		if status.Code(err) != c.code || len(status.Convert(err).Details()) != 1 {
+			t.Errorf("the status of %v is %v, without its details", err, status.Convert(err))
+		}
+		var st interface{ GRPCStatus() *status.Status }
+		if !errors.As(errors.Unwrap(err), &st) || st.GRPCStatus().Code() != c.code {
+			t.Errorf("%v does not unwrap to its gRPC status", err)
 		}
 	}
-	if err := wrap("op", status.Error(codes.Unavailable, "connection refused")); errors.Is(err, ErrNoResponders) {
-		t.Error("a transport failure must not read as no responders")
+}
+
+// Without details the code alone picks the sentinel: the message's words count for nothing, and an
+// ErrorInfo of another domain is not the broker's.
+func TestWrapFallsBackToTheCode(t *testing.T) {
+	cases := []struct {
+		code codes.Code
+		kind error
+	}{
+		{codes.InvalidArgument, ErrInvalidArgument},
+		{codes.ResourceExhausted, ErrResourceExhausted},
+		{codes.OutOfRange, ErrTooLarge},
+		{codes.FailedPrecondition, ErrFailedPrecondition},
+		{codes.NotFound, ErrNotFound},
+		{codes.Unavailable, ErrUnavailable},
+		{codes.DeadlineExceeded, ErrTimedOut},
+		{codes.Canceled, context.Canceled},
+		{codes.Unauthenticated, ErrUnauthenticated},
+		{codes.PermissionDenied, ErrPermissionDenied},
+	}
+	for _, c := range cases {
+		err := wrap("op", status.Error(c.code, "no responders for topic svc.x"))
+		var e *Error
+		if !errors.Is(err, c.kind) || !errors.As(err, &e) || e.Code != c.code || e.Reason != "" {
+			t.Errorf("%v became %#v, want kind %v", c.code, err, c.kind)
+		}
+		if errors.Is(err, ErrNoResponders) {
+			t.Errorf("%v: the message's words made it ErrNoResponders", c.code)
+		}
+	}
+	info := &errdetails.ErrorInfo{Reason: "NO_RESPONDERS", Domain: "proxy.example"}
+	st, _ := status.New(codes.Unavailable, "upstream").WithDetails(info)
+	if err := wrap("op", st.Err()); errors.Is(err, ErrNoResponders) {
+		t.Errorf("another domain's reason was read as the broker's: %#v", err)
 	}
 	if err := wrap("request", status.Error(codes.DeadlineExceeded, "late")); !errors.Is(err, context.DeadlineExceeded) {
 		t.Error("ErrTimedOut should also be context.DeadlineExceeded")
@@ -56,19 +118,26 @@ func TestWrapMapsCodes(t *testing.T) {
 	}
 }
 
-// The field of an InvalidArgument is the path the broker's message starts with.
-func TestInvalidArgumentField(t *testing.T) {
-	for message, field := range map[string]string{
-		"messages[1].payload: is 2048 bytes, more than the limit of 1024": "messages[1].payload",
-		"topic: `>` must be the last token":                               "topic",
-		"something odd happened: yes":                                     "",
-		"no colon at all":                                                 "",
-	} {
-		var e *Error
-		errors.As(wrap("op", status.Error(codes.InvalidArgument, message)), &e)
-		if e.Field != field {
-			t.Errorf("field of %q = %q, want %q", message, e.Field, field)
-		}
+// Field comes from the BadRequest and RetryAfter from the RetryInfo; neither is read from the text.
+func TestFieldAndRetryAfterFromDetails(t *testing.T) {
+	bad := &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
+		{Field: "messages[1].payload", Description: "is 2048 bytes"},
+	}}
+	var e *Error
+	errors.As(wrap("op", withReason(t, codes.InvalidArgument, "messages[1].payload: is 2048 bytes",
+		"INVALID_ARGUMENT", nil, bad)), &e)
+	if e.Field != "messages[1].payload" || e.RetryAfter != 0 {
+		t.Errorf("field %q, retry after %v", e.Field, e.RetryAfter)
+	}
+	retry := &errdetails.RetryInfo{RetryDelay: durationpb.New(100 * time.Millisecond)}
+	errors.As(wrap("op", withReason(t, codes.ResourceExhausted, "messages[0]: group g is full",
+		"GROUP_FULL", nil, retry)), &e)
+	if e.Field != "" || e.RetryAfter != 100*time.Millisecond {
+		t.Errorf("field %q, retry after %v", e.Field, e.RetryAfter)
+	}
+	errors.As(wrap("op", status.Error(codes.InvalidArgument, "topic: is empty")), &e)
+	if e.Field != "" {
+		t.Errorf("a field %q was read from the message", e.Field)
 	}
 }
 

@@ -50,7 +50,7 @@ func (c *Client) Request(ctx context.Context, msg Message) (*Message, error) {
 			// The caller did not cancel: the broker's gRPC layer did, when the call's deadline
 			// passed there before the broker's own timer (tonic reports that as CANCELLED "Timeout
 			// expired", not DEADLINE_EXCEEDED). For the caller it is the same timeout.
-			e.kind = ErrTimedOut
+			e.timedOut()
 		}
 		return nil, err
 	}

@@ -57,7 +57,8 @@ func TestTLSWithToken(t *testing.T) {
 	}
 }
 
-// No token, or one the broker does not know, is ErrUnauthenticated, on unary calls and streams.
+// No token, or one the broker does not know, is ErrUnauthenticated (reason UNAUTHENTICATED), on
+// unary calls and streams.
 func TestMissingOrWrongTokenIsUnauthenticated(t *testing.T) {
 	pki := newTestPKI(t)
 	addr := startSecureServer(t, pki, false)
@@ -68,8 +69,9 @@ func TestMissingOrWrongTokenIsUnauthenticated(t *testing.T) {
 		"wrong token": dial(t, addr, tlsOpt, switchyard.WithToken("not-a-token")),
 	} {
 		_, err := c.Publish(ctx, switchyard.Message{Topic: "secure.x"})
-		if !errors.Is(err, switchyard.ErrUnauthenticated) {
-			t.Errorf("%s: publish returned %v, want ErrUnauthenticated", name, err)
+		var e *switchyard.Error
+		if !errors.Is(err, switchyard.ErrUnauthenticated) || !errors.As(err, &e) || e.Reason != "UNAUTHENTICATED" {
+			t.Errorf("%s: publish returned %#v, want ErrUnauthenticated with its reason", name, err)
 		}
 		if _, err := c.Subscribe(ctx, "secure.>"); !errors.Is(err, switchyard.ErrUnauthenticated) {
 			t.Errorf("%s: subscribe returned %v, want ErrUnauthenticated", name, err)
@@ -77,7 +79,8 @@ func TestMissingOrWrongTokenIsUnauthenticated(t *testing.T) {
 	}
 }
 
-// A known token that may not do something is ErrPermissionDenied naming the field.
+// A known token that may not do something is ErrPermissionDenied naming the field: PERMISSION_DENIED
+// with the token and topic, or NOT_ADMIN for an admin call.
 func TestForbiddenIsPermissionDenied(t *testing.T) {
 	pki := newTestPKI(t)
 	addr := startSecureServer(t, pki, false)
@@ -86,11 +89,13 @@ func TestForbiddenIsPermissionDenied(t *testing.T) {
 	subscribe(t, ctx, c, "secure.>")
 	_, err := c.Publish(ctx, switchyard.Message{Topic: "secure.x"})
 	var e *switchyard.Error
-	if !errors.Is(err, switchyard.ErrPermissionDenied) || !errors.As(err, &e) || e.Field != "messages[0].topic" {
-		t.Fatalf("publish returned %#v, want ErrPermissionDenied on messages[0].topic", err)
+	if !errors.Is(err, switchyard.ErrPermissionDenied) || !errors.As(err, &e) || e.Field != "messages[0].topic" ||
+		e.Reason != "PERMISSION_DENIED" || e.Metadata["token"] != "reader" || e.Metadata["topic"] != "secure.x" {
+		t.Fatalf("publish returned %#v, want PERMISSION_DENIED on messages[0].topic", err)
 	}
-	if _, err := c.ListGroups(ctx); !errors.Is(err, switchyard.ErrPermissionDenied) {
-		t.Fatalf("list groups returned %v, want ErrPermissionDenied", err)
+	_, err = c.ListGroups(ctx)
+	if !errors.Is(err, switchyard.ErrPermissionDenied) || !errors.As(err, &e) || e.Reason != "NOT_ADMIN" {
+		t.Fatalf("list groups returned %#v, want ErrPermissionDenied with NOT_ADMIN", err)
 	}
 }
 
