@@ -15,13 +15,7 @@ import {
 } from "./gen/switchyard/v1/broker.js";
 import { Admin } from "./admin.js";
 import { type ConsumeOptions, Consumer, Settler } from "./consumer.js";
-import {
-  NoRespondersError,
-  Status,
-  SwitchyardError,
-  TimedOutError,
-  fromGrpcError,
-} from "./errors.js";
+import { Status, SwitchyardError, TimedOutError, fromGrpcError } from "./errors.js";
 import { type RequestHandler, Responder, type ServeOptions } from "./responder.js";
 import { type TlsOptions, bearerToken, channelCredentials, tlsChannelOptions } from "./security.js";
 import { Subscription } from "./subscription.js";
@@ -220,7 +214,7 @@ export class Client {
         wireTimeoutMs + REQUEST_CALL_GRACE_MS,
       );
     } catch (error) {
-      throw requestError(fromGrpcError(error), message.topic, timeoutMs);
+      throw requestError(fromGrpcError(error), timeoutMs);
     }
     if (!response.reply) {
       throw new SwitchyardError(Status.INTERNAL, "the broker sent an empty reply");
@@ -277,16 +271,19 @@ export class Client {
   }
 }
 
-/** A failed Request call as the error a caller matches on. */
-function requestError(error: Error, topic: string, timeoutMs: number): Error {
-  if (!(error instanceof SwitchyardError)) {
-    return error;
-  }
-  if (error.code === Status.UNAVAILABLE && error.details.startsWith("no responders")) {
-    return new NoRespondersError(topic, error.details, { cause: error });
-  }
-  if (error.code === Status.DEADLINE_EXCEEDED) {
-    return new TimedOutError(timeoutMs, error.details, { cause: error });
+/**
+ * A failed Request call as the error a caller matches on. The broker's refusals are classed by their
+ * reason already; what is left is the call's own deadline (no reason), which a request's caller
+ * sees as its timeout too.
+ */
+function requestError(error: Error, timeoutMs: number): Error {
+  if (
+    error instanceof SwitchyardError &&
+    !(error instanceof TimedOutError) &&
+    error.reason === undefined &&
+    error.code === Status.DEADLINE_EXCEEDED
+  ) {
+    return new TimedOutError(error.code, error.details, { cause: error, timeoutMs });
   }
   return error;
 }

@@ -8,6 +8,9 @@
  * - request/reply: `request` (with `NoRespondersError` and `TimedOutError`) and the responder `serve`;
  * - group administration: `client.admin`.
  *
+ * Errors are `SwitchyardError`s, of a subclass per broker reason (`FullError`, `ConflictError`, …)
+ * with the reason, its metadata, the offending `field` and `retryAfterMs` (README "Errors").
+ *
  * TLS, mutual TLS and the bearer token are `ClientOptions.tls` and `ClientOptions.token`.
  *
  * @packageDocumentation
@@ -17,12 +20,20 @@ export { Admin, type GroupSettings } from "./admin.js";
 export { Client, type ClientOptions, type RequestOptions } from "./client.js";
 export { type ConsumeOptions, Consumer, Delivery } from "./consumer.js";
 export {
+  ConflictError,
+  ExclusiveTakenError,
+  FullError,
+  InvalidArgumentError,
   NoRespondersError,
+  NotFoundError,
   PermissionDeniedError,
+  type RefusalOptions,
   Status,
+  type StatusDetails,
   SwitchyardError,
   TimedOutError,
   UnauthenticatedError,
+  fromStreamError,
 } from "./errors.js";
 export { type Reply, type RequestHandler, Responder, type ServeOptions } from "./responder.js";
 export { type Pem, type TlsOptions } from "./security.js";

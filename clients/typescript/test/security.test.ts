@@ -74,11 +74,19 @@ async function roundtrip(client: Client): Promise<void> {
   assert.equal(event.kind === "message" && event.message.payload.toString(), "over tls");
 }
 
-/** A matcher for `assert.rejects`: an error of `type` with `code`. */
-function refused(type: new (...args: never[]) => SwitchyardError, code: Status, details?: RegExp) {
+/** A matcher for `assert.rejects`: an error of `type` with `code`, and `reason` when given. */
+function refused(
+  type: new (...args: never[]) => SwitchyardError,
+  code: Status,
+  details?: RegExp,
+  reason?: string,
+) {
   return (error: unknown) => {
     assert.ok(error instanceof type, `expected a ${type.name}, got ${String(error)}`);
     assert.equal(error.code, code, `code of "${error.message}"`);
+    if (reason !== undefined) {
+      assert.equal(error.reason, reason, `reason of "${error.message}"`);
+    }
     if (details) {
       assert.match(error.details, details);
     }
@@ -99,7 +107,12 @@ test("a missing or wrong token is UnauthenticatedError", { timeout: 30_000 }, as
   await withBroker([...tlsFlags, ...authFlags], trusted, async (broker) => {
     for (const token of [undefined, "not-a-token"]) {
       const client = await broker.connect({ tls: { ca: pki.caPem }, token });
-      const unauthenticated = refused(UnauthenticatedError, Status.UNAUTHENTICATED);
+      const unauthenticated = refused(
+        UnauthenticatedError,
+        Status.UNAUTHENTICATED,
+        undefined,
+        "UNAUTHENTICATED",
+      );
       await assert.rejects(client.publish({ topic: "secure.x" }), unauthenticated);
       await assert.rejects(client.subscribe("secure.>"), unauthenticated);
       await assert.rejects(client.admin.listGroups(), unauthenticated);
@@ -113,13 +126,19 @@ test("a forbidden call is PermissionDeniedError", { timeout: 30_000 }, async () 
     const reader = await broker.connect({ token: "reader-secret" });
     await (await reader.subscribe("secure.>")).close();
     await assert.rejects(reader.publish({ topic: "secure.x" }), (error: unknown) => {
-      refused(PermissionDeniedError, Status.PERMISSION_DENIED)(error);
+      refused(
+        PermissionDeniedError,
+        Status.PERMISSION_DENIED,
+        undefined,
+        "PERMISSION_DENIED",
+      )(error);
       assert.equal((error as SwitchyardError).field, "messages[0].topic");
+      assert.equal((error as SwitchyardError).metadata["token"], "reader");
       return true;
     });
     await assert.rejects(
       reader.admin.listGroups(),
-      refused(PermissionDeniedError, Status.PERMISSION_DENIED),
+      refused(PermissionDeniedError, Status.PERMISSION_DENIED, undefined, "NOT_ADMIN"),
     );
   });
 });
