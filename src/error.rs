@@ -45,8 +45,8 @@ pub enum BrokerError {
         existing: String,
         requested: String,
     },
-    #[error("group {group} not found")]
-    GroupNotFound { group: String },
+    #[error("group {group} on {pattern} not found")]
+    GroupNotFound { group: String, pattern: String },
     /// The group was deleted while this consumer was attached.
     #[error("group {group} was deleted")]
     GroupDeleted { group: String },

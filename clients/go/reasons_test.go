@@ -71,12 +71,12 @@ func TestReasonInvalidArgument(t *testing.T) {
 	}
 }
 
-// Deleting a group that does not exist is UNKNOWN_GROUP. Its "group" metadata is not checked: this
-// broker writes it as "nobody on jobs" here but as the bare name for the other reasons.
+// Deleting a group that does not exist is UNKNOWN_GROUP, naming the group and its topic.
 func TestReasonUnknownGroup(t *testing.T) {
 	client, ctx := setup(t)
 	err := client.DeleteGroup(ctx, "jobs", "nobody")
-	expectReason(t, "delete", err, "UNKNOWN_GROUP", switchyard.ErrNotFound, nil)
+	want := map[string]string{"group": "nobody", "topic": "jobs"}
+	expectReason(t, "delete", err, "UNKNOWN_GROUP", switchyard.ErrNotFound, want)
 }
 
 // A second active consumer of an exclusive group is GROUP_EXCLUSIVE_TAKEN.

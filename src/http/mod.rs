@@ -262,7 +262,8 @@ async fn group<B: Broker>(
         .iter()
         .find(|info| info.pattern == pattern && info.group == name)
         .ok_or_else(|| BrokerError::GroupNotFound {
-            group: format!("{name} on {pattern}"),
+            group: name.to_string(),
+            pattern: pattern.to_string(),
         })?;
     let consumers = shared
         .monitored

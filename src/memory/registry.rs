@@ -132,7 +132,8 @@ impl Registry {
         let key = (pattern.clone(), name.clone());
         let Some((group, entry)) = by_key.remove(&key) else {
             return Err(BrokerError::GroupNotFound {
-                group: format!("{name} on {pattern}"),
+                group: name.to_string(),
+                pattern: pattern.to_string(),
             });
         };
         let dropped = group.close();
@@ -180,7 +181,8 @@ impl Registry {
             .get(&(pattern.clone(), name.clone()))
             .map(|(group, _)| Arc::clone(group))
             .ok_or_else(|| BrokerError::GroupNotFound {
-                group: format!("{name} on {pattern}"),
+                group: name.to_string(),
+                pattern: pattern.to_string(),
             })?;
         Ok(group.consumers())
     }

@@ -460,7 +460,10 @@ mod tests {
                 Code::FailedPrecondition,
             ),
             (
-                BrokerError::GroupNotFound { group: "g".into() },
+                BrokerError::GroupNotFound {
+                    group: "g".into(),
+                    pattern: "t".into(),
+                },
                 Code::NotFound,
             ),
             (

@@ -109,7 +109,9 @@ pub fn of_broker(error: &BrokerError) -> ErrorDetails {
                 .with("existing", existing)
                 .with("requested", requested)
         }
-        BrokerError::GroupNotFound { group } => Details::new("UNKNOWN_GROUP").with("group", group),
+        BrokerError::GroupNotFound { group, pattern } => Details::new("UNKNOWN_GROUP")
+            .with("group", group)
+            .with("topic", pattern),
         BrokerError::GroupDeleted { group } => Details::new("GROUP_DELETED").with("group", group),
         BrokerError::NoResponders { topic } => Details::new("NO_RESPONDERS").with("topic", topic),
         BrokerError::RequestTimedOut(timeout) => {
@@ -219,7 +221,10 @@ mod tests {
                 existing: "1".into(),
                 requested: "2".into(),
             },
-            BrokerError::GroupNotFound { group: group() },
+            BrokerError::GroupNotFound {
+                group: group(),
+                pattern: "t".into(),
+            },
             BrokerError::GroupDeleted { group: group() },
             BrokerError::NoResponders { topic: "t".into() },
             BrokerError::RequestTimedOut(Duration::from_secs(1)),
