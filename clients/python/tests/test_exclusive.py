@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from conftest import within
 
-from switchyard import Client, FailedPrecondition, Message
+from switchyard import Client, ExclusiveTaken, GroupConflict, Message
 
 
 async def test_a_standby_takes_over_what_the_active_consumer_left_in_order(client: Client, ns: str) -> None:
@@ -15,7 +15,7 @@ async def test_a_standby_takes_over_what_the_active_consumer_left_in_order(clien
     when the active one goes, gets its unacked messages first and then the rest, all in order."""
     topic = f"{ns}.bids"
     active = await client.consume(topic, "auction", exclusive=True)
-    with pytest.raises(FailedPrecondition, match="exclusive"):
+    with pytest.raises(ExclusiveTaken):
         await client.consume(topic, "auction", exclusive=True)
     async with client.consume(topic, "auction", exclusive=True, standby=True) as standby:
         await client.publish_batch([Message(topic=topic, payload=str(i).encode()) for i in range(5)])
@@ -43,8 +43,8 @@ async def test_a_standby_takes_over_what_the_active_consumer_left_in_order(clien
 async def test_a_group_s_mode_is_fixed(client: Client, ns: str) -> None:
     """A shared consumer on an exclusive group, or the other way round, is refused."""
     async with client.consume(f"{ns}.a", "g", exclusive=True):
-        with pytest.raises(FailedPrecondition):
+        with pytest.raises(GroupConflict, check=lambda e: e.reason == "MODE_MISMATCH"):
             await client.consume(f"{ns}.a", "g")
     async with client.consume(f"{ns}.b", "g"):
-        with pytest.raises(FailedPrecondition):
+        with pytest.raises(GroupConflict, check=lambda e: e.reason == "MODE_MISMATCH"):
             await client.consume(f"{ns}.b", "g", exclusive=True)

@@ -40,18 +40,22 @@ async def test_concurrent_requests_each_get_their_own_reply(client: Client, ns: 
 
 async def test_a_request_nobody_listens_for_fails_at_once(client: Client, ns: str) -> None:
     started = time.monotonic()
-    with pytest.raises(NoResponders, match=f"{ns}.svc.nobody"):
+    with pytest.raises(NoResponders) as refused:
         await client.request(f"{ns}.svc.nobody", "anyone?", timeout=5)
     assert time.monotonic() - started < 1
+    assert refused.value.reason == "NO_RESPONDERS"
+    assert refused.value.metadata == {"topic": f"{ns}.svc.nobody"}
 
 
 async def test_a_request_without_a_reply_times_out(client: Client, ns: str) -> None:
     """A subscriber that never answers: the request ends with TimedOut after its timeout."""
     async with client.subscribe(f"{ns}.svc.silent") as silent:
         started = time.monotonic()
-        with pytest.raises(TimedOut):
+        with pytest.raises(TimedOut) as late:
             await client.request(f"{ns}.svc.silent", "hello?", timeout=0.3)
         assert 0.25 <= time.monotonic() - started < 2
+        assert late.value.reason == "REQUEST_TIMED_OUT" and late.value.metadata == {"timeout_ms": "300"}
+        assert isinstance(late.value, TimeoutError)
         request = await within(anext(silent))
         assert isinstance(request, Message)
         assert request.reply_to.startswith("_INBOX.") and request.correlation_id

@@ -11,7 +11,8 @@ One `Client` serves the four patterns:
 It reaches a broker over plaintext or TLS (mutual TLS too), sending a bearer token if given: the
 `token` and `tls_*` arguments of `Client`.
 
-Failed calls raise a `SwitchyardError` subclass named after the broker's status code. The generated
+Failed calls raise a `SwitchyardError` subclass picked by the broker's reason (`GROUP_FULL`...), with
+`reason`, `metadata`, `field` and `retry_after` from the status's details. The generated
 protobuf and gRPC modules are in `switchyard.v1`.
 """
 
@@ -19,7 +20,10 @@ from switchyard._admin import Admin
 from switchyard._client import Client
 from switchyard._consumer import Consumer, Delivery
 from switchyard._errors import (
+    ExclusiveTaken,
     FailedPrecondition,
+    GroupConflict,
+    GroupFull,
     InvalidArgument,
     NoResponders,
     NotFound,
@@ -39,8 +43,11 @@ __all__ = [
     "Client",
     "Consumer",
     "Delivery",
+    "ExclusiveTaken",
     "FailedPrecondition",
     "Gap",
+    "GroupConflict",
+    "GroupFull",
     "GroupInfo",
     "Handler",
     "InvalidArgument",

@@ -35,7 +35,7 @@ class Admin:
         seconds (None: the broker's default); after `max_deliveries` deliveries (0: unlimited) a
         message that fails again goes to `dead_letter_topic`, or is discarded if there is none.
         A declared group stays until deleted. An existing group with other settings raises
-        `FailedPrecondition` naming the setting.
+        `GroupConflict` whose `metadata` names the setting.
         """
         request = admin_pb2.DeclareGroupRequest(
             topic=pattern,

@@ -126,7 +126,7 @@ class Client(Opens):
 
     async def publish_batch(self, messages: Iterable[Message]) -> list[Published]:
         """Publishes messages all or nothing: if one is invalid (`InvalidArgument`, naming
-        `messages[i]`) or a group it would go to is full (`ResourceExhausted`), none is routed.
+        `messages[i]`) or a group it would go to is full (`GroupFull`), none is routed.
         Returns what happened to each, in order."""
         request = broker_pb2.PublishRequest(messages=[message_to_pb(m) for m in messages])
         response = await unary(self._broker.Publish, request, self.timeout)

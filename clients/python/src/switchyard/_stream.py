@@ -72,7 +72,7 @@ class ServerStream(Opens, Generic[_Response]):
             if call.done():
                 code = await call.code()
                 if code != grpc.StatusCode.OK:
-                    raise error_from_status(code, await call.details())
+                    raise error_from_status(code, await call.details(), await call.trailing_metadata())
         return self
 
     async def close(self) -> None:
