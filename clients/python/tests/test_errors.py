@@ -144,7 +144,7 @@ async def test_deleting_an_unknown_group_is_not_found(client: Client, ns: str) -
     assert refused.value.code == grpc.StatusCode.NOT_FOUND
     assert refused.value.reason == "UNKNOWN_GROUP"
     # The broker names an unknown group with its topic, as "<group> on <topic>".
-    assert refused.value.metadata == {"group": f"nobody on {ns}.nothing"}
+    assert refused.value.metadata == {"group": "nobody", "topic": f"{ns}.nothing"}
 
 
 async def test_deleting_a_group_ends_its_consumers_with_not_found(client: Client, ns: str) -> None:
