@@ -143,7 +143,6 @@ async def test_deleting_an_unknown_group_is_not_found(client: Client, ns: str) -
         await client.admin.delete_group(f"{ns}.nothing", "nobody")
     assert refused.value.code == grpc.StatusCode.NOT_FOUND
     assert refused.value.reason == "UNKNOWN_GROUP"
-    # The broker names an unknown group with its topic, as "<group> on <topic>".
     assert refused.value.metadata == {"group": "nobody", "topic": f"{ns}.nothing"}
 
 
