@@ -257,8 +257,9 @@ pub struct GroupInfo {
     pub oldest_unacked: Option<SystemTime>,
 }
 
-/// What happened to a group's messages, counted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What happened to a group's messages, counted. Serializable, as cluster-mode nodes send theirs
+/// to each other.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GroupCounters {
     /// Deliveries made, redeliveries included.
     pub delivered: u64,

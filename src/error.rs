@@ -73,6 +73,13 @@ pub enum BrokerError {
     /// acknowledged, and the store takes no more writes (a retried fsync proves nothing).
     #[error("the durable store failed, nothing was stored: {reason}")]
     StorageFailed { reason: String },
+    /// Cluster mode: the NATS cluster did not answer or refused, so the call's outcome is what its
+    /// text says (a publish that fails here was not acknowledged and may be retried).
+    #[error("the NATS cluster is unavailable: {reason}")]
+    ClusterUnavailable { reason: String },
+    /// The backend in use does not do this yet; the text says what instead.
+    #[error("{what}")]
+    Unsupported { what: String },
 }
 
 impl From<crate::storage::CommitError> for BrokerError {

@@ -17,6 +17,7 @@ mod http;
 pub mod journal;
 pub mod memory;
 pub mod message;
+pub mod nats;
 pub mod ready;
 pub mod server;
 pub mod storage;

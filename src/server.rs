@@ -48,6 +48,8 @@ pub enum ServerError {
     #[error(transparent)]
     DataDir(#[from] crate::durable::OpenError),
     #[error(transparent)]
+    Nats(#[from] crate::nats::NatsError),
+    #[error(transparent)]
     Telemetry(#[from] TelemetryError),
     #[error("cannot listen for HTTP on {addr} (--http): {source}")]
     Http {
@@ -64,13 +66,17 @@ pub enum ServerError {
 }
 
 /// Serves the broker the configuration asks for on `listener` until `shutdown` resolves: in memory,
-/// or durable in `data_dir`.
+/// durable in `data_dir`, or a cluster-mode node over the NATS servers of `nats`.
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     config.validate()?;
+    if config.nats.is_some() {
+        let broker = crate::nats::NatsBroker::connect(config.clone()).await?;
+        return serve(listener, broker, config, shutdown).await;
+    }
     let broker = match &config.data_dir {
         None => MemoryBroker::new(config.clone()),
         Some(dir) => {

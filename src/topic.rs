@@ -126,6 +126,12 @@ impl Topic {
         Self(format!("{INBOX_PREFIX}{}", uuid::Uuid::new_v4().simple()).into())
     }
 
+    /// A fresh, unguessable reply inbox under `node` (one token): `_INBOX.<node>.<random>`, so
+    /// one subscription per node (cluster mode's) catches the replies to its requests.
+    pub fn new_inbox_under(node: &str) -> Self {
+        Self(format!("{INBOX_PREFIX}{node}.{}", uuid::Uuid::new_v4().simple()).into())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -10,6 +10,7 @@ use std::{
 
 use common::*;
 use switchyard::{config::Config, pb};
+use tonic::Code;
 
 /// Publish answers one `Published` per message, in order, with a broker-set UUID v7 id and the
 /// subscriber count, and every subscriber receives the message with that id, a `published_at` and
@@ -44,7 +45,8 @@ async fn publish_reports_ids_and_counts_and_delivers_every_field() {
             "Published[{n}].id {id} is a UUID v7"
         );
         assert_eq!(
-            entry.subscribers, 2,
+            entry.subscribers,
+            counted_subscribers(2),
             "Published[{n}] was offered to both subscribers"
         );
         assert_eq!(entry.groups, 0, "Published[{n}] matched no group");
@@ -152,7 +154,7 @@ async fn assert_pattern(server: &TestServer, pattern: &str, cases: &[(String, bo
         let published = publish_one(&mut broker, topic, topic.clone()).await;
         assert_eq!(
             published.subscribers,
-            u32::from(*matches),
+            counted_subscribers(u32::from(*matches)),
             "{topic} against {pattern}: subscriber count"
         );
     }
@@ -220,20 +222,41 @@ async fn literal_pattern_matches_only_the_same_topic() {
     assert_pattern(&server, &format!("{base}.a"), &cases).await;
 }
 
-/// Dropping a subscription's stream unsubscribes it: publishes stop counting it.
+/// Dropping a subscription's stream unsubscribes it: publishes stop counting it, and a request
+/// finds nobody to answer it (which every backend, cluster mode too, knows at once).
 #[tokio::test]
 async fn dropping_the_stream_unsubscribes() {
     let server = TestServer::start().await;
     let topic = unique("fanout.drop");
     let mut broker = server.broker().await;
+    let mut requester = server.broker().await;
+    let ask = |requester: &mut Broker| {
+        let request = pb::RequestRequest {
+            message: Some(message(&topic, "anyone?")),
+            timeout_ms: 100,
+        };
+        let mut requester = requester.clone();
+        async move { within("Request", requester.request(request)).await }
+    };
     let stream = subscribe_ok(&mut broker, &topic).await;
     assert_eq!(
         publish_one(&mut broker, &topic, "seen").await.subscribers,
-        1
+        counted_subscribers(1)
+    );
+    let asked = ask(&mut requester).await;
+    assert_eq!(
+        asked.map(drop).map_err(|status| status.code()),
+        Err(Code::DeadlineExceeded),
+        "a subscriber received the request and did not answer"
     );
     drop(stream);
     within("the dropped subscription to stop counting", async {
-        while publish_one(&mut broker, &topic, "unseen").await.subscribers != 0 {
+        loop {
+            let counted = publish_one(&mut broker, &topic, "unseen").await.subscribers;
+            let asked = ask(&mut requester).await.map(drop);
+            if counted == 0 && asked.is_err_and(|status| status.code() == Code::Unavailable) {
+                return;
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })

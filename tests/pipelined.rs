@@ -118,7 +118,8 @@ async fn publish_stream_routes_in_order_and_answers_refusals_in_place() {
     match first.result {
         Some(publish_stream_response::Result::Published(response)) => {
             assert_eq!(response.published.len(), 3);
-            assert!(response.published.iter().all(|p| p.subscribers == 1));
+            let counted = counted_subscribers(1);
+            assert!(response.published.iter().all(|p| p.subscribers == counted));
         }
         other => panic!("expected published, got {other:?}"),
     }

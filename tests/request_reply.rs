@@ -144,7 +144,8 @@ async fn replies_with_another_correlation_id_are_ignored() {
     let right = vec![reply_to(&seen, "right", &seen.correlation_id)];
     let published = publish_ok(&mut responder, right).await;
     assert_eq!(
-        published[0].subscribers, 1,
+        published[0].subscribers,
+        counted_subscribers(1),
         "the waiting requester counts as a subscriber"
     );
     let reply = within("the request to complete", pending)

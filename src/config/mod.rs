@@ -7,6 +7,7 @@
 
 mod file;
 mod http;
+mod nats;
 mod otlp;
 mod validate;
 
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use file::ConfigFileError;
 pub use http::{HttpAuth, HttpEndpoint, HttpListen};
+pub use nats::{NatsPrefix, NatsServers};
 pub use otlp::OtlpEndpoint;
 pub use validate::ConfigError;
 
@@ -387,6 +389,57 @@ pub struct Config {
     #[arg(long, env = "SWITCHYARD_OTLP_ENDPOINT", value_name = "URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub otlp_endpoint: Option<OtlpEndpoint>,
+
+    /// Cluster mode: keep groups and route messages through these NATS servers
+    /// (`nats://HOST:PORT`, comma separated), with JetStream.
+    ///
+    /// Every node given the same servers and `nats_prefix` serves the same topics and groups, and
+    /// keeps nothing that matters itself (the README's CLUSTERING section). Needs nats-server 2.11 or
+    /// later with JetStream on. Credentials may ride in a URL (`nats://user:pass@host`); unset, the
+    /// broker keeps everything in memory, or in `data_dir`.
+    #[arg(long, env = "SWITCHYARD_NATS", value_name = "URLS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats: Option<NatsServers>,
+
+    /// The first subject token and the stream name of this deployment in NATS.
+    ///
+    /// Deployments with different prefixes share a NATS cluster without seeing each other.
+    #[arg(long, env = "SWITCHYARD_NATS_PREFIX", value_name = "TOKEN", default_value = NatsPrefix::DEFAULT)]
+    pub nats_prefix: NatsPrefix,
+
+    /// Copies JetStream keeps of the stream and of every group: 1, 3 or 5.
+    ///
+    /// 3 survives the loss of one NATS server; 1 suits a single server (development). Fixed when the
+    /// stream is first created.
+    #[arg(
+        long,
+        env = "SWITCHYARD_NATS_REPLICAS",
+        value_name = "N",
+        default_value_t = 3
+    )]
+    pub nats_replicas: usize,
+
+    /// A NATS credentials file (`.creds`: a user JWT and its NKey seed), for servers with
+    /// decentralized authentication.
+    #[arg(long, env = "SWITCHYARD_NATS_CREDENTIALS", value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats_credentials: Option<PathBuf>,
+
+    /// PEM certificate authorities that sign the NATS servers' certificates; set, the connection
+    /// requires TLS.
+    #[arg(long, env = "SWITCHYARD_NATS_TLS_CA", value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats_tls_ca: Option<PathBuf>,
+
+    /// PEM client certificate for NATS servers that verify their clients (with `nats_tls_key`).
+    #[arg(long, env = "SWITCHYARD_NATS_TLS_CERT", value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats_tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `nats_tls_cert`.
+    #[arg(long, env = "SWITCHYARD_NATS_TLS_KEY", value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats_tls_key: Option<PathBuf>,
 }
 
 /// A human duration: `500ms`, `30s`, `2m`, `1h 30m`. A bare number is refused: its unit would be a

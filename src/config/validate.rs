@@ -93,6 +93,20 @@ impl Config {
                 "needs tls_cert and tls_key: client certificates are checked only over TLS".into(),
             );
         }
+        if self.nats.is_some() && self.data_dir.is_some() {
+            return fail(
+                "nats",
+                "cannot be set with data_dir: in cluster mode JetStream stores the groups".into(),
+            );
+        }
+        if ![1, 3, 5].contains(&self.nats_replicas) {
+            return fail("nats_replicas", "must be 1, 3 or 5".into());
+        }
+        match (&self.nats_tls_cert, &self.nats_tls_key) {
+            (Some(_), None) => return fail("nats_tls_cert", "needs nats_tls_key as well".into()),
+            (None, Some(_)) => return fail("nats_tls_key", "needs nats_tls_cert as well".into()),
+            _ => {}
+        }
         if self.tls_handshake_timeout.is_zero() {
             return fail("tls_handshake_timeout", "must be greater than 0".into());
         }

@@ -604,26 +604,13 @@ impl QueueGroup {
         };
         let forwards = dead
             .into_iter()
-            .map(|letter| {
-                let original = &letter.message;
-                let mut headers = original.headers().clone();
-                headers.insert("x-dead-letter-reason".into(), letter.reason.as_str().into());
-                headers.insert("x-original-topic".into(), original.topic().to_string());
-                headers.insert("x-dead-letter-group".into(), self.name.to_string());
-                headers.insert("x-delivery-attempts".into(), letter.attempts.to_string());
-                Forward {
-                    source: self.id,
-                    position: letter.position,
-                    letter: NewMessage {
-                        topic: topic.clone(),
-                        payload: original.payload_bytes(),
-                        headers,
-                        key: original.key().to_owned(),
-                        reply_to: original.reply_to().cloned(),
-                        correlation_id: original.correlation_id().to_owned(),
-                    },
-                    id: original.id(),
-                }
+            .map(|letter| Forward {
+                source: self.id,
+                position: letter.position,
+                letter: letter
+                    .reason
+                    .letter(&letter.message, &topic, &self.name, letter.attempts),
+                id: letter.message.id(),
             })
             .collect();
         (receipt, forwards)

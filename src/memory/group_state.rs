@@ -15,10 +15,11 @@ use std::{
 use tokio::{sync::Notify, time::Instant};
 
 use crate::{
-    broker::{ConsumeMode, ConsumerInfo, GroupCounters},
+    broker::{ConsumeMode, ConsumerInfo, GroupCounters, GroupSpec},
+    config::Config,
     journal::replay::Held,
-    message::Message,
-    topic::Topic,
+    message::{Message, NewMessage},
+    topic::{GroupName, Topic},
 };
 
 /// What a group was created with. Fixed for its lifetime.
@@ -33,6 +34,78 @@ pub struct GroupSettings {
     /// `None`: redeliver forever.
     pub max_deliveries: Option<u32>,
     pub dead_letter_topic: Option<Topic>,
+}
+
+impl GroupSettings {
+    /// What a group declared with `spec` holds: its settings, or the broker's defaults.
+    pub fn declared(spec: &GroupSpec, config: &Config) -> Self {
+        Self {
+            mode: spec.mode,
+            max_length: spec.max_length.unwrap_or(config.default_max_length),
+            max_bytes: spec.max_bytes,
+            ack_deadline: spec.ack_deadline.unwrap_or(config.default_ack_deadline),
+            max_deliveries: spec.max_deliveries,
+            dead_letter_topic: spec.dead_letter_topic.clone(),
+        }
+    }
+
+    /// What a group that a consumer's Consume creates holds: the broker's defaults.
+    pub fn made_by_consume(mode: ConsumeMode, config: &Config) -> Self {
+        Self {
+            mode,
+            max_length: config.default_max_length,
+            max_bytes: None,
+            ack_deadline: config.default_ack_deadline,
+            max_deliveries: None,
+            dead_letter_topic: None,
+        }
+    }
+
+    /// The first setting that differs from `requested`, as (name, existing, requested): what a
+    /// conflicting declaration is refused with.
+    pub fn first_difference(
+        &self,
+        requested: &GroupSettings,
+    ) -> Option<(&'static str, String, String)> {
+        let show_topic = |topic: &Option<crate::topic::Topic>| {
+            topic
+                .as_ref()
+                .map_or_else(|| "none".to_string(), ToString::to_string)
+        };
+        let show_max =
+            |max: Option<u32>| max.map_or_else(|| "unlimited".to_string(), |m| m.to_string());
+        let show_bytes =
+            |max: Option<u64>| max.map_or_else(|| "unlimited".to_string(), |m| m.to_string());
+        let pairs = [
+            ("mode", self.mode.to_string(), requested.mode.to_string()),
+            (
+                "max_length",
+                self.max_length.to_string(),
+                requested.max_length.to_string(),
+            ),
+            (
+                "max_bytes",
+                show_bytes(self.max_bytes),
+                show_bytes(requested.max_bytes),
+            ),
+            (
+                "ack_deadline_ms",
+                self.ack_deadline.as_millis().to_string(),
+                requested.ack_deadline.as_millis().to_string(),
+            ),
+            (
+                "max_deliveries",
+                show_max(self.max_deliveries),
+                show_max(requested.max_deliveries),
+            ),
+            (
+                "dead_letter_topic",
+                show_topic(&self.dead_letter_topic),
+                show_topic(&requested.dead_letter_topic),
+            ),
+        ];
+        pairs.into_iter().find(|(_, was, asked)| was != asked)
+    }
 }
 
 pub type ConsumerId = u64;
@@ -78,6 +151,30 @@ impl DeadLetterReason {
         match self {
             Self::Rejected => "rejected",
             Self::MaxDeliveries => "max-deliveries",
+        }
+    }
+
+    /// The dead letter of `original` from `group` after `attempts` deliveries: the message, to
+    /// `topic`, with headers that say where it came from and why. Every backend sends the same.
+    pub fn letter(
+        self,
+        original: &Message,
+        topic: &Topic,
+        group: &GroupName,
+        attempts: u32,
+    ) -> NewMessage {
+        let mut headers = original.headers().clone();
+        headers.insert("x-dead-letter-reason".into(), self.as_str().into());
+        headers.insert("x-original-topic".into(), original.topic().to_string());
+        headers.insert("x-dead-letter-group".into(), group.to_string());
+        headers.insert("x-delivery-attempts".into(), attempts.to_string());
+        NewMessage {
+            topic: topic.clone(),
+            payload: original.payload_bytes(),
+            headers,
+            key: original.key().to_owned(),
+            reply_to: original.reply_to().cloned(),
+            correlation_id: original.correlation_id().to_owned(),
         }
     }
 }

@@ -13,12 +13,15 @@ mod group;
 /// Public for benchmarks and embedding: the queue group's state machine, usable without a runtime.
 pub mod group_state;
 mod registry;
-mod replies;
+/// Shared with cluster mode (`crate::nats`): requests waiting on their inboxes.
+pub(crate) mod replies;
 mod route;
-mod stats;
+/// Shared with cluster mode: publish and request counters, subscriptions by pattern.
+pub(crate) mod stats;
 /// Public for benchmarks and embedding: the subscription trie, usable on its own.
 pub mod sublist;
-mod subscriber;
+/// Shared with cluster mode: a subscriber's bounded buffer and exact gaps.
+pub(crate) mod subscriber;
 
 use std::{
     sync::{

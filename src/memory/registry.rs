@@ -65,14 +65,7 @@ impl Registry {
             }
             return attach(group);
         }
-        let settings = GroupSettings {
-            mode: spec.mode,
-            max_length: shared.config.default_max_length,
-            max_bytes: None,
-            ack_deadline: shared.config.default_ack_deadline,
-            max_deliveries: None,
-            dead_letter_topic: None,
-        };
+        let settings = GroupSettings::made_by_consume(spec.mode, &shared.config);
         // Not awaited: nothing is stored in the group before its record, and a consumer is live-only.
         let (group, _) = self.create(shared, &mut by_key, key, settings, false);
         attach(&group)
@@ -82,20 +75,12 @@ impl Registry {
     /// Consume with default settings becomes declared when declared with those same settings.
     /// Returns what to await before saying so.
     pub fn declare(&self, shared: &Shared, spec: GroupSpec) -> Result<Receipt, BrokerError> {
-        let config = &shared.config;
-        let settings = GroupSettings {
-            mode: spec.mode,
-            max_length: spec.max_length.unwrap_or(config.default_max_length),
-            max_bytes: spec.max_bytes,
-            ack_deadline: spec.ack_deadline.unwrap_or(config.default_ack_deadline),
-            max_deliveries: spec.max_deliveries,
-            dead_letter_topic: spec.dead_letter_topic,
-        };
+        let settings = GroupSettings::declared(&spec, &shared.config);
         let mut by_key = self.by_key.lock();
         let key = (spec.pattern, spec.group);
         if let Some((group, _)) = by_key.get(&key) {
             let existing = group.settings();
-            return match first_difference(&existing, &settings) {
+            return match existing.first_difference(&settings) {
                 Some((setting, was, asked)) => Err(BrokerError::GroupConflict {
                     group: key.1.to_string(),
                     setting,
@@ -274,53 +259,4 @@ fn conflict(
         existing: was.to_string(),
         requested: asked.to_string(),
     }
-}
-
-/// The first setting that differs, as (name, existing, requested).
-fn first_difference(
-    existing: &GroupSettings,
-    requested: &GroupSettings,
-) -> Option<(&'static str, String, String)> {
-    let show_topic = |topic: &Option<crate::topic::Topic>| {
-        topic
-            .as_ref()
-            .map_or_else(|| "none".to_string(), ToString::to_string)
-    };
-    let show_max =
-        |max: Option<u32>| max.map_or_else(|| "unlimited".to_string(), |m| m.to_string());
-    let show_bytes =
-        |max: Option<u64>| max.map_or_else(|| "unlimited".to_string(), |m| m.to_string());
-    let pairs = [
-        (
-            "mode",
-            existing.mode.to_string(),
-            requested.mode.to_string(),
-        ),
-        (
-            "max_length",
-            existing.max_length.to_string(),
-            requested.max_length.to_string(),
-        ),
-        (
-            "max_bytes",
-            show_bytes(existing.max_bytes),
-            show_bytes(requested.max_bytes),
-        ),
-        (
-            "ack_deadline_ms",
-            existing.ack_deadline.as_millis().to_string(),
-            requested.ack_deadline.as_millis().to_string(),
-        ),
-        (
-            "max_deliveries",
-            show_max(existing.max_deliveries),
-            show_max(requested.max_deliveries),
-        ),
-        (
-            "dead_letter_topic",
-            show_topic(&existing.dead_letter_topic),
-            show_topic(&requested.dead_letter_topic),
-        ),
-    ];
-    pairs.into_iter().find(|(_, was, asked)| was != asked)
 }

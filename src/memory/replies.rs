@@ -71,6 +71,12 @@ impl ReplyRouter {
         }
     }
 
+    /// Ends the wait on `inbox` without a reply: its [`PendingReply::reply`] gives `None`. Cluster
+    /// mode's answer to NATS saying nobody received the request. `true` if one was waiting.
+    pub fn refuse(&self, inbox: &Topic) -> bool {
+        self.waiting.remove(inbox).is_some()
+    }
+
     /// Whether a request is waiting on `inbox`.
     pub fn is_waiting(&self, inbox: &Topic) -> bool {
         self.waiting.contains_key(inbox)
@@ -83,7 +89,7 @@ impl ReplyRouter {
 }
 
 impl PendingReply {
-    /// Waits for the reply. `None` if the router was dropped.
+    /// Waits for the reply. `None` if the router was dropped, or the wait [`ReplyRouter::refuse`]d.
     pub async fn reply(&mut self) -> Option<Message> {
         (&mut self.reply).await.ok()
     }

@@ -34,8 +34,10 @@ pub fn status(error: BrokerError) -> Status {
         BrokerError::GroupNotFound { .. } | BrokerError::GroupDeleted { .. } => Code::NotFound,
         BrokerError::NoResponders { .. }
         | BrokerError::ShuttingDown
-        | BrokerError::StorageFailed { .. } => Code::Unavailable,
+        | BrokerError::StorageFailed { .. }
+        | BrokerError::ClusterUnavailable { .. } => Code::Unavailable,
         BrokerError::RequestTimedOut(_) => Code::DeadlineExceeded,
+        BrokerError::Unsupported { .. } => Code::Unimplemented,
     };
     Status::with_error_details(code, error.to_string(), super::details::of_broker(&error))
 }

@@ -127,6 +127,8 @@ pub fn of_broker(error: &BrokerError) -> ErrorDetails {
         }
         BrokerError::DiskFull { .. } => Details::new("DISK_FULL"),
         BrokerError::StorageFailed { .. } => Details::new("STORAGE_FAILED"),
+        BrokerError::ClusterUnavailable { .. } => Details::new("CLUSTER_UNAVAILABLE").retry(true),
+        BrokerError::Unsupported { .. } => Details::new("UNSUPPORTED"),
     };
     details.into_error_details()
 }
@@ -173,6 +175,8 @@ pub const REASONS: &[&str] = &[
     "TOO_MANY_STREAMS",
     "DISK_FULL",
     "STORAGE_FAILED",
+    "CLUSTER_UNAVAILABLE",
+    "UNSUPPORTED",
     "PERMISSION_DENIED",
     "NOT_ADMIN",
     "UNAUTHENTICATED",
@@ -233,6 +237,8 @@ mod tests {
             BrokerError::TooManyStreams { limit: 1 },
             BrokerError::DiskFull { reason: "x".into() },
             BrokerError::StorageFailed { reason: "x".into() },
+            BrokerError::ClusterUnavailable { reason: "x".into() },
+            BrokerError::Unsupported { what: "x".into() },
         ];
         let denied = [
             Denied::Topic {

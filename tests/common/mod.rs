@@ -45,16 +45,73 @@ pub const SLACK: Duration = Duration::from_secs(2);
 /// Dropping it (or calling [`TestServer::shutdown`]) resolves the shutdown future given to
 /// `server::run`.
 pub struct TestServer {
+    /// The first node's address (the only one, but in cluster mode).
     pub addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), server::ServerError>>>,
+    nodes: Vec<Node>,
+    /// Which node the next [`TestServer::channel`] goes to.
+    next_node: std::sync::atomic::AtomicUsize,
     /// The data directory of a durable run (see [`DURABLE`]), removed with the server.
     _data_dir: Option<tempfile::TempDir>,
+    /// A cluster-mode deployment's stream, deleted with the server.
+    _deployment: Option<nats::OwnedDeployment>,
+}
+
+/// One `server::run` of a [`TestServer`].
+struct Node {
+    addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), server::ServerError>>>,
+}
+
+impl Node {
+    async fn start(config: Config) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a test listener on 127.0.0.1:0");
+        let addr = listener
+            .local_addr()
+            .expect("local address of the test listener");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async move {
+            // A dropped sender means the `TestServer` is gone: stop as well.
+            let _ = stopped.await;
+        };
+        let task = tokio::spawn(server::run(listener, config, shutdown));
+        Self {
+            addr,
+            shutdown: Some(stop),
+            task: Some(task),
+        }
+    }
 }
 
 /// Set (to anything), every [`TestServer`] without a data directory of its own gets a fresh one:
 /// the same behaviour tests then run against the durable broker. `.ci/run` runs them both ways.
 pub const DURABLE: &str = "SWITCHYARD_TEST_DURABLE";
+
+/// Set (to anything), every [`TestServer`] without a data directory or NATS servers of its own is
+/// a cluster-mode deployment of [`CLUSTER_NODES`] nodes over this test binary's shared NATS
+/// cluster ([`nats::shared_urls`]), and its clients alternate between the nodes: the same
+/// behaviour tests then run in cluster mode, publishers and consumers on different nodes.
+pub const NATS: &str = "SWITCHYARD_TEST_NATS";
+
+/// How long a cluster-mode node may take to serve: it reaches NATS and creates the stream first.
+pub const NODE_START: Duration = Duration::from_secs(30);
+
+/// The nodes of a cluster-mode [`TestServer`].
+pub const CLUSTER_NODES: usize = 2;
+
+/// Whether this run's test servers are in cluster mode (see [`NATS`]).
+pub fn cluster_mode() -> bool {
+    std::env::var_os(NATS).is_some()
+}
+
+/// What `Published.subscribers` says of a message that reached `n` subscribers: `n`, but 0 in
+/// cluster mode, where subscribers are on every node and publishes do not count them (a
+/// documented difference: README, CLUSTERING).
+pub fn counted_subscribers(n: u32) -> u32 {
+    if cluster_mode() { 0 } else { n }
+}
 
 /// The configuration the tests start from: the defaults, with a short shutdown grace so a test that
 /// stops its server does not wait long for connections it still holds.
@@ -75,35 +132,94 @@ impl TestServer {
 
     /// Starts a server with `config` on `127.0.0.1:0`.
     pub async fn with_config(mut config: Config) -> Self {
+        if config.data_dir.is_none() && config.nats.is_none() && cluster_mode() {
+            return Self::cluster(config, CLUSTER_NODES).await;
+        }
         let data_dir =
             (config.data_dir.is_none() && std::env::var_os(DURABLE).is_some()).then(|| {
                 let dir = tempfile::tempdir().expect("a temporary data directory");
                 config.data_dir = Some(dir.path().to_owned());
                 dir
             });
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a test listener on 127.0.0.1:0");
-        let addr = listener
-            .local_addr()
-            .expect("local address of the test listener");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let shutdown = async move {
-            // A dropped sender means the `TestServer` is gone: stop as well.
-            let _ = stopped.await;
-        };
-        let task = tokio::spawn(server::run(listener, config, shutdown));
+        let node = Node::start(config).await;
         Self {
-            addr,
-            shutdown: Some(stop),
-            task: Some(task),
+            addr: node.addr,
+            nodes: vec![node],
+            next_node: Default::default(),
             _data_dir: data_dir,
+            _deployment: None,
         }
     }
 
-    /// A new HTTP/2 connection to the server, with the endpoint tuned by `tune`.
+    /// Starts `nodes` cluster-mode nodes of one new deployment (a stream of its own) over this
+    /// binary's shared NATS cluster.
+    pub async fn cluster(config: Config, nodes: usize) -> Self {
+        let deployment = nats::Deployment::new(nats::shared_urls());
+        let mut server = Self::nodes_of(config, &deployment, nodes).await;
+        server._deployment = Some(nats::OwnedDeployment(deployment));
+        server
+    }
+
+    /// Starts `nodes` nodes of `deployment`, which outlives them.
+    pub async fn nodes_of(mut config: Config, deployment: &nats::Deployment, nodes: usize) -> Self {
+        deployment.configure(&mut config);
+        let mut started = Vec::with_capacity(nodes);
+        for _ in 0..nodes {
+            started.push(Node::start(config.clone()).await);
+        }
+        let server = Self {
+            addr: started[0].addr,
+            nodes: started,
+            next_node: Default::default(),
+            _data_dir: None,
+            _deployment: None,
+        };
+        // A node serves once it has reached NATS and found (or made) the stream: a test's own
+        // waits should not pay for that.
+        for index in 0..nodes {
+            let node = &server.nodes[index];
+            within_for(NODE_START, "a cluster-mode node to serve", async {
+                loop {
+                    let mut health = Health::new(server.channel_to(node, |e| e).await);
+                    let request = tonic_health::pb::HealthCheckRequest::default();
+                    if health.check(request).await.is_ok() {
+                        return;
+                    }
+                    assert!(
+                        !node.task.as_ref().is_some_and(JoinHandle::is_finished),
+                        "cluster-mode node {index} stopped while starting"
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await;
+        }
+        server
+    }
+
+    /// Every node's address: one, but in cluster mode.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.nodes.iter().map(|node| node.addr).collect()
+    }
+
+    /// A new HTTP/2 connection to the server, with the endpoint tuned by `tune`. In cluster mode
+    /// each new connection goes to the next node.
     pub async fn channel_with(&self, tune: impl FnOnce(Endpoint) -> Endpoint) -> Channel {
-        let endpoint = Endpoint::from_shared(format!("http://{}", self.addr))
+        let next = self
+            .next_node
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let node = &self.nodes[next % self.nodes.len()];
+        self.channel_to(node, tune).await
+    }
+
+    /// A new HTTP/2 connection to node `index`.
+    pub async fn channel_to_node(&self, index: usize) -> Channel {
+        self.channel_to(&self.nodes[index], |endpoint| endpoint)
+            .await
+    }
+
+    async fn channel_to(&self, node: &Node, tune: impl FnOnce(Endpoint) -> Endpoint) -> Channel {
+        let endpoint = Endpoint::from_shared(format!("http://{}", node.addr))
             .expect("a valid endpoint URI")
             .connect_timeout(Duration::from_secs(1));
         let endpoint = tune(endpoint);
@@ -115,10 +231,10 @@ impl TestServer {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 outcome => {
-                    let finished = self.task.as_ref().is_none_or(JoinHandle::is_finished);
+                    let finished = node.task.as_ref().is_none_or(JoinHandle::is_finished);
                     panic!(
                         "could not connect to the test server at {} ({outcome:?}); server task finished: {finished}",
-                        self.addr
+                        node.addr
                     )
                 }
             }
@@ -142,25 +258,35 @@ impl TestServer {
         Health::new(self.channel().await)
     }
 
-    /// Resolves the shutdown future and returns what `server::run` returned, waiting at most [`WAIT`].
+    /// Resolves every node's shutdown future and returns what `server::run` returned (the first
+    /// error, if any), waiting at most [`WAIT`] for each.
     pub async fn shutdown(mut self) -> Result<(), server::ServerError> {
-        if let Some(stop) = self.shutdown.take() {
-            let _ = stop.send(());
+        for node in &mut self.nodes {
+            if let Some(stop) = node.shutdown.take() {
+                let _ = stop.send(());
+            }
         }
-        let task = self
-            .task
-            .take()
-            .expect("the server task is only taken here");
-        within("server::run to return after shutdown", task)
-            .await
-            .expect("the server task did not panic")
+        let mut outcome = Ok(());
+        for node in &mut self.nodes {
+            let task = node
+                .task
+                .take()
+                .expect("the server task is only taken here");
+            let ended = within("server::run to return after shutdown", task)
+                .await
+                .expect("the server task did not panic");
+            outcome = outcome.and(ended);
+        }
+        outcome
     }
 }
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        if let Some(stop) = self.shutdown.take() {
-            let _ = stop.send(());
+        for node in &mut self.nodes {
+            if let Some(stop) = node.shutdown.take() {
+                let _ = stop.send(());
+            }
         }
     }
 }

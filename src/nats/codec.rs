@@ -1,0 +1,185 @@
+//! A Switchyard message as a NATS message: the payload as is, everything else in headers.
+//!
+//! - `Sy-Id` and `Sy-At` carry the id and publish time (nanoseconds since the Unix epoch), so
+//!   every node and every redelivery shows the message as it was published;
+//! - `Sy-Key`, `Sy-Reply-To` and `Sy-Correlation-Id` carry the optional fields;
+//! - each user header `NAME: VALUE` travels as `Sy-H-NAME: VALUE`.
+//!
+//! NATS header names are ASCII without `:` or spaces and values cannot hold CR or LF, while
+//! Switchyard's may be any UTF-8: both are percent-encoded (RFC 3986 style, `%` included), so
+//! every header round-trips exactly. A message published by a plain NATS client without these
+//! headers gets a fresh id and the time it arrived.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+
+use crate::{
+    message::{Message, MessageId, NewMessage},
+    topic::{Topic, TopicLimits},
+};
+
+const ID: &str = "Sy-Id";
+const AT: &str = "Sy-At";
+const KEY: &str = "Sy-Key";
+const REPLY_TO: &str = "Sy-Reply-To";
+const CORRELATION_ID: &str = "Sy-Correlation-Id";
+const USER: &str = "Sy-H-";
+
+/// What a header value may not hold as is.
+const VALUE: &AsciiSet = &CONTROLS.add(b'%');
+/// What a header name may not hold as is.
+const NAME: &AsciiSet = &VALUE.add(b':').add(b' ');
+
+/// The headers that carry `message` (all but its topic and payload).
+pub fn headers(message: &Message) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let mut id = [0; uuid::fmt::Hyphenated::LENGTH];
+    headers.insert(ID, message.id().write_text(&mut id));
+    let at = message
+        .published_at()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    headers.insert(AT, at.to_string());
+    let optional = [
+        (KEY, message.key()),
+        (CORRELATION_ID, message.correlation_id()),
+        (REPLY_TO, message.reply_to().map_or("", Topic::as_str)),
+    ];
+    for (name, value) in optional {
+        if !value.is_empty() {
+            headers.insert(name, escape(value, VALUE));
+        }
+    }
+    for (name, value) in message.headers() {
+        headers.insert(
+            format!("{USER}{}", escape(name, NAME)).as_str(),
+            escape(value, VALUE),
+        );
+    }
+    headers
+}
+
+/// Why a NATS message is not a Switchyard message.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("topic {0:?}: {1}")]
+    Topic(String, crate::topic::NameError),
+    #[error("header {0}: not percent-encoded UTF-8")]
+    Escape(String),
+    #[error("header {0}: {1:?} is not a valid value")]
+    Value(&'static str, String),
+}
+
+/// The message that `topic`, `payload` and `headers` carry.
+pub fn decode(
+    topic: String,
+    payload: Bytes,
+    headers: Option<&HeaderMap>,
+    limits: TopicLimits,
+) -> Result<Message, DecodeError> {
+    let topic = Topic::parse(&topic, limits).map_err(|error| DecodeError::Topic(topic, error))?;
+    let mut new = NewMessage::new(topic, payload);
+    let (mut id, mut at) = (None, None);
+    for (name, values) in headers.into_iter().flat_map(|headers| headers.iter()) {
+        let Some(value) = values.first() else {
+            continue;
+        };
+        let name = name.as_ref();
+        let text = value.as_str();
+        match name {
+            ID => {
+                let parsed = uuid::Uuid::parse_str(text)
+                    .map_err(|_| DecodeError::Value(ID, text.to_owned()))?;
+                id = Some(MessageId::from_bytes(parsed.into_bytes()));
+            }
+            AT => {
+                let nanos: u64 = text
+                    .parse()
+                    .map_err(|_| DecodeError::Value(AT, text.to_owned()))?;
+                at = Some(UNIX_EPOCH + Duration::from_nanos(nanos));
+            }
+            KEY => new.key = unescape(name, text)?,
+            CORRELATION_ID => new.correlation_id = unescape(name, text)?,
+            REPLY_TO => {
+                let reply_to = unescape(name, text)?;
+                let topic = Topic::parse(&reply_to, limits)
+                    .map_err(|error| DecodeError::Topic(reply_to, error))?;
+                new.reply_to = Some(topic);
+            }
+            _ => {
+                if let Some(user) = name.strip_prefix(USER) {
+                    new.headers
+                        .insert(unescape(name, user)?, unescape(name, text)?);
+                }
+            }
+        }
+    }
+    Ok(Message::stamp_as(
+        new,
+        id.unwrap_or_default(),
+        at.unwrap_or_else(SystemTime::now),
+        None,
+    ))
+}
+
+fn escape(text: &str, set: &'static AsciiSet) -> String {
+    utf8_percent_encode(text, set).to_string()
+}
+
+fn unescape(header: &str, text: &str) -> Result<String, DecodeError> {
+    percent_decode_str(text)
+        .decode_utf8()
+        .map(|text| text.into_owned())
+        .map_err(|_| DecodeError::Escape(header.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn every_field_round_trips_whatever_its_bytes() {
+        let limits = Config::default().topic_limits();
+        let mut new = NewMessage::new(Topic::parse("orders.eu", limits).unwrap(), "payload");
+        new.key = "key: with\r\nnewline % and ü".into();
+        new.correlation_id = "corr-1".into();
+        new.reply_to = Some(Topic::new_inbox_under("n1"));
+        new.headers = HashMap::from([
+            ("traceparent".into(), "00-abc-def-01".into()),
+            ("odd name: ü".into(), "line1\nline2 %41".into()),
+            ("empty".into(), String::new()),
+        ]);
+        let message = Message::stamp(new);
+        let headers = headers(&message);
+        let back = decode(
+            "orders.eu".into(),
+            message.payload_bytes(),
+            Some(&headers),
+            limits,
+        )
+        .unwrap();
+        assert_eq!(back.id(), message.id());
+        assert_eq!(back.published_at(), message.published_at());
+        assert_eq!(back.key(), message.key());
+        assert_eq!(back.correlation_id(), message.correlation_id());
+        assert_eq!(back.reply_to(), message.reply_to());
+        assert_eq!(back.headers(), message.headers());
+        assert_eq!(back.payload(), b"payload");
+    }
+
+    #[test]
+    fn a_plain_nats_message_gets_an_id_and_a_time() {
+        let limits = Config::default().topic_limits();
+        let message = decode("t".into(), Bytes::from_static(b"x"), None, limits).unwrap();
+        assert_eq!(message.topic().as_str(), "t");
+        assert!(message.headers().is_empty());
+        assert!(decode("a..b".into(), Bytes::new(), None, limits).is_err());
+    }
+}

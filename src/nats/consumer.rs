@@ -1,0 +1,663 @@
+//! Consumers in cluster mode: each Switchyard consumer pulls from its group's JetStream consumer
+//! as much as its prefetch allows, and the node that delivered a message holds its ack handle
+//! until the message is settled, its deadline passes or the consumer goes.
+//!
+//! - **Prefetch** is a window of permits: a delivery holds one until it is settled, and a pull
+//!   asks for no more messages than the window has room for. So JetStream never hands a consumer
+//!   more than its prefetch, and nothing waits in a node's buffer while another consumer idles.
+//! - **Deadlines** are kept here per delivery, as in memory: one that passes is nacked, so the
+//!   message is redelivered at once. A consumer's deadline longer than the group's (JetStream's
+//!   AckWait) is kept alive with AckProgress; `extend` sends one and restarts the deadline.
+//! - **A consumer that goes** (its stream dropped) nacks what it held. A node that dies holds
+//!   nothing: JetStream redelivers its deliveries once the group's AckWait passes.
+//! - **Redelivery limits and dead letters** are Switchyard's: past `max_deliveries` a message
+//!   is published to the dead-letter topic (deduplicated by a message id of its own, should the
+//!   node die in between) and then terminated in the group.
+//!
+//! A delivery id is `NODE.CONSUMER.SEQ`: only the node that made it can settle it.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, SystemTime},
+};
+
+use async_nats::jetstream::{
+    AckKind,
+    consumer::{PullConsumer, pull},
+    context::ConsumerInfoErrorKind,
+    message::Acker,
+};
+use dashmap::DashMap;
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore},
+    time::Instant,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    Shared,
+    census::ConsumerCensus,
+    codec,
+    groups::{self, Known},
+    publish, unavailable,
+};
+use crate::{
+    broker::{ConsumeMode, ConsumeSpec, Delivery, EventStream, Outstanding, Settlement},
+    error::BrokerError,
+    memory::group_state::DeadLetterReason,
+    message::Message,
+    topic::Pattern,
+};
+
+/// How long one pull waits at the server for messages before it is made again. Pulls ask for no
+/// idle heartbeats (async-nats 0.51's batches stall on them), so this also bounds how long a pull
+/// lost to a leader change or a reconnect leaves a consumer waiting.
+const PULL_EXPIRES: Duration = Duration::from_secs(5);
+/// How long a consumer that goes keeps reading its last pull before it closes it.
+const DRAIN_QUIET: Duration = Duration::from_millis(50);
+/// How long a settlement's round trip to JetStream may take.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a consumer waits before pulling again after its pull failed.
+const RETRY_PULL: Duration = Duration::from_millis(500);
+
+/// The consumers attached on this node.
+#[derive(Debug)]
+pub struct Consumers {
+    node: String,
+    /// This node's mark in the high half of its consumers' listed ids.
+    id_base: u64,
+    by_id: DashMap<u64, Arc<Attached>>,
+    next_id: AtomicU64,
+}
+
+/// One consumer: its group, its terms and what it holds.
+#[derive(Debug)]
+struct Attached {
+    /// Its number on this node, in its delivery ids.
+    local_id: u64,
+    /// Its number in the cluster, as listed: this node's mark in the high half.
+    id: u64,
+    group: Arc<Known>,
+    prefetch: u32,
+    ack_deadline: Duration,
+    window: Arc<Semaphore>,
+    held: Mutex<HashMap<u64, Held>>,
+    next_seq: AtomicU64,
+    /// Cancelled when the group is deleted from this node, or the consumer goes.
+    ended: CancellationToken,
+}
+
+/// A delivery not settled yet.
+struct Held {
+    acker: Arc<Acker>,
+    message: Message,
+    attempt: u32,
+    deadline: Instant,
+    /// When JetStream last heard that this delivery is still being worked on.
+    progressed: Instant,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Held")
+            .field("message", &self.message.id())
+            .field("attempt", &self.attempt)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Consumers {
+    pub fn new(node: &str) -> Self {
+        let digest = ring::digest::digest(&ring::digest::SHA256, node.as_bytes());
+        let mark = digest.as_ref()[..4]
+            .iter()
+            .fold(0u64, |mark, byte| mark << 8 | u64::from(*byte));
+        Self {
+            node: node.to_owned(),
+            id_base: mark << 32,
+            by_id: DashMap::new(),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// The consumer and sequence a delivery id names, if this node made it.
+    fn parse(&self, delivery_id: &str) -> Option<(Arc<Attached>, u64)> {
+        let mut parts = delivery_id.split('.');
+        let (node, consumer, seq) = (parts.next()?, parts.next()?, parts.next()?);
+        if node != self.node || parts.next().is_some() {
+            return None;
+        }
+        let consumer = self.by_id.get(&consumer.parse().ok()?)?;
+        Some((Arc::clone(consumer.value()), seq.parse().ok()?))
+    }
+
+    pub fn pattern_of(&self, delivery_id: &str) -> Option<Pattern> {
+        self.parse(delivery_id)
+            .map(|(attached, _)| attached.group.pattern.clone())
+    }
+
+    pub fn outstanding(&self, delivery_id: &str) -> Option<Outstanding> {
+        let (attached, seq) = self.parse(delivery_id)?;
+        let held = attached.held.lock();
+        held.get(&seq).map(|held| Outstanding {
+            group: attached.group.group.clone(),
+            message: held.message.clone(),
+        })
+    }
+
+    /// This node's consumers, by their group's consumer name.
+    pub fn census(&self) -> Vec<(String, ConsumerCensus)> {
+        self.by_id
+            .iter()
+            .map(|entry| {
+                let consumer = ConsumerCensus {
+                    id: entry.id,
+                    prefetch: entry.prefetch,
+                    in_flight: u32::try_from(entry.held.lock().len()).unwrap_or(u32::MAX),
+                    ack_deadline_ms: u64::try_from(entry.ack_deadline.as_millis())
+                        .unwrap_or(u64::MAX),
+                };
+                (entry.group.consumer.clone(), consumer)
+            })
+            .collect()
+    }
+
+    /// Ends this node's consumers of a deleted group with `GroupDeleted`.
+    pub fn group_deleted(&self, name: &str) {
+        for entry in self.by_id.iter() {
+            if entry.group.consumer == name {
+                entry.ended.cancel();
+            }
+        }
+    }
+}
+
+/// Joins `spec`'s group (creating it with the defaults) and streams this consumer's deliveries.
+pub async fn consume(
+    shared: &Arc<Shared>,
+    spec: ConsumeSpec,
+    slot: OwnedSemaphorePermit,
+) -> Result<EventStream<Delivery>, BrokerError> {
+    if spec.mode == ConsumeMode::Exclusive {
+        return Err(groups::exclusive_unsupported());
+    }
+    let group = groups::for_consumer(shared, &spec.pattern, &spec.group, spec.mode).await?;
+    let consumer: PullConsumer = shared
+        .stream
+        .get_consumer(&group.consumer)
+        .await
+        .map_err(unavailable)?;
+    let prefetch = spec
+        .prefetch
+        .unwrap_or(shared.config.default_prefetch)
+        .max(1);
+    let consumers = &shared.consumers;
+    let local_id = consumers.next_id.fetch_add(1, Ordering::Relaxed);
+    let attached = Arc::new(Attached {
+        local_id,
+        id: consumers.id_base | local_id,
+        ack_deadline: spec.ack_deadline.unwrap_or(group.settings.ack_deadline),
+        group,
+        prefetch,
+        window: Arc::new(Semaphore::new(prefetch as usize)),
+        held: Mutex::new(HashMap::new()),
+        next_seq: AtomicU64::new(1),
+        ended: CancellationToken::new(),
+    });
+    consumers.by_id.insert(local_id, Arc::clone(&attached));
+    tokio::spawn(keep_deadlines(
+        Arc::downgrade(shared),
+        Arc::downgrade(&attached),
+    ));
+    let state = Pulling {
+        shared: Arc::clone(shared),
+        attached,
+        consumer,
+        batch: None,
+        _slot: slot,
+    };
+    Ok(Box::pin(futures_util::stream::unfold(
+        Some(state),
+        |state| async move {
+            let mut state = state?;
+            match state.next().await {
+                Ok(delivery) => Some((Ok(delivery), Some(state))),
+                Err(error) => Some((Err(error), None)),
+            }
+        },
+    )))
+}
+
+/// Asks for `count` messages, delivered as they come, for at most [`PULL_EXPIRES`].
+async fn pull(consumer: &PullConsumer, count: usize) -> Result<pull::Batch, BrokerError> {
+    consumer
+        .batch()
+        .max_messages(count)
+        .expires(PULL_EXPIRES)
+        .messages()
+        .await
+        .map_err(unavailable)
+}
+
+/// A consumer's stream while it runs. Dropping it detaches the consumer and nacks what it held.
+struct Pulling {
+    shared: Arc<Shared>,
+    attached: Arc<Attached>,
+    consumer: PullConsumer,
+    /// The pull under way: never for more messages than the window has room for.
+    batch: Option<pull::Batch>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Pulling {
+    /// Waits for `until`, or for the broker or the consumer to end.
+    async fn or_end<T>(&self, until: impl Future<Output = T>) -> Result<T, BrokerError> {
+        let attached = &self.attached;
+        tokio::select! {
+            biased;
+            () = self.shared.shutdown.cancelled() => Err(BrokerError::ShuttingDown),
+            () = attached.ended.cancelled() => Err(BrokerError::GroupDeleted {
+                group: attached.group.group.to_string(),
+            }),
+            value = until => Ok(value),
+        }
+    }
+
+    async fn next(&mut self) -> Result<Delivery, BrokerError> {
+        let shared = Arc::clone(&self.shared);
+        let attached = Arc::clone(&self.attached);
+        loop {
+            let window = Arc::clone(&attached.window);
+            let permit = self
+                .or_end(window.acquire_owned())
+                .await?
+                .map_err(|_| BrokerError::ShuttingDown)?;
+            let message = self.pulled().await?;
+            let attempt = message
+                .info()
+                .map(|info| u32::try_from(info.delivered).unwrap_or(u32::MAX))
+                .unwrap_or(1)
+                .max(1);
+            let (message, acker) = message.split();
+            let acker = Arc::new(acker);
+            let limits = shared.config.topic_limits();
+            let decoded = shared
+                .subjects
+                .topic_of(message.subject.as_str())
+                .ok_or_else(|| "not a topic's subject".to_string())
+                .and_then(|topic| {
+                    codec::decode(topic, message.payload, message.headers.as_ref(), limits)
+                        .map_err(|error| error.to_string())
+                });
+            let message = match decoded {
+                Ok(message) => message,
+                Err(error) => {
+                    tracing::warn!(%error, group = %attached.group.group, "terminated a message that is not a Switchyard message");
+                    tokio::spawn(async move { acker.ack_with(AckKind::Term).await });
+                    continue;
+                }
+            };
+            let group = &attached.group;
+            if group
+                .settings
+                .max_deliveries
+                .is_some_and(|max| attempt > max)
+            {
+                // Its last deadline passed: it has used up its deliveries.
+                shared.groups.count(&group.consumer, |c| c.exhausted += 1);
+                let letter = Letter {
+                    message,
+                    acker,
+                    reason: DeadLetterReason::MaxDeliveries,
+                    attempts: attempt - 1,
+                };
+                tokio::spawn(dead_letter(Arc::clone(&shared), Arc::clone(group), letter));
+                continue;
+            }
+            shared.groups.count(&group.consumer, |c| {
+                c.delivered += 1;
+                c.redelivered += u64::from(attempt > 1);
+            });
+            let seq = attached.next_seq.fetch_add(1, Ordering::Relaxed);
+            let now = Instant::now();
+            attached.held.lock().insert(
+                seq,
+                Held {
+                    acker,
+                    message: message.clone(),
+                    attempt,
+                    deadline: now + attached.ack_deadline,
+                    progressed: now,
+                    _permit: permit,
+                },
+            );
+            return Ok(Delivery {
+                message,
+                delivery_id: format!("{}.{}.{seq}", shared.node, attached.local_id),
+                attempt,
+            });
+        }
+    }
+
+    /// The next message of the pull under way, or of a new one for as many messages as the
+    /// window has room for (the one permit held, and those free).
+    async fn pulled(&mut self) -> Result<async_nats::jetstream::Message, BrokerError> {
+        loop {
+            if self.batch.is_none() {
+                let room = self.attached.window.available_permits() + 1;
+                match self.or_end(pull(&self.consumer, room)).await? {
+                    Ok(batch) => self.batch = Some(batch),
+                    Err(error) => {
+                        tracing::debug!(%error, group = %self.attached.group.group, "cannot pull; trying again");
+                        self.or_end(tokio::time::sleep(RETRY_PULL)).await?;
+                        continue;
+                    }
+                }
+            }
+            // The pull stays in `self` while it is awaited: a consumer dropped meanwhile gives
+            // back what it still delivers (see `Drop`).
+            let (shutdown, ended) = (self.shared.shutdown.clone(), self.attached.ended.clone());
+            let Some(batch) = self.batch.as_mut() else {
+                continue;
+            };
+            let next = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return Err(BrokerError::ShuttingDown),
+                () = ended.cancelled() => return Err(BrokerError::GroupDeleted {
+                    group: self.attached.group.group.to_string(),
+                }),
+                next = batch.next() => next,
+            };
+            match next {
+                Some(Ok(message)) => return Ok(message),
+                // The pull is done (all delivered, or expired): make the next one.
+                None => self.batch = None,
+                Some(Err(error)) => {
+                    self.batch = None;
+                    // A lost pull (a leader change, a reconnect), or the group is gone.
+                    tracing::debug!(%error, group = %self.attached.group.group, "the pull ended");
+                    let name = &self.attached.group.consumer;
+                    if let Err(error) = self.shared.stream.consumer_info(name).await
+                        && error.kind() == ConsumerInfoErrorKind::NotFound
+                    {
+                        return Err(BrokerError::GroupDeleted {
+                            group: self.attached.group.group.to_string(),
+                        });
+                    }
+                    self.or_end(tokio::time::sleep(RETRY_PULL)).await?;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Pulling {
+    fn drop(&mut self) {
+        let attached = &self.attached;
+        attached.ended.cancel();
+        self.shared.consumers.by_id.remove(&attached.local_id);
+        let held: Vec<Held> = attached.held.lock().drain().map(|(_, held)| held).collect();
+        // A pull still under way may yet deliver: its messages are taken and given back too,
+        // or JetStream would hold them for this consumer until the group's AckWait passed.
+        let batch = self.batch.take();
+        if held.is_empty() && batch.is_none() {
+            return;
+        }
+        // Given back at once, as in memory: JetStream redelivers a nacked message now. The pull
+        // is closed first (what it delivers meanwhile is taken, until it has been quiet for
+        // DRAIN_QUIET), so that what is nacked is not redelivered to it.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let mut drained = Vec::new();
+                if let Some(mut batch) = batch {
+                    while let Ok(Some(Ok(message))) =
+                        tokio::time::timeout(DRAIN_QUIET, batch.next()).await
+                    {
+                        drained.push(message);
+                    }
+                }
+                for held in held {
+                    let _ = held.acker.ack_with(AckKind::Nak(None)).await;
+                }
+                for message in drained {
+                    let _ = message.ack_with(AckKind::Nak(None)).await;
+                }
+            });
+        }
+    }
+}
+
+/// Nacks a consumer's deliveries whose deadline passed, and keeps JetStream from redelivering
+/// those whose deadline is longer than the group's AckWait, until the consumer goes.
+async fn keep_deadlines(shared: Weak<Shared>, attached: Weak<Attached>) {
+    let Some(tick) = attached.upgrade().map(|attached| {
+        (attached.ack_deadline / 4).clamp(Duration::from_millis(10), Duration::from_millis(250))
+    }) else {
+        return;
+    };
+    let mut ticks = tokio::time::interval(tick);
+    loop {
+        ticks.tick().await;
+        let (Some(_shared), Some(attached)) = (shared.upgrade(), attached.upgrade()) else {
+            return;
+        };
+        if attached.ended.is_cancelled() {
+            return;
+        }
+        let now = Instant::now();
+        let ack_wait = attached.group.settings.ack_deadline;
+        let mut expired = Vec::new();
+        let mut progress = Vec::new();
+        {
+            let mut held = attached.held.lock();
+            held.retain(|_, held| {
+                if held.deadline <= now {
+                    expired.push(Arc::clone(&held.acker));
+                    return false;
+                }
+                if now.duration_since(held.progressed) >= ack_wait / 2 {
+                    held.progressed = now;
+                    progress.push(Arc::clone(&held.acker));
+                }
+                true
+            });
+        }
+        for acker in expired {
+            tokio::spawn(async move { acker.ack_with(AckKind::Nak(None)).await });
+        }
+        for acker in progress {
+            tokio::spawn(async move { acker.ack_with(AckKind::Progress).await });
+        }
+    }
+}
+
+/// What a settlement does to one delivery.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Ack,
+    Nack(Duration),
+    Reject,
+}
+
+/// Settles what this node delivered and returns the ids it does not hold.
+pub async fn settle(
+    shared: &Arc<Shared>,
+    settlement: Settlement,
+) -> Result<Vec<String>, BrokerError> {
+    let Settlement {
+        ack,
+        nack,
+        nack_delay,
+        reject,
+        extend,
+    } = settlement;
+    let mut unknown = Vec::new();
+    let mut actions = Vec::new();
+    for (ids, action) in [
+        (ack, Action::Ack),
+        (nack, Action::Nack(nack_delay)),
+        (reject, Action::Reject),
+    ] {
+        for id in ids {
+            let taken = shared.consumers.parse(&id).and_then(|(attached, seq)| {
+                let held = attached.held.lock().remove(&seq)?;
+                Some((attached, held))
+            });
+            match taken {
+                Some((attached, held)) => actions.push((attached, held, action)),
+                None => unknown.push(id),
+            }
+        }
+    }
+    let now = Instant::now();
+    let mut progress = Vec::new();
+    for id in extend {
+        let extended = shared.consumers.parse(&id).and_then(|(attached, seq)| {
+            let mut held = attached.held.lock();
+            let held = held.get_mut(&seq)?;
+            held.deadline = now + attached.ack_deadline;
+            held.progressed = now;
+            Some(Arc::clone(&held.acker))
+        });
+        match extended {
+            Some(acker) => progress.push(acker),
+            None => unknown.push(id),
+        }
+    }
+    let settled = actions
+        .into_iter()
+        .map(|(attached, held, action)| apply(Arc::clone(shared), attached, held, action));
+    let progressed = progress
+        .into_iter()
+        .map(|acker| async move { acker.ack_with(AckKind::Progress).await.map_err(unavailable) });
+    let work = async {
+        let (settled, progressed) = futures_util::future::join(
+            futures_util::future::join_all(settled),
+            futures_util::future::join_all(progressed),
+        )
+        .await;
+        settled
+            .into_iter()
+            .chain(progressed)
+            .collect::<Result<Vec<()>, _>>()
+    };
+    match tokio::time::timeout(SETTLE_TIMEOUT, work).await {
+        Ok(result) => result.map(|_| unknown),
+        Err(_) => Err(unavailable(
+            "JetStream did not confirm the settlements in time",
+        )),
+    }
+}
+
+async fn apply(
+    shared: Arc<Shared>,
+    attached: Arc<Attached>,
+    held: Held,
+    action: Action,
+) -> Result<(), BrokerError> {
+    let group = Arc::clone(&attached.group);
+    let count =
+        |add: fn(&mut crate::broker::GroupCounters)| shared.groups.count(&group.consumer, add);
+    match action {
+        Action::Ack => {
+            count(|c| c.acked += 1);
+            held.acker
+                .double_ack_with(AckKind::Ack)
+                .await
+                .map_err(unavailable)?;
+            shared.groups.released(&group.consumer);
+            Ok(())
+        }
+        Action::Nack(_)
+            if group
+                .settings
+                .max_deliveries
+                .is_some_and(|max| held.attempt >= max) =>
+        {
+            count(|c| {
+                c.nacked += 1;
+                c.exhausted += 1;
+            });
+            let letter = Letter::of(held, DeadLetterReason::MaxDeliveries);
+            dead_letter(Arc::clone(&shared), group, letter).await
+        }
+        Action::Nack(delay) => {
+            count(|c| c.nacked += 1);
+            let delay = (!delay.is_zero()).then_some(delay);
+            held.acker
+                .double_ack_with(AckKind::Nak(delay))
+                .await
+                .map_err(unavailable)
+        }
+        Action::Reject => {
+            count(|c| c.rejected += 1);
+            let letter = Letter::of(held, DeadLetterReason::Rejected);
+            dead_letter(Arc::clone(&shared), group, letter).await
+        }
+    }
+}
+
+/// A message leaving its group as a dead letter.
+struct Letter {
+    message: Message,
+    acker: Arc<Acker>,
+    reason: DeadLetterReason,
+    /// Deliveries it had.
+    attempts: u32,
+}
+
+impl Letter {
+    fn of(held: Held, reason: DeadLetterReason) -> Self {
+        Self {
+            message: held.message,
+            acker: held.acker,
+            reason,
+            attempts: held.attempt,
+        }
+    }
+}
+
+/// Publishes a dead letter to its group's dead-letter topic, if it has one, with the headers the
+/// in-memory broker gives it, then terminates the message in the group. If the publish fails the
+/// message stays in the group, to be dead-lettered when it comes back; the publish's own message
+/// id keeps a retry from storing it twice.
+async fn dead_letter(
+    shared: Arc<Shared>,
+    group: Arc<Known>,
+    letter: Letter,
+) -> Result<(), BrokerError> {
+    if let Some(topic) = &group.settings.dead_letter_topic {
+        let new = letter
+            .reason
+            .letter(&letter.message, topic, &group.group, letter.attempts);
+        let message = Message::stamp_as(new, letter.message.id(), SystemTime::now(), None);
+        let published = async {
+            let id = format!("dl-{}-{}", group.consumer, message.id());
+            let headers = codec::headers(&message);
+            let subject = shared.subjects.topic(topic);
+            publish::send(&shared, subject, message.payload_bytes(), headers, id)
+                .await?
+                .stored(&shared)
+                .await
+        };
+        if let Err(error) = published.await {
+            tracing::warn!(%error, group = %group.group, "cannot publish a dead letter; it stays in the group");
+            return Err(error);
+        }
+    }
+    letter
+        .acker
+        .double_ack_with(AckKind::Term)
+        .await
+        .map_err(unavailable)?;
+    shared.groups.released(&group.consumer);
+    Ok(())
+}
