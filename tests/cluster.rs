@@ -1,16 +1,28 @@
-//! The NATS JetStream cluster that cluster mode runs on, as the test harness starts it
-//! (tests/common/nats.rs): three nodes on loopback that elect a JetStream meta leader, keep one
-//! when its node is killed, and take the node back when it restarts on its store.
+//! Cluster mode under faults, with real processes killed by SIGKILL: the NATS JetStream cluster
+//! as the test harness starts it (tests/common/nats.rs), a Switchyard node killed while it holds
+//! deliveries, a NATS server killed under load, and the whole NATS cluster restarted. Each fault
+//! test checks what was acknowledged against what arrived: nothing lost, nothing unexpected,
+//! duplicates counted.
 //!
-//! Ignored by a plain `cargo test`, since they need nats-server 2.14 or later; `.ci/run` installs
-//! one and runs them with `-- --ignored`.
+//! The behaviour suite runs in cluster mode too (tests/common/mod.rs, `SWITCHYARD_TEST_NATS`);
+//! these are the faults it cannot show. Ignored by a plain `cargo test`, since they need
+//! nats-server 2.14 or later; `.ci/run` installs one and runs them with `-- --ignored`.
 
 mod common;
 
-use std::time::Duration;
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
-use common::{http::try_get, nats::NatsCluster, within_for};
+use common::{
+    http::try_get,
+    nats::{Deployment, NatsCluster, OwnedDeployment},
+    process::BrokerProcess,
+    *,
+};
 use serde_json::Value;
+use switchyard::pb;
 use tokio::time::Instant;
 
 /// The meta group as node `node` sees it: its leader's name and its size, once it has a leader.
@@ -92,4 +104,253 @@ async fn three_nodes_elect_a_leader_keep_one_through_a_crash_and_take_the_node_b
         (new_leader, 3),
         "the restarted node is back in the meta group"
     );
+}
+
+/// How long a fault test waits for what was acknowledged to arrive after the fault.
+const RECOVERY: Duration = Duration::from_secs(45);
+/// The groups' ack deadline in the fault tests: what a killed node held comes back after it.
+const DEADLINE_MS: u32 = 2_000;
+
+/// Starts a cluster-mode broker process of `deployment`.
+async fn node_process(deployment: &Deployment) -> BrokerProcess {
+    BrokerProcess::start(&[
+        "--http",
+        "off",
+        "--nats",
+        &deployment.urls,
+        "--nats-prefix",
+        &deployment.prefix,
+    ])
+    .await
+}
+
+/// What a fault test's consumer received, by message number: how many times each.
+#[derive(Debug, Default)]
+struct Received(BTreeMap<usize, u32>);
+
+impl Received {
+    fn add(&mut self, deliveries: &[pb::Delivery]) {
+        for delivery in deliveries {
+            *self.0.entry(delivery_number(delivery)).or_default() += 1;
+        }
+    }
+
+    /// Checks the run: every acknowledged number arrived, nothing arrived that was not attempted,
+    /// and returns how many arrived more than once.
+    fn check(&self, acknowledged: &BTreeSet<usize>, attempted: &BTreeSet<usize>) -> u32 {
+        let lost: Vec<&usize> = acknowledged
+            .iter()
+            .filter(|n| !self.0.contains_key(n))
+            .collect();
+        let unexpected: Vec<&usize> = self.0.keys().filter(|n| !attempted.contains(n)).collect();
+        let duplicates = self.0.values().map(|times| times - 1).sum();
+        println!(
+            "acknowledged {}, received {} distinct, lost {}, unexpected {}, duplicates {duplicates}",
+            acknowledged.len(),
+            self.0.len(),
+            lost.len(),
+            unexpected.len()
+        );
+        assert!(lost.is_empty(), "lost {lost:?}");
+        assert!(unexpected.is_empty(), "unexpected {unexpected:?}");
+        duplicates
+    }
+}
+
+/// Acks a delivery whatever comes of it: one whose deadline passed, or whose Ack failed, comes
+/// back, and the checker counts it twice.
+async fn ack(broker: &mut Broker, delivery: &pb::Delivery) {
+    let request = pb::AckRequest {
+        ack_ids: vec![delivery.delivery_id.clone()],
+        ..Default::default()
+    };
+    let _ = tokio::time::timeout(WAIT, broker.ack(request)).await;
+}
+
+/// Receives and acks deliveries until every number in `wanted` has arrived, for at most
+/// [`RECOVERY`].
+async fn drain(
+    broker: &mut Broker,
+    stream: &mut tonic::Streaming<pb::Delivery>,
+    received: &mut Received,
+    wanted: &BTreeSet<usize>,
+) {
+    let deadline = Instant::now() + RECOVERY;
+    while !wanted.iter().all(|n| received.0.contains_key(n)) && Instant::now() < deadline {
+        let delivery = match tokio::time::timeout(SLACK, stream.message()).await {
+            Ok(Ok(Some(delivery))) => delivery,
+            Err(_) => continue,
+            Ok(ended) => panic!("the consumer's stream ended: {ended:?}"),
+        };
+        received.add(std::slice::from_ref(&delivery));
+        ack(broker, &delivery).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server 2.14+: bash .ci/run installs it"]
+async fn a_killed_node_s_unacked_deliveries_come_back_through_the_other_node() {
+    let cluster = within_for(NODE_START, "a 3-node cluster", NatsCluster::start(3)).await;
+    let deployment = Deployment::new(&cluster.urls().join(","));
+    let _stream = OwnedDeployment(deployment.clone());
+    let doomed = node_process(&deployment).await;
+    let survivor = TestServer::nodes_of(test_config(), &deployment, 1).await;
+    let topic = unique("cluster.killed");
+    let mut admin = survivor.admin().await;
+    let declare = pb::DeclareGroupRequest {
+        ack_deadline_ms: DEADLINE_MS,
+        ..declaration(&topic, "workers")
+    };
+    declare_ok(&mut admin, declare).await;
+
+    let mut holder = Broker::new(doomed.channel().await);
+    let mut held = consume_ok(&mut holder, consume_with(&topic, "workers", 10, 0)).await;
+    let mut publisher = survivor.broker().await;
+    publish_ok(&mut publisher, numbered_batch(&topic, 0..10)).await;
+    let taken = next_deliveries(&mut held, 10).await;
+    assert_eq!(sorted_numbers(&taken), (0..10).collect::<Vec<_>>());
+    // Unacked, on a node that dies without a word.
+    doomed.kill().await;
+    let killed_at = Instant::now();
+
+    let mut rescuer = survivor.broker().await;
+    let mut rescued = consume_ok(&mut rescuer, consume_with(&topic, "workers", 100, 0)).await;
+    let mut received = Received::default();
+    let all: BTreeSet<usize> = (0..10).collect();
+    drain(&mut rescuer, &mut rescued, &mut received, &all).await;
+    println!(
+        "the killed node's deliveries came back {:?} after the kill",
+        killed_at.elapsed()
+    );
+    assert_eq!(received.check(&all, &all), 0, "each came back once");
+    assert!(
+        killed_at.elapsed() >= Duration::from_millis(u64::from(DEADLINE_MS)) - SLACK,
+        "they come back once the group's ack deadline has passed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server 2.14+: bash .ci/run installs it"]
+async fn killing_a_nats_server_under_load_loses_nothing_acknowledged() {
+    let mut cluster = within_for(NODE_START, "a 3-node cluster", NatsCluster::start(3)).await;
+    let deployment = Deployment::new(&cluster.urls().join(","));
+    let _stream = OwnedDeployment(deployment.clone());
+    let server = TestServer::nodes_of(test_config(), &deployment, 2).await;
+    let topic = unique("cluster.load");
+    let mut admin = server.admin().await;
+    let declare = pb::DeclareGroupRequest {
+        ack_deadline_ms: DEADLINE_MS,
+        ..declaration(&topic, "workers")
+    };
+    declare_ok(&mut admin, declare).await;
+
+    // A publisher on node 0, a consumer on node 1.
+    let mut publisher = Broker::new(server.channel_to_node(0).await);
+    let mut broker = Broker::new(server.channel_to_node(1).await);
+    let mut stream = consume_ok(&mut broker, consume_with(&topic, "workers", 50, 0)).await;
+    let published_topic = topic.clone();
+    let publishing = tokio::spawn(async move {
+        let topic = published_topic;
+        let (mut acknowledged, mut attempted) = (BTreeSet::new(), BTreeSet::new());
+        let started = Instant::now();
+        let mut n = 0;
+        while started.elapsed() < Duration::from_secs(6) {
+            let batch: Vec<usize> = (n..n + 10).collect();
+            attempted.extend(batch.iter().copied());
+            let messages = batch.iter().map(|&n| numbered(&topic, n, 64)).collect();
+            // A publish that fails, or takes too long, was not acknowledged: it may or may not
+            // arrive.
+            let request = pb::PublishRequest {
+                messages,
+                wait_for_room: false,
+            };
+            if let Ok(Ok(_)) = tokio::time::timeout(WAIT, publisher.publish(request)).await {
+                acknowledged.extend(batch);
+            }
+            n += 10;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        (acknowledged, attempted)
+    });
+    let mut received = Received::default();
+    let consuming_until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < consuming_until {
+        if let Ok(Ok(Some(delivery))) = tokio::time::timeout(SLACK, stream.message()).await {
+            received.add(std::slice::from_ref(&delivery));
+            ack(&mut broker, &delivery).await;
+        }
+    }
+    cluster.kill(0).await;
+    let killed_at = Instant::now();
+    let mut pumping = Box::pin(async {
+        loop {
+            if let Ok(Ok(Some(delivery))) = tokio::time::timeout(SLACK, stream.message()).await {
+                // Recorded first: the loop may be dropped at any await.
+                received.add(std::slice::from_ref(&delivery));
+                ack(&mut broker, &delivery).await;
+            }
+        }
+    });
+    let (acknowledged, attempted) = tokio::select! {
+        outcome = publishing => outcome.expect("the publisher did not panic"),
+        () = &mut pumping => unreachable!("the pump never ends"),
+    };
+    drop(pumping);
+    drain(&mut broker, &mut stream, &mut received, &acknowledged).await;
+    println!(
+        "one NATS server killed under load; drained {:?} after the kill",
+        killed_at.elapsed()
+    );
+    assert!(
+        acknowledged.len() > 100,
+        "publishing went on: {} acknowledged",
+        acknowledged.len()
+    );
+    println!(
+        "the group at the end: {:?}",
+        group_info(&mut admin, &topic, "workers").await
+    );
+    received.check(&acknowledged, &attempted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server 2.14+: bash .ci/run installs it"]
+async fn a_restarted_nats_cluster_keeps_declared_groups_and_queued_messages() {
+    let mut cluster = within_for(NODE_START, "a 3-node cluster", NatsCluster::start(3)).await;
+    let deployment = Deployment::new(&cluster.urls().join(","));
+    let _stream = OwnedDeployment(deployment.clone());
+    let server = TestServer::nodes_of(test_config(), &deployment, 2).await;
+    let topic = unique("cluster.restart");
+    let mut admin = server.admin().await;
+    let declare = pb::DeclareGroupRequest {
+        max_length: 500,
+        max_deliveries: 4,
+        ack_deadline_ms: DEADLINE_MS,
+        ..declaration(&topic, "kept")
+    };
+    declare_ok(&mut admin, declare.clone()).await;
+    let mut publisher = server.broker().await;
+    publish_ok(&mut publisher, numbered_batch(&topic, 0..20)).await;
+
+    within_for(RECOVERY, "the cluster's restart", cluster.restart_all()).await;
+
+    // The same declaration is accepted unchanged: the group kept every setting.
+    within_for(RECOVERY, "the group after the restart", async {
+        loop {
+            let mut admin = server.admin().await;
+            let declared = admin.declare_group(declare.clone()).await;
+            let info = group_info(&mut admin, &topic, "kept").await;
+            if declared.is_ok() && info.is_some_and(|info| info.ready == 20) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    let mut broker = server.broker().await;
+    let mut stream = consume_ok(&mut broker, consume_with(&topic, "kept", 100, 0)).await;
+    let mut received = Received::default();
+    let all: BTreeSet<usize> = (0..20).collect();
+    drain(&mut broker, &mut stream, &mut received, &all).await;
+    assert_eq!(received.check(&all, &all), 0);
 }

@@ -172,6 +172,20 @@ impl NatsCluster {
         self.await_healthy(node).await;
     }
 
+    /// Kills every node, as a power cut would, starts them all again on their stores, and waits
+    /// until every one is healthy (none is on its own: each needs the others for a meta leader).
+    pub async fn restart_all(&mut self) {
+        for node in 0..self.nodes.len() {
+            self.kill(node).await;
+        }
+        for node in 0..self.nodes.len() {
+            self.spawn(node);
+        }
+        for node in 0..self.nodes.len() {
+            self.await_healthy(node).await;
+        }
+    }
+
     fn config_path(&self, node: usize) -> PathBuf {
         self.dir.path().join(format!("n{node}.conf"))
     }
