@@ -47,7 +47,8 @@ var (
 	// ErrTimedOut: no reply (or answer) before the deadline (REQUEST_TIMED_OUT, or
 	// DEADLINE_EXCEEDED). It also matches context.DeadlineExceeded.
 	ErrTimedOut = errors.New("timed out")
-	// ErrUnavailable: the broker is shutting down (SHUTTING_DOWN), its log failed (STORAGE_FAILED)
+	// ErrUnavailable: the broker is shutting down (SHUTTING_DOWN), its log failed (STORAGE_FAILED),
+	// its NATS cluster does not answer (CLUSTER_UNAVAILABLE)
 	// or it cannot be reached.
 	ErrUnavailable = errors.New("unavailable")
 	// ErrUnauthenticated: the broker has authentication on and the call carried no token, or one it
