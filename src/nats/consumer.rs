@@ -454,24 +454,26 @@ async fn keep_deadlines(shared: Weak<Shared>, attached: Weak<Attached>) {
         }
         let now = Instant::now();
         let ack_wait = attached.group.settings.ack_deadline;
-        let mut expired = Vec::new();
         let mut progress = Vec::new();
-        {
+        let expired: Vec<Held> = {
             let mut held = attached.held.lock();
-            held.retain(|_, held| {
-                if held.deadline <= now {
-                    expired.push(Arc::clone(&held.acker));
-                    return false;
-                }
-                if now.duration_since(held.progressed) >= ack_wait / 2 {
+            let due: Vec<u64> = held
+                .iter()
+                .filter(|(_, held)| held.deadline <= now)
+                .map(|(seq, _)| *seq)
+                .collect();
+            for held in held.values_mut() {
+                if held.deadline > now && now.duration_since(held.progressed) >= ack_wait / 2 {
                     held.progressed = now;
                     progress.push(Arc::clone(&held.acker));
                 }
-                true
-            });
-        }
-        for acker in expired {
-            tokio::spawn(async move { acker.ack_with(AckKind::Nak(None)).await });
+            }
+            due.iter().filter_map(|seq| held.remove(seq)).collect()
+        };
+        // Each nack is sent before its permit is given back: the consumer's next pull then goes
+        // out after it, and the redelivery comes before anything newer, as in memory.
+        for held in expired {
+            let _ = held.acker.ack_with(AckKind::Nak(None)).await;
         }
         for acker in progress {
             tokio::spawn(async move { acker.ack_with(AckKind::Progress).await });

@@ -2,6 +2,8 @@
 //! of its pattern and name (a consumer name cannot hold `.`, `*` or `>`), with its settings in the
 //! consumer's metadata. So every node finds every group, and a group outlives every node.
 //!
+//! Groups that Consume made are removed once idle ([`keep_up`]), as in memory.
+//!
 //! Each node keeps a copy of the groups it has seen, refreshed every [`REFRESH`]: a publish counts
 //! the groups it reached from it, and a request that a group may take goes through the stream.
 //! What a node counted (deliveries, acks, …) is its own; the stream's numbers (ready, in flight)
@@ -30,6 +32,8 @@ use crate::{
 
 /// How often a node reads the cluster's groups again.
 const REFRESH: Duration = Duration::from_secs(2);
+/// How long a consumer's count may lag the stream's acknowledgement of a publish.
+const COUNT_LAG: Duration = Duration::from_millis(20);
 /// Pull requests a group's consumer keeps waiting at most, across all nodes: each Switchyard
 /// consumer keeps one or two. NATS's default (512) would cap a group's consumers.
 const MAX_WAITING: i64 = 8192;
@@ -502,14 +506,27 @@ fn held_by(info: &consumer::Info) -> u64 {
     info.num_pending + info.num_ack_pending as u64
 }
 
-/// Reads what `group` holds from JetStream, for a publish that may not fit by the estimate.
+/// Reads what `group` holds from JetStream, for a publish that may not fit by the estimate. A
+/// consumer's count follows the stream a moment after a publish is acknowledged, so a count lower
+/// than the estimate is read once more, a moment later, before it is believed.
 pub async fn reread_held(shared: &Shared, group: &Known) -> Result<(), BrokerError> {
-    match shared.stream.consumer_info(&group.consumer).await {
-        Ok(info) => shared.groups.holds(&group.consumer, held_by(&info)),
-        Err(error) if error.kind() == ConsumerInfoErrorKind::NotFound => {
-            forget(shared, &group.consumer);
+    let estimate = shared.groups.held.lock().get(&group.consumer).copied();
+    for read in 0..2 {
+        match shared.stream.consumer_info(&group.consumer).await {
+            Ok(info) => {
+                let held = held_by(&info);
+                if read == 0 && estimate.is_some_and(|estimate| held < estimate) {
+                    tokio::time::sleep(COUNT_LAG).await;
+                    continue;
+                }
+                shared.groups.holds(&group.consumer, held);
+            }
+            Err(error) if error.kind() == ConsumerInfoErrorKind::NotFound => {
+                forget(shared, &group.consumer);
+            }
+            Err(error) => return Err(unavailable(error)),
         }
-        Err(error) => return Err(unavailable(error)),
+        break;
     }
     Ok(())
 }
@@ -546,17 +563,71 @@ pub async fn refresh(shared: &Shared) {
     }
 }
 
-/// Refreshes this node's copy of the groups until the broker is gone or shut down.
-pub async fn keep_refreshing(shared: Weak<Shared>) {
+/// Refreshes this node's copy of the groups, and removes groups made by Consume that have had
+/// neither consumers (on any node) nor messages for `group_idle_timeout`, until the broker is gone
+/// or shut down. Every node keeps watch; whichever sees a group idle long enough deletes it, and
+/// the others' deletes find it gone.
+pub async fn keep_up(shared: Weak<Shared>) {
+    let Some(timeout) = shared
+        .upgrade()
+        .map(|shared| shared.config.group_idle_timeout)
+    else {
+        return;
+    };
+    let tick = (timeout / 4).clamp(Duration::from_millis(50), REFRESH);
+    let mut idle_since: HashMap<String, tokio::time::Instant> = HashMap::new();
     loop {
-        tokio::time::sleep(REFRESH).await;
+        tokio::time::sleep(tick).await;
         let Some(shared) = shared.upgrade() else {
             return;
         };
         if shared.shutdown.is_cancelled() {
             return;
         }
-        refresh(&shared).await;
+        let found = match read_all(&shared).await {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the cluster's groups");
+                continue;
+            }
+        };
+        let idle: Vec<&Known> = found
+            .iter()
+            .filter(|(known, info)| !known.declared && held_by(info) == 0)
+            .map(|(known, _)| known)
+            .collect();
+        if idle.is_empty() {
+            idle_since.clear();
+            continue;
+        }
+        let Ok(census) = census::gather(&shared).await else {
+            continue;
+        };
+        let now = tokio::time::Instant::now();
+        let mut still_idle = HashMap::new();
+        for known in idle {
+            let consumers = census
+                .groups
+                .get(&known.consumer)
+                .map_or(0, |group| group.consumers.len());
+            if consumers > 0 {
+                continue;
+            }
+            let since = idle_since.get(&known.consumer).copied().unwrap_or(now);
+            if now.duration_since(since) < timeout {
+                still_idle.insert(known.consumer.clone(), since);
+                continue;
+            }
+            match delete(&shared, &known.pattern, &known.group).await {
+                Ok(()) | Err(BrokerError::GroupNotFound { .. }) => {
+                    tracing::debug!(group = %known.group, pattern = %known.pattern, "removed an idle group");
+                }
+                Err(error) => {
+                    tracing::warn!(%error, group = %known.group, "cannot remove an idle group")
+                }
+            }
+        }
+        idle_since = still_idle;
     }
 }
 

@@ -189,7 +189,7 @@ impl NatsBroker {
         })?;
         groups::refresh(&shared).await;
         census::greet(&shared).await;
-        tokio::spawn(groups::keep_refreshing(Arc::downgrade(&shared)));
+        tokio::spawn(groups::keep_up(Arc::downgrade(&shared)));
         tracing::info!(node = %shared.node, servers = %servers, stream = %shared.stream_name(), "cluster mode: connected to NATS");
         Ok(Self { shared })
     }
