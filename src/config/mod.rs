@@ -394,7 +394,7 @@ pub struct Config {
     /// (`nats://HOST:PORT`, comma separated), with JetStream.
     ///
     /// Every node given the same servers and `nats_prefix` serves the same topics and groups, and
-    /// keeps nothing that matters itself (the README's CLUSTERING section). Needs nats-server 2.11 or
+    /// keeps nothing that matters itself (the README's CLUSTERING section). Needs nats-server 2.10 or
     /// later with JetStream on. Credentials may ride in a URL (`nats://user:pass@host`); unset, the
     /// broker keeps everything in memory, or in `data_dir`.
     #[arg(long, env = "SWITCHYARD_NATS", value_name = "URLS")]
