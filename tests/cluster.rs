@@ -354,3 +354,106 @@ async fn a_restarted_nats_cluster_keeps_declared_groups_and_queued_messages() {
     drain(&mut broker, &mut stream, &mut received, &all).await;
     assert_eq!(received.check(&all, &all), 0);
 }
+
+/// Sends `signal` (`STOP`, `CONT`) to the process `pid`.
+fn signal(pid: u32, signal: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "kill -{signal} {pid}");
+}
+
+/// Receives `n` deliveries, for at most [`RECOVERY`]: a takeover after a lapse waits out the lease
+/// and then the group's ack deadline.
+async fn taken_over(stream: &mut tonic::Streaming<pb::Delivery>, n: usize) -> Vec<pb::Delivery> {
+    within_for(RECOVERY, "the standby's deliveries", async {
+        let mut deliveries = Vec::new();
+        while deliveries.len() < n {
+            match stream.message().await {
+                Ok(Some(delivery)) => deliveries.push(delivery),
+                ended => panic!("the standby's stream ended: {ended:?}"),
+            }
+        }
+        deliveries
+    })
+    .await
+}
+
+/// The node holding an exclusive group's lease freezes (SIGSTOP) with deliveries unacked, for longer
+/// than the lease lives: the standby on the other node takes over and gets what the frozen node
+/// held first, then the rest, in publish order. Thawed (SIGCONT), the old holder is fenced: it
+/// cannot ack what it held, and its consumer's stream ends with UNAVAILABLE. Then it is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server 2.14+: bash .ci/run installs it"]
+async fn a_frozen_exclusive_holder_is_fenced_and_the_standby_takes_over_in_order() {
+    let cluster = within_for(NODE_START, "a 3-node cluster", NatsCluster::start(3)).await;
+    let deployment = Deployment::new(&cluster.urls().join(","));
+    let _stream = OwnedDeployment(deployment.clone());
+    let frozen = node_process(&deployment).await;
+    let survivor = TestServer::nodes_of(test_config(), &deployment, 1).await;
+    let topic = unique("cluster.exclusive");
+    let mut admin = survivor.admin().await;
+    let declare = pb::DeclareGroupRequest {
+        mode: pb::ConsumeMode::Exclusive.into(),
+        ack_deadline_ms: DEADLINE_MS,
+        ..declaration(&topic, "ledger")
+    };
+    declare_ok(&mut admin, declare).await;
+
+    let mut holder = Broker::new(frozen.channel().await);
+    let mut held = consume_ok(&mut holder, exclusive(&topic, "ledger", 5, false)).await;
+    let mut standby_client = survivor.broker().await;
+    let mut standby = consume_ok(&mut standby_client, exclusive(&topic, "ledger", 100, true)).await;
+    wait_for_group(&mut admin, &topic, "ledger", "2 consumers", |g| {
+        g.consumers == 2
+    })
+    .await;
+    let mut publisher = survivor.broker().await;
+    publish_ok(&mut publisher, numbered_batch(&topic, 0..10)).await;
+    let first = next_deliveries(&mut held, 5).await;
+    assert_eq!(numbers(&first), vec![0, 1, 2, 3, 4]);
+    ack_all(&mut holder, &first[..2]).await;
+    let more = next_deliveries(&mut held, 2).await;
+    assert_eq!(numbers(&more), vec![5, 6]);
+
+    signal(frozen.pid(), "STOP");
+    let frozen_at = Instant::now();
+    let taken = taken_over(&mut standby, 8).await;
+    println!(
+        "the standby took over {:?} after the holder froze",
+        frozen_at.elapsed()
+    );
+    assert_eq!(
+        numbers(&taken),
+        vec![2, 3, 4, 5, 6, 7, 8, 9],
+        "what the frozen holder held first, then the rest"
+    );
+    let attempts: Vec<u32> = taken.iter().map(|d| d.attempt).collect();
+    assert_eq!(attempts, vec![2, 2, 2, 2, 2, 1, 1, 1]);
+    ack_all(&mut standby_client, &taken).await;
+
+    signal(frozen.pid(), "CONT");
+    let stale: Vec<&str> = first[2..]
+        .iter()
+        .chain(&more)
+        .map(|d| d.delivery_id.as_str())
+        .collect();
+    assert_eq!(
+        ack_ids(&mut holder, &stale).await.len(),
+        5,
+        "a holder whose lease lapsed cannot ack"
+    );
+    let ended = within_for(WAIT, "the stale holder's stream to end", held.message()).await;
+    assert!(
+        matches!(&ended, Err(status) if status.code() == tonic::Code::Unavailable),
+        "{ended:?}"
+    );
+
+    publish_ok(&mut publisher, numbered_batch(&topic, 10..12)).await;
+    assert_eq!(
+        numbers(&next_deliveries(&mut standby, 2).await),
+        vec![10, 11]
+    );
+    frozen.kill().await;
+}

@@ -7,21 +7,6 @@ use common::*;
 use switchyard::pb;
 use tonic::Code;
 
-/// An exclusive consume request.
-fn exclusive(topic: &str, group: &str, prefetch: u32, standby: bool) -> pb::ConsumeRequest {
-    pb::ConsumeRequest {
-        mode: pb::ConsumeMode::Exclusive.into(),
-        prefetch,
-        standby,
-        ..consume_request(topic, group)
-    }
-}
-
-/// The numbers carried by `deliveries`, in delivery order.
-fn numbers(deliveries: &[pb::Delivery]) -> Vec<usize> {
-    deliveries.iter().map(delivery_number).collect()
-}
-
 /// The exclusive consumer gets every message in publish order.
 #[tokio::test]
 async fn exclusive_consumer_gets_messages_in_publish_order() {

@@ -51,6 +51,13 @@ pub struct ConsumerCensus {
     pub prefetch: u32,
     pub in_flight: u32,
     pub ack_deadline_ms: u64,
+    /// False for an exclusive group's standbys.
+    #[serde(default = "active_by_default")]
+    pub active: bool,
+}
+
+fn active_by_default() -> bool {
+    true
 }
 
 impl From<&ConsumerCensus> for ConsumerInfo {
@@ -60,7 +67,7 @@ impl From<&ConsumerCensus> for ConsumerInfo {
             prefetch: consumer.prefetch,
             in_flight: consumer.in_flight,
             ack_deadline: Duration::from_millis(consumer.ack_deadline_ms),
-            active: true,
+            active: consumer.active,
         }
     }
 }

@@ -14,7 +14,13 @@
 //!   is published to the dead-letter topic (deduplicated by a message id of its own, should the
 //!   node die in between) and then terminated in the group.
 //!
-//! A delivery id is `NODE.CONSUMER.SEQ`: only the node that made it can settle it.
+//! - **Exclusive groups** add a lease ([`leases`]): a consumer pulls only while it holds its
+//!   group's lease, and pulls, delivers, settles and extends only while the lease is valid. One
+//!   that goes gives back what it held before it hands the lease on, so the next one gets it first.
+//!
+//! A delivery id is `NODE.CONSUMER.SEQ.GROUP` (`GROUP` the JetStream consumer's name): only the
+//! node that made it holds its ack handle, and other nodes forward its settlement there
+//! ([`forward`](super::forward)). Its group says, on any node, which pattern settling it takes.
 
 use std::{
     collections::HashMap,
@@ -43,8 +49,9 @@ use tokio_util::sync::CancellationToken;
 use super::{
     Shared,
     census::ConsumerCensus,
-    codec,
+    codec, forward,
     groups::{self, Known},
+    leases::{self, Claim},
     publish, unavailable,
 };
 use crate::{
@@ -63,6 +70,9 @@ const PULL_EXPIRES: Duration = Duration::from_secs(5);
 const DRAIN_QUIET: Duration = Duration::from_millis(50);
 /// How long a settlement's round trip to JetStream may take.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// What an exclusive consumer that took a lapsed lease waits beyond the group's AckWait, for
+/// JetStream to notice the old holder's deliveries are due.
+const LAPSE_SLACK: Duration = Duration::from_millis(500);
 /// How long a consumer waits before pulling again after its pull failed.
 const RETRY_PULL: Duration = Duration::from_millis(500);
 
@@ -91,6 +101,15 @@ struct Attached {
     next_seq: AtomicU64,
     /// Cancelled when the group is deleted from this node, or the consumer goes.
     ended: CancellationToken,
+    /// An exclusive consumer's hold on its group's lease.
+    claim: Option<Arc<Claim>>,
+}
+
+impl Attached {
+    /// False while an exclusive consumer's lease is not valid: it must not touch its group then.
+    fn may_settle(&self) -> bool {
+        self.claim.as_ref().is_none_or(|claim| claim.valid())
+    }
 }
 
 /// A delivery not settled yet.
@@ -132,6 +151,7 @@ impl Consumers {
     fn parse(&self, delivery_id: &str) -> Option<(Arc<Attached>, u64)> {
         let mut parts = delivery_id.split('.');
         let (node, consumer, seq) = (parts.next()?, parts.next()?, parts.next()?);
+        let _group = parts.next()?;
         if node != self.node || parts.next().is_some() {
             return None;
         }
@@ -164,6 +184,7 @@ impl Consumers {
                     in_flight: u32::try_from(entry.held.lock().len()).unwrap_or(u32::MAX),
                     ack_deadline_ms: u64::try_from(entry.ack_deadline.as_millis())
                         .unwrap_or(u64::MAX),
+                    active: entry.claim.as_ref().is_none_or(|claim| claim.is_held()),
                 };
                 (entry.group.consumer.clone(), consumer)
             })
@@ -186,9 +207,6 @@ pub async fn consume(
     spec: ConsumeSpec,
     slot: OwnedSemaphorePermit,
 ) -> Result<EventStream<Delivery>, BrokerError> {
-    if spec.mode == ConsumeMode::Exclusive {
-        return Err(groups::exclusive_unsupported());
-    }
     let group = groups::for_consumer(shared, &spec.pattern, &spec.group, spec.mode).await?;
     let consumer: PullConsumer = shared
         .stream
@@ -201,6 +219,17 @@ pub async fn consume(
         .max(1);
     let consumers = &shared.consumers;
     let local_id = consumers.next_id.fetch_add(1, Ordering::Relaxed);
+    let claim = match group.settings.mode {
+        ConsumeMode::Exclusive => {
+            let holder = format!("{}.{local_id}", shared.node);
+            let claim = shared
+                .leases
+                .claim(&group.consumer, group.group.as_str(), holder, spec.standby)
+                .await?;
+            Some(claim)
+        }
+        _ => None,
+    };
     let attached = Arc::new(Attached {
         local_id,
         id: consumers.id_base | local_id,
@@ -211,6 +240,7 @@ pub async fn consume(
         held: Mutex::new(HashMap::new()),
         next_seq: AtomicU64::new(1),
         ended: CancellationToken::new(),
+        claim,
     });
     consumers.by_id.insert(local_id, Arc::clone(&attached));
     tokio::spawn(keep_deadlines(
@@ -222,6 +252,7 @@ pub async fn consume(
         attached,
         consumer,
         batch: None,
+        started: false,
         _slot: slot,
     };
     Ok(Box::pin(futures_util::stream::unfold(
@@ -236,12 +267,16 @@ pub async fn consume(
     )))
 }
 
-/// Asks for `count` messages, delivered as they come, for at most [`PULL_EXPIRES`].
-async fn pull(consumer: &PullConsumer, count: usize) -> Result<pull::Batch, BrokerError> {
+/// Asks for `count` messages, delivered as they come, for at most `expires`.
+async fn pull(
+    consumer: &PullConsumer,
+    count: usize,
+    expires: Duration,
+) -> Result<pull::Batch, BrokerError> {
     consumer
         .batch()
         .max_messages(count)
-        .expires(PULL_EXPIRES)
+        .expires(expires)
         .messages()
         .await
         .map_err(unavailable)
@@ -254,6 +289,9 @@ struct Pulling {
     consumer: PullConsumer,
     /// The pull under way: never for more messages than the window has room for.
     batch: Option<pull::Batch>,
+    /// Whether an exclusive consumer has waited for its lease (and, after a lapse, for the old
+    /// holder's deliveries to come back).
+    started: bool,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -261,19 +299,61 @@ impl Pulling {
     /// Waits for `until`, or for the broker or the consumer to end.
     async fn or_end<T>(&self, until: impl Future<Output = T>) -> Result<T, BrokerError> {
         let attached = &self.attached;
+        let lost = async {
+            match &attached.claim {
+                Some(claim) => claim.lost.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
             () = self.shared.shutdown.cancelled() => Err(BrokerError::ShuttingDown),
             () = attached.ended.cancelled() => Err(BrokerError::GroupDeleted {
                 group: attached.group.group.to_string(),
             }),
+            () = lost => Err(attached.claim.as_ref().map_or(BrokerError::ShuttingDown, |claim| claim.lost_error())),
             value = until => Ok(value),
+        }
+    }
+
+    /// An exclusive consumer's wait for its lease, once. One that took a lapsed lease while the
+    /// group has pending deliveries waits out the group's AckWait: they may be the old holder's,
+    /// and they come back first only once JetStream gives up on them.
+    async fn start(&mut self) -> Result<(), BrokerError> {
+        let Some(claim) = self.attached.claim.clone() else {
+            return Ok(());
+        };
+        if std::mem::replace(&mut self.started, true) {
+            return Ok(());
+        }
+        let after_lapse = self.or_end(claim.until_held()).await??;
+        if after_lapse {
+            let group = &self.attached.group;
+            let info = self
+                .or_end(self.shared.stream.consumer_info(&group.consumer))
+                .await?
+                .map_err(unavailable)?;
+            if info.num_ack_pending > 0 {
+                tracing::info!(group = %group.group, pending = info.num_ack_pending, "an exclusive group's lease lapsed: waiting out its AckWait before the first pull");
+                let wait = group.settings.ack_deadline + LAPSE_SLACK;
+                self.or_end(tokio::time::sleep(wait)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits, if it must, until an exclusive consumer may touch its group.
+    async fn fenced(&self) -> Result<(), BrokerError> {
+        match &self.attached.claim {
+            Some(claim) if !claim.valid() => self.or_end(claim.until_valid()).await?,
+            _ => Ok(()),
         }
     }
 
     async fn next(&mut self) -> Result<Delivery, BrokerError> {
         let shared = Arc::clone(&self.shared);
         let attached = Arc::clone(&self.attached);
+        self.start().await?;
         loop {
             let window = Arc::clone(&attached.window);
             let permit = self
@@ -322,6 +402,8 @@ impl Pulling {
                 tokio::spawn(dead_letter(Arc::clone(&shared), Arc::clone(group), letter));
                 continue;
             }
+            // A lease that lapsed while the message was on its way: it is not this consumer's.
+            self.fenced().await?;
             shared.groups.count(&group.consumer, |c| {
                 c.delivered += 1;
                 c.redelivered += u64::from(attempt > 1);
@@ -341,7 +423,10 @@ impl Pulling {
             );
             return Ok(Delivery {
                 message,
-                delivery_id: format!("{}.{}.{seq}", shared.node, attached.local_id),
+                delivery_id: format!(
+                    "{}.{}.{seq}.{}",
+                    shared.node, attached.local_id, group.consumer
+                ),
                 attempt,
             });
         }
@@ -352,8 +437,13 @@ impl Pulling {
     async fn pulled(&mut self) -> Result<async_nats::jetstream::Message, BrokerError> {
         loop {
             if self.batch.is_none() {
+                self.fenced().await?;
                 let room = self.attached.window.available_permits() + 1;
-                match self.or_end(pull(&self.consumer, room)).await? {
+                let expires = match self.attached.claim {
+                    Some(_) => leases::PULL_EXPIRES,
+                    None => PULL_EXPIRES,
+                };
+                match self.or_end(pull(&self.consumer, room, expires)).await? {
                     Ok(batch) => self.batch = Some(batch),
                     Err(error) => {
                         tracing::debug!(%error, group = %self.attached.group.group, "cannot pull; trying again");
@@ -404,16 +494,23 @@ impl Drop for Pulling {
         let attached = &self.attached;
         attached.ended.cancel();
         self.shared.consumers.by_id.remove(&attached.local_id);
-        let held: Vec<Held> = attached.held.lock().drain().map(|(_, held)| held).collect();
+        let mut held: Vec<(u64, Held)> = attached.held.lock().drain().collect();
+        // In delivery order: JetStream redelivers nacked messages in the order it hears of them.
+        held.sort_by_key(|(seq, _)| *seq);
         // A pull still under way may yet deliver: its messages are taken and given back too,
         // or JetStream would hold them for this consumer until the group's AckWait passed.
         let batch = self.batch.take();
-        if held.is_empty() && batch.is_none() {
+        let claim = attached.claim.clone();
+        if held.is_empty() && batch.is_none() && claim.is_none() {
             return;
         }
+        // An exclusive consumer whose lease is not valid is fenced: what it held comes back by
+        // AckWait, to a holder that waits for it.
+        let give_back = attached.may_settle();
         // Given back at once, as in memory: JetStream redelivers a nacked message now. The pull
         // is closed first (what it delivers meanwhile is taken, until it has been quiet for
-        // DRAIN_QUIET), so that what is nacked is not redelivered to it.
+        // DRAIN_QUIET), so that what is nacked is not redelivered to it. An exclusive consumer
+        // has each nack confirmed before it hands its lease on.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 let mut drained = Vec::new();
@@ -424,15 +521,30 @@ impl Drop for Pulling {
                         drained.push(message);
                     }
                 }
-                for held in held {
-                    let _ = held.acker.ack_with(AckKind::Nak(None)).await;
+                if give_back {
+                    let confirmed = claim.is_some();
+                    for (_, held) in held {
+                        give_back_one(held.acker.as_ref(), confirmed).await;
+                    }
+                    for message in drained {
+                        let (_, acker) = message.split();
+                        give_back_one(&acker, confirmed).await;
+                    }
                 }
-                for message in drained {
-                    let _ = message.ack_with(AckKind::Nak(None)).await;
+                if let Some(claim) = claim {
+                    claim.release().await;
                 }
             });
         }
     }
+}
+
+/// Nacks a delivery a consumer that goes held; `confirmed` waits for JetStream to have it.
+async fn give_back_one(acker: &Acker, confirmed: bool) {
+    let _ = match confirmed {
+        true => acker.double_ack_with(AckKind::Nak(None)).await,
+        false => acker.ack_with(AckKind::Nak(None)).await,
+    };
 }
 
 /// Nacks a consumer's deliveries whose deadline passed, and keeps JetStream from redelivering
@@ -451,6 +563,9 @@ async fn keep_deadlines(shared: Weak<Shared>, attached: Weak<Attached>) {
         };
         if attached.ended.is_cancelled() {
             return;
+        }
+        if !attached.may_settle() {
+            continue;
         }
         let now = Instant::now();
         let ack_wait = attached.group.settings.ack_deadline;
@@ -489,8 +604,35 @@ enum Action {
     Reject,
 }
 
-/// Settles what this node delivered and returns the ids it does not hold.
+/// Settles deliveries made by any node: this node's here, the others' forwarded to them. Returns
+/// the ids no node holds.
 pub async fn settle(
+    shared: &Arc<Shared>,
+    settlement: Settlement,
+) -> Result<Vec<String>, BrokerError> {
+    let (own, others) = forward::split(&shared.node, settlement);
+    let forwarded = others
+        .into_iter()
+        .map(|(node, part)| async move { forward::forward(shared, &node, part).await });
+    let (own, forwarded) = futures_util::future::join(
+        settle_own(shared, own),
+        futures_util::future::join_all(forwarded),
+    )
+    .await;
+    let mut unknown = own?;
+    for part in forwarded {
+        unknown.extend(part?);
+    }
+    Ok(unknown)
+}
+
+/// The group a delivery id names, on any node: the pattern settling it takes.
+pub fn group_of(delivery_id: &str) -> Option<&str> {
+    delivery_id.split('.').nth(3)
+}
+
+/// Settles what this node delivered and returns the ids it does not hold.
+pub async fn settle_own(
     shared: &Arc<Shared>,
     settlement: Settlement,
 ) -> Result<Vec<String>, BrokerError> {
@@ -510,6 +652,9 @@ pub async fn settle(
     ] {
         for id in ids {
             let taken = shared.consumers.parse(&id).and_then(|(attached, seq)| {
+                if !attached.may_settle() {
+                    return None;
+                }
                 let held = attached.held.lock().remove(&seq)?;
                 Some((attached, held))
             });
@@ -523,6 +668,9 @@ pub async fn settle(
     let mut progress = Vec::new();
     for id in extend {
         let extended = shared.consumers.parse(&id).and_then(|(attached, seq)| {
+            if !attached.may_settle() {
+                return None;
+            }
             let mut held = attached.held.lock();
             let held = held.get_mut(&seq)?;
             held.deadline = now + attached.ack_deadline;

@@ -68,6 +68,12 @@ pub struct Over {
 }
 
 impl Groups {
+    /// The pattern of the group whose JetStream consumer is `consumer`, if this node knows it.
+    pub fn pattern_of(&self, consumer: &str) -> Option<Pattern> {
+        let known = self.known.read();
+        known.get(consumer).map(|group| group.pattern.clone())
+    }
+
     /// The groups known to store a message on `topic`.
     pub fn matching(&self, topic: &Topic) -> u32 {
         let known = self.known.read();
@@ -295,9 +301,6 @@ pub async fn for_consumer(
 
 /// Creates a declared group, or accepts an identical one (declaring it, if Consume made it).
 pub async fn declare(shared: &Shared, spec: GroupSpec) -> Result<(), BrokerError> {
-    if spec.mode == ConsumeMode::Exclusive {
-        return Err(exclusive_unsupported());
-    }
     if spec.max_bytes.is_some() {
         return Err(BrokerError::Unsupported {
             what: "max_bytes is not available in cluster mode: JetStream does not count a group's \
@@ -329,13 +332,6 @@ pub async fn declare(shared: &Shared, spec: GroupSpec) -> Result<(), BrokerError
     })
     .await
     .map(drop)
-}
-
-/// What cluster mode says of exclusive groups until it has leases.
-pub fn exclusive_unsupported() -> BrokerError {
-    BrokerError::Unsupported {
-        what: "exclusive groups are not available in cluster mode yet; use a shared group".into(),
-    }
 }
 
 /// Finds `wanted`'s consumer or creates it. An existing one goes through `accept`, which refuses

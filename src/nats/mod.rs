@@ -20,7 +20,9 @@ mod census;
 mod codec;
 mod consumer;
 mod fanout;
+mod forward;
 mod groups;
+mod leases;
 mod publish;
 mod requests;
 mod subjects;
@@ -31,7 +33,7 @@ use async_nats::jetstream::{self, stream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use self::{consumer::Consumers, groups::Groups, subjects::Subjects};
+use self::{consumer::Consumers, groups::Groups, leases::Leases, subjects::Subjects};
 use crate::{
     broker::{
         Broker, BrokerStats, ConsumeSpec, ConsumerInfo, Delivery, EventStream, GroupInfo,
@@ -95,6 +97,8 @@ struct Shared {
     client: async_nats::Client,
     jetstream: jetstream::Context,
     stream: jetstream::stream::Stream,
+    /// Exclusive groups' leases.
+    leases: Leases,
     subjects: Subjects,
     /// This process's name among the nodes: its inboxes and delivery ids carry it.
     node: String,
@@ -163,11 +167,13 @@ impl NatsBroker {
         jetstream.set_timeout(CALL_TIMEOUT);
         let subjects = Subjects::new(config.nats_prefix.as_str());
         let stream = open_stream(&jetstream, &config, &subjects).await?;
+        let leases = Leases::open(&jetstream, &config).await?;
         let shared = Arc::new(Shared {
             stream_slots: Arc::new(Semaphore::new(config.max_subscriptions)),
             client,
             jetstream,
             stream,
+            leases,
             subjects,
             shutdown: CancellationToken::new(),
             traffic: Traffic::default(),
@@ -181,6 +187,7 @@ impl NatsBroker {
         });
         let listening = async {
             requests::listen(&shared).await?;
+            forward::listen(&shared).await?;
             census::listen(&shared).await
         };
         listening.await.map_err(|error| NatsError::Connect {
@@ -376,7 +383,11 @@ impl Broker for NatsBroker {
     }
 
     fn delivery_pattern(&self, delivery_id: &str) -> Option<Pattern> {
-        self.shared.consumers.pattern_of(delivery_id)
+        let shared = &self.shared;
+        shared
+            .consumers
+            .pattern_of(delivery_id)
+            .or_else(|| shared.groups.pattern_of(consumer::group_of(delivery_id)?))
     }
 
     fn outstanding(&self, delivery_id: &str) -> Option<Outstanding> {

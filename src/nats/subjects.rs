@@ -39,6 +39,11 @@ impl Subjects {
         format!("{}probe.{node}.{subscription}", self.nodes)
     }
 
+    /// Where a node takes settlements of its deliveries that clients sent to other nodes.
+    pub fn settle(&self, node: &str) -> String {
+        format!("{}settle.{node}", self.nodes)
+    }
+
     /// Where a node says it is there.
     pub fn hello(&self) -> String {
         format!("{}hello", self.nodes)

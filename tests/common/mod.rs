@@ -499,6 +499,21 @@ pub fn consume_request(topic: &str, group: &str) -> pb::ConsumeRequest {
     }
 }
 
+/// An exclusive consume request.
+pub fn exclusive(topic: &str, group: &str, prefetch: u32, standby: bool) -> pb::ConsumeRequest {
+    pb::ConsumeRequest {
+        mode: pb::ConsumeMode::Exclusive.into(),
+        prefetch,
+        standby,
+        ..consume_request(topic, group)
+    }
+}
+
+/// The numbers carried by `deliveries`, in delivery order.
+pub fn numbers(deliveries: &[pb::Delivery]) -> Vec<usize> {
+    deliveries.iter().map(delivery_number).collect()
+}
+
 /// A declaration of `group` on `topic` with every setting at the server's default.
 pub fn declaration(topic: &str, group: &str) -> pb::DeclareGroupRequest {
     pb::DeclareGroupRequest {

@@ -294,6 +294,10 @@ impl Drop for OwnedDeployment {
                     let urls: Vec<&str> = urls.split(',').collect();
                     let client = async_nats::connect(urls).await.ok()?;
                     let jetstream = async_nats::jetstream::new(client);
+                    // The exclusive groups' leases live in a bucket of their own.
+                    let _ = jetstream
+                        .delete_stream(format!("KV_{prefix}-exclusive"))
+                        .await;
                     jetstream.delete_stream(&prefix).await.ok()
                 };
                 tokio::time::timeout(std::time::Duration::from_secs(5), deleting)
