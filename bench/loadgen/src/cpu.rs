@@ -28,6 +28,20 @@ impl CpuTime {
         Self::read(&pid.to_string())
     }
 
+    /// The CPU time of every process of `pids` together (the servers of a cluster); `None` when
+    /// there are none, or one of them cannot tell.
+    pub fn of_all(pids: &[u32]) -> Option<Self> {
+        let mut times = pids.iter().map(|pid| Self::of(*pid));
+        let first = times.next()??;
+        times.try_fold(first, |sum, time| {
+            let time = time?;
+            Some(Self {
+                ticks: sum.ticks.saturating_add(time.ticks),
+                at: sum.at.max(time.at),
+            })
+        })
+    }
+
     fn read(process: &str) -> Option<Self> {
         let stat = std::fs::read_to_string(format!("/proc/{process}/stat")).ok()?;
         Some(Self {
@@ -65,10 +79,10 @@ pub struct CpuUsage {
 }
 
 impl CpuSample {
-    /// The broker's (process `broker_pid`) and this process's CPU time now.
-    pub fn take(broker_pid: Option<u32>) -> Self {
+    /// The broker's (its processes `broker_pids` together) and this process's CPU time now.
+    pub fn take(broker_pids: &[u32]) -> Self {
         Self {
-            broker: broker_pid.and_then(CpuTime::of),
+            broker: CpuTime::of_all(broker_pids),
             client: CpuTime::of_this_process(),
         }
     }

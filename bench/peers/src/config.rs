@@ -45,8 +45,9 @@ pub struct Args {
     #[arg(long, value_name = "URL")]
     pub server: String,
     /// The server's process id, to report its CPU; without it `cpu_percent.broker` is null.
-    #[arg(long, alias = "broker-pid", value_name = "PID")]
-    pub server_pid: Option<u32>,
+    /// Several, comma-separated, are summed: a cluster's servers.
+    #[arg(long, alias = "broker-pid", value_name = "PID", value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
     /// Size of every payload, at least the 16-byte stamp.
     #[arg(long, default_value_t = 128, value_name = "BYTES",
         value_parser = clap::value_parser!(u32).range(16..=1_048_576))]
@@ -97,6 +98,10 @@ pub struct Args {
     /// a broker that has it, memory otherwise.
     #[arg(skip)]
     pub storage: Storage,
+    /// How many servers keep a copy of the queue's stream: `--replicas`, added with `--storage`,
+    /// 1 otherwise.
+    #[arg(skip = 1usize)]
+    pub replicas: usize,
 }
 
 impl Args {
@@ -112,6 +117,9 @@ impl Args {
         if let Ok(Some(storage)) = matches.try_get_one::<Storage>("storage") {
             args.storage = *storage;
         }
+        if let Ok(Some(replicas)) = matches.try_get_one::<usize>("replicas") {
+            args.replicas = *replicas;
+        }
         args
     }
 }
@@ -119,7 +127,8 @@ impl Args {
 /// The flags, named and described for `broker`.
 fn command(broker: &Broker) -> clap::Command {
     let server_pid_help = format!(
-        "The {}'s process id, to report its CPU; without it `cpu_percent.broker` is null",
+        "The {}'s process id, to report its CPU; without it `cpu_percent.broker` is null. \
+         Several, comma-separated, are summed: a cluster's servers",
         broker.server
     );
     let command = Args::command()
@@ -141,14 +150,26 @@ fn command(broker: &Broker) -> clap::Command {
         .mut_arg("responders", |arg| arg.help(broker.responders_help))
         .mut_arg("prefetch", |arg| arg.help(broker.prefetch_help));
     match broker.storage_help {
-        Some(help) => command.arg(
-            Arg::new("storage")
-                .long("storage")
-                .value_name("STORAGE")
-                .value_parser(clap::value_parser!(Storage))
-                .default_value("memory")
-                .help(help),
-        ),
+        Some(help) => command
+            .arg(
+                Arg::new("storage")
+                    .long("storage")
+                    .value_name("STORAGE")
+                    .value_parser(clap::value_parser!(Storage))
+                    .default_value("memory")
+                    .help(help),
+            )
+            .arg(
+                Arg::new("replicas")
+                    .long("replicas")
+                    .value_name("N")
+                    .value_parser(clap::value_parser!(usize))
+                    .default_value("1")
+                    .help(
+                        "How many servers of a cluster keep a copy of the queue's stream \
+                         (queue, exclusive); give --server every server's URL, comma-separated",
+                    ),
+            ),
         None => command,
     }
 }

@@ -52,7 +52,7 @@ async fn run<'a>(
     scenario: impl AsyncFn(&Args, Start) -> Result<Counts, String>,
 ) -> Result<Report<'a>, String> {
     let (start, started) = Start::new(args.warmup, args.duration);
-    let sampler = tokio::spawn(sample_cpu(started, args.server_pid));
+    let sampler = tokio::spawn(sample_cpu(started, args.server_pid.clone()));
     let counts = scenario(args, start).await?;
     let (cpu_broker, cpu_client) = sampler.await.map_err(|e| format!("cpu sampler: {e}"))?;
     Ok(Report {
@@ -68,14 +68,14 @@ async fn run<'a>(
 /// the window before it returns, so both samples are in by then.
 async fn sample_cpu(
     started: oneshot::Receiver<Clock>,
-    server_pid: Option<u32>,
+    server_pid: Vec<u32>,
 ) -> (Option<f64>, Option<f64>) {
     let Ok(clock) = started.await else {
         return (None, None);
     };
     tokio::time::sleep_until(clock.measure_start().into()).await;
-    let before = CpuSample::take(server_pid);
+    let before = CpuSample::take(&server_pid);
     tokio::time::sleep_until(clock.measure_end().into()).await;
-    let usage = CpuSample::take(server_pid).since(&before);
+    let usage = CpuSample::take(&server_pid).since(&before);
     (usage.broker, usage.client)
 }

@@ -38,7 +38,8 @@ const READY_POLL: Duration = Duration::from_millis(20);
 #[derive(Debug)]
 pub struct BrokerUnderTest {
     url: String,
-    pid: Option<u32>,
+    /// Its processes, for their CPU: the child this started, or those --broker-pid gave.
+    pids: Vec<u32>,
     child: Option<Child>,
     /// The started broker's ready file: it cannot remove it itself once killed.
     ready_file: Option<PathBuf>,
@@ -53,10 +54,10 @@ type StderrReader = (JoinHandle<()>, Arc<Mutex<Option<JournalStats>>>);
 
 impl BrokerUnderTest {
     /// A broker someone else runs, with its process id if it is known.
-    pub fn given(url: &str, pid: Option<u32>) -> Self {
+    pub fn given(url: &str, pids: Vec<u32>) -> Self {
         Self {
             url: url.to_owned(),
-            pid,
+            pids,
             child: None,
             ready_file: None,
             data_dir: None,
@@ -117,7 +118,7 @@ impl BrokerUnderTest {
         let stderr = child.stderr.take().map(forward_stderr);
         let mut broker = Self {
             url: String::new(),
-            pid: Some(child.id()),
+            pids: vec![child.id()],
             child: Some(child),
             ready_file: Some(ready_file.clone()),
             data_dir,
@@ -137,8 +138,8 @@ impl BrokerUnderTest {
     }
 
     /// The process to report CPU for, when known.
-    pub fn pid(&self) -> Option<u32> {
-        self.pid
+    pub fn pids(&self) -> &[u32] {
+        &self.pids
     }
 
     /// Polls for the ready file until the broker writes it, exits, or [`READY_LIMIT`] passes.
@@ -153,7 +154,7 @@ impl BrokerUnderTest {
                 let ready: Ready = serde_json::from_str(&text)
                     .map_err(|error| format!("its ready file does not parse: {error}"))?;
                 // The file is this run's own, but a pid that is not our child's means it is not.
-                return match Some(ready.pid) == self.pid {
+                return match self.pids == [ready.pid] {
                     true => Ok(ready),
                     false => Err(format!(
                         "its ready file names another process, {}",

@@ -135,12 +135,14 @@ pub struct BenchArgs {
     /// How long the load runs before measuring starts.
     #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
     pub warmup: Duration,
-    /// Measure the broker at this URL instead of starting one.
+    /// Measure the broker at this URL instead of starting one. Several, comma-separated (the
+    /// nodes of a cluster), are taken in turn by each new connection.
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
     /// With --server: the broker's process id, to report its CPU (it must be on this machine).
-    #[arg(long, requires = "server", value_name = "PID")]
-    pub broker_pid: Option<u32>,
+    /// Several, comma-separated, are summed: a cluster's nodes and its NATS servers.
+    #[arg(long, requires = "server", value_name = "PID", value_delimiter = ',')]
+    pub broker_pid: Vec<u32>,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -179,7 +181,7 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
         .or(args.scenario_flag)
         .unwrap_or(Scenario::Fanout);
     let broker = match &args.server {
-        Some(url) => BrokerUnderTest::given(url, args.broker_pid),
+        Some(url) => BrokerUnderTest::given(url, args.broker_pid.clone()),
         None => BrokerUnderTest::spawn(args.data_dir.as_deref()).await?,
     };
     let session = Session::new(args, &broker);
@@ -196,8 +198,11 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
 /// One run: the flags, the broker's address and process, and names no other run uses.
 pub struct Session {
     pub args: BenchArgs,
+    /// The broker's addresses, taken in turn by new connections.
+    urls: Vec<String>,
+    next_url: std::sync::atomic::AtomicUsize,
     url: String,
-    broker_pid: Option<u32>,
+    broker_pids: Vec<u32>,
     /// The topic of the run; a scenario may add tokens after it.
     pub topic: String,
     /// The queue group of the run (one token).
@@ -212,8 +217,10 @@ impl Session {
         let run = format!("{:x}{:x}", std::process::id(), nanos);
         Self {
             args,
+            urls: broker.url().split(',').map(str::to_owned).collect(),
+            next_url: std::sync::atomic::AtomicUsize::new(0),
             url: broker.url().to_owned(),
-            broker_pid: broker.pid(),
+            broker_pids: broker.pids().to_vec(),
             topic: format!("bench.{run}"),
             group: format!("bench{run}"),
         }
@@ -228,9 +235,13 @@ impl Session {
         }
     }
 
-    /// A new connection to the broker.
+    /// A new connection to the broker: to the next of its addresses.
     pub async fn connect(&self) -> Result<Client, Failure> {
-        connect(&ClientArgs::plaintext(self.url.clone())).await
+        let turn = self
+            .next_url
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let url = &self.urls[turn % self.urls.len()];
+        connect(&ClientArgs::plaintext(url.clone())).await
     }
 
     /// The timeline of a load that starts now.
@@ -243,9 +254,9 @@ impl Session {
     pub async fn measure(&self, timeline: Timeline, counters: &[Arc<AtomicU64>]) -> CpuUsage {
         let progress = Progress::new(timeline, counters);
         progress.run_until(timeline.start, "warming up").await;
-        let before = CpuSample::take(self.broker_pid);
+        let before = CpuSample::take(&self.broker_pids);
         progress.run_until(timeline.end, "measuring").await;
-        CpuSample::take(self.broker_pid).since(&before)
+        CpuSample::take(&self.broker_pids).since(&before)
     }
 }
 

@@ -57,8 +57,14 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects to `server` as `name`.
+    /// Connects to `server` as `name`. A comma-separated list names a cluster's servers, of
+    /// which the client picks one at random, as async-nats does.
     pub async fn open(server: &str, name: &str, events: &Events) -> Result<Self, String> {
+        let servers = server
+            .split(',')
+            .map(|url| url.trim().parse::<async_nats::ServerAddr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("--server {server}: {e}"))?;
         let counters = Arc::new(Counters::default());
         let counting = Arc::clone(&counters);
         let client = ConnectOptions::new()
@@ -78,7 +84,7 @@ impl Connection {
                     counter.fetch_add(1, Ordering::Relaxed);
                 }
             })
-            .connect(server)
+            .connect(servers)
             .await
             .map_err(|e| format!("cannot connect {name} to {server}: {e}"))?;
         events

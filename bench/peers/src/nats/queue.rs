@@ -67,7 +67,7 @@ pub async fn run(args: &Args, events: &Events, start: Start) -> Result<Counts, S
             } else {
                 RetentionPolicy::WorkQueue
             },
-            num_replicas: 1,
+            num_replicas: args.replicas,
             ..Default::default()
         })
         .await
