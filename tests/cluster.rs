@@ -1,6 +1,7 @@
 //! Cluster mode under faults, with real processes killed by SIGKILL: the NATS JetStream cluster
 //! as the test harness starts it (tests/common/nats.rs), a Switchyard node killed while it holds
-//! deliveries, a NATS server killed under load, and the whole NATS cluster restarted. Each fault
+//! deliveries, a NATS server killed under load, the whole NATS cluster restarted, and the holder of
+//! an exclusive group's lease killed or frozen (SIGSTOP) past its lease, then thawed. Each fault
 //! test checks what was acknowledged against what arrived: nothing lost, nothing unexpected,
 //! duplicates counted.
 //!
@@ -456,4 +457,55 @@ async fn a_frozen_exclusive_holder_is_fenced_and_the_standby_takes_over_in_order
         vec![10, 11]
     );
     frozen.kill().await;
+}
+
+/// The node holding an exclusive group's lease is killed (SIGKILL) with deliveries unacked: the
+/// standby on the other node takes over once the lease lapses, and gets them first, in order, then
+/// the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server 2.14+: bash .ci/run installs it"]
+async fn a_killed_exclusive_holder_s_standby_on_the_other_node_takes_over_in_order() {
+    let cluster = within_for(NODE_START, "a 3-node cluster", NatsCluster::start(3)).await;
+    let deployment = Deployment::new(&cluster.urls().join(","));
+    let _stream = OwnedDeployment(deployment.clone());
+    let doomed = node_process(&deployment).await;
+    let survivor = TestServer::nodes_of(test_config(), &deployment, 1).await;
+    let topic = unique("cluster.exclusive-killed");
+    let mut admin = survivor.admin().await;
+    let declare = pb::DeclareGroupRequest {
+        mode: pb::ConsumeMode::Exclusive.into(),
+        ack_deadline_ms: DEADLINE_MS,
+        ..declaration(&topic, "ledger")
+    };
+    declare_ok(&mut admin, declare).await;
+    let mut holder = Broker::new(doomed.channel().await);
+    let mut held = consume_ok(&mut holder, exclusive(&topic, "ledger", 4, false)).await;
+    let mut standby_client = survivor.broker().await;
+    let mut standby = consume_ok(&mut standby_client, exclusive(&topic, "ledger", 100, true)).await;
+    wait_for_group(&mut admin, &topic, "ledger", "2 consumers", |g| {
+        g.consumers == 2
+    })
+    .await;
+    let mut publisher = survivor.broker().await;
+    publish_ok(&mut publisher, numbered_batch(&topic, 0..8)).await;
+    assert_eq!(
+        numbers(&next_deliveries(&mut held, 4).await),
+        vec![0, 1, 2, 3]
+    );
+
+    doomed.kill().await;
+    let killed_at = Instant::now();
+    let taken = taken_over(&mut standby, 8).await;
+    println!(
+        "the standby took over {:?} after the kill",
+        killed_at.elapsed()
+    );
+    assert_eq!(
+        numbers(&taken),
+        (0..8).collect::<Vec<_>>(),
+        "held first, in order"
+    );
+    let attempts: Vec<u32> = taken.iter().map(|d| d.attempt).collect();
+    assert_eq!(attempts, vec![2, 2, 2, 2, 1, 1, 1, 1]);
+    ack_all(&mut standby_client, &taken).await;
 }

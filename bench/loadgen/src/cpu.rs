@@ -168,9 +168,21 @@ mod tests {
     #[test]
     fn samples_this_process() {
         assert!(CpuTime::of_this_process().is_some());
-        let before = CpuSample::take(None);
-        let usage = CpuSample::take(None).since(&before);
+        let before = CpuSample::take(&[]);
+        let usage = CpuSample::take(&[]).since(&before);
         assert_eq!(usage.broker, None);
         assert!(CpuTime::of(u32::MAX).is_none());
+    }
+
+    /// Several processes' times are summed; one that is not there spoils the sum.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn sums_several_processes() {
+        let me = std::process::id();
+        let one = CpuTime::of_all(&[me]).expect("this process");
+        let twice = CpuTime::of_all(&[me, me]).expect("this process twice");
+        assert!(twice.ticks >= 2 * one.ticks, "{twice:?} {one:?}");
+        assert!(CpuTime::of_all(&[me, u32::MAX]).is_none());
+        assert!(CpuTime::of_all(&[]).is_none());
     }
 }
