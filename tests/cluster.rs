@@ -381,6 +381,63 @@ async fn taken_over(stream: &mut tonic::Streaming<pb::Delivery>, n: usize) -> Ve
     .await
 }
 
+/// An exclusive group (ack deadline [`DEADLINE_MS`]) whose lease a node process holds, with a
+/// standby on an in-process node of the same deployment: what the exclusive fault tests start from.
+struct ExclusivePair {
+    /// The node process holding the lease, for the fault.
+    node: BrokerProcess,
+    holder: Broker,
+    held: tonic::Streaming<pb::Delivery>,
+    standby_client: Broker,
+    standby: tonic::Streaming<pb::Delivery>,
+    /// A client of the in-process node.
+    publisher: Broker,
+    topic: String,
+    _survivor: TestServer,
+    // Dropped before the cluster: it deletes the deployment's streams through it.
+    _stream: OwnedDeployment,
+    _cluster: NatsCluster,
+}
+
+impl ExclusivePair {
+    /// Starts the cluster, both nodes and both consumers; the holder asks for `prefetch`.
+    async fn start(prefetch: u32) -> Self {
+        let cluster = within_for(NODE_START, "a 3-node cluster", NatsCluster::start(3)).await;
+        let deployment = Deployment::new(&cluster.urls().join(","));
+        let stream = OwnedDeployment(deployment.clone());
+        let node = node_process(&deployment).await;
+        let survivor = TestServer::nodes_of(test_config(), &deployment, 1).await;
+        let topic = unique("cluster.exclusive");
+        let mut admin = survivor.admin().await;
+        let declare = pb::DeclareGroupRequest {
+            mode: pb::ConsumeMode::Exclusive.into(),
+            ack_deadline_ms: DEADLINE_MS,
+            ..declaration(&topic, "ledger")
+        };
+        declare_ok(&mut admin, declare).await;
+        let mut holder = Broker::new(node.channel().await);
+        let held = consume_ok(&mut holder, exclusive(&topic, "ledger", prefetch, false)).await;
+        let mut standby_client = survivor.broker().await;
+        let standby = consume_ok(&mut standby_client, exclusive(&topic, "ledger", 100, true)).await;
+        wait_for_group(&mut admin, &topic, "ledger", "2 consumers", |g| {
+            g.consumers == 2
+        })
+        .await;
+        Self {
+            publisher: survivor.broker().await,
+            node,
+            holder,
+            held,
+            standby_client,
+            standby,
+            topic,
+            _survivor: survivor,
+            _stream: stream,
+            _cluster: cluster,
+        }
+    }
+}
+
 /// The node holding an exclusive group's lease freezes (SIGSTOP) with deliveries unacked, for longer
 /// than the lease lives: the standby on the other node takes over and gets what the frozen node
 /// held first, then the rest, in publish order. Thawed (SIGCONT), the old holder is fenced: it
@@ -388,29 +445,19 @@ async fn taken_over(stream: &mut tonic::Streaming<pb::Delivery>, n: usize) -> Ve
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs nats-server 2.14+: bash .ci/run installs it"]
 async fn a_frozen_exclusive_holder_is_fenced_and_the_standby_takes_over_in_order() {
-    let cluster = within_for(NODE_START, "a 3-node cluster", NatsCluster::start(3)).await;
-    let deployment = Deployment::new(&cluster.urls().join(","));
-    let _stream = OwnedDeployment(deployment.clone());
-    let frozen = node_process(&deployment).await;
-    let survivor = TestServer::nodes_of(test_config(), &deployment, 1).await;
-    let topic = unique("cluster.exclusive");
-    let mut admin = survivor.admin().await;
-    let declare = pb::DeclareGroupRequest {
-        mode: pb::ConsumeMode::Exclusive.into(),
-        ack_deadline_ms: DEADLINE_MS,
-        ..declaration(&topic, "ledger")
-    };
-    declare_ok(&mut admin, declare).await;
-
-    let mut holder = Broker::new(frozen.channel().await);
-    let mut held = consume_ok(&mut holder, exclusive(&topic, "ledger", 5, false)).await;
-    let mut standby_client = survivor.broker().await;
-    let mut standby = consume_ok(&mut standby_client, exclusive(&topic, "ledger", 100, true)).await;
-    wait_for_group(&mut admin, &topic, "ledger", "2 consumers", |g| {
-        g.consumers == 2
-    })
-    .await;
-    let mut publisher = survivor.broker().await;
+    let ExclusivePair {
+        node: frozen,
+        mut holder,
+        mut held,
+        mut standby_client,
+        mut standby,
+        mut publisher,
+        topic,
+        // Bound, not `..`: what is not bound would be dropped here, the cluster with it.
+        _survivor,
+        _stream,
+        _cluster,
+    } = ExclusivePair::start(5).await;
     publish_ok(&mut publisher, numbered_batch(&topic, 0..10)).await;
     let first = next_deliveries(&mut held, 5).await;
     assert_eq!(numbers(&first), vec![0, 1, 2, 3, 4]);
@@ -465,28 +512,18 @@ async fn a_frozen_exclusive_holder_is_fenced_and_the_standby_takes_over_in_order
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs nats-server 2.14+: bash .ci/run installs it"]
 async fn a_killed_exclusive_holder_s_standby_on_the_other_node_takes_over_in_order() {
-    let cluster = within_for(NODE_START, "a 3-node cluster", NatsCluster::start(3)).await;
-    let deployment = Deployment::new(&cluster.urls().join(","));
-    let _stream = OwnedDeployment(deployment.clone());
-    let doomed = node_process(&deployment).await;
-    let survivor = TestServer::nodes_of(test_config(), &deployment, 1).await;
-    let topic = unique("cluster.exclusive-killed");
-    let mut admin = survivor.admin().await;
-    let declare = pb::DeclareGroupRequest {
-        mode: pb::ConsumeMode::Exclusive.into(),
-        ack_deadline_ms: DEADLINE_MS,
-        ..declaration(&topic, "ledger")
-    };
-    declare_ok(&mut admin, declare).await;
-    let mut holder = Broker::new(doomed.channel().await);
-    let mut held = consume_ok(&mut holder, exclusive(&topic, "ledger", 4, false)).await;
-    let mut standby_client = survivor.broker().await;
-    let mut standby = consume_ok(&mut standby_client, exclusive(&topic, "ledger", 100, true)).await;
-    wait_for_group(&mut admin, &topic, "ledger", "2 consumers", |g| {
-        g.consumers == 2
-    })
-    .await;
-    let mut publisher = survivor.broker().await;
+    let ExclusivePair {
+        node: doomed,
+        holder: _holder,
+        mut held,
+        mut standby_client,
+        mut standby,
+        mut publisher,
+        topic,
+        _survivor,
+        _stream,
+        _cluster,
+    } = ExclusivePair::start(4).await;
     publish_ok(&mut publisher, numbered_batch(&topic, 0..8)).await;
     assert_eq!(
         numbers(&next_deliveries(&mut held, 4).await),
