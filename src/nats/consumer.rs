@@ -35,7 +35,6 @@ use async_nats::jetstream::{
     AckKind,
     consumer::{PullConsumer, pull},
     context::ConsumerInfoErrorKind,
-    message::Acker,
 };
 use dashmap::DashMap;
 use futures_util::StreamExt;
@@ -48,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     Shared,
+    ack::AckHandle,
     census::ConsumerCensus,
     codec, forward,
     groups::{self, Known},
@@ -114,7 +114,7 @@ impl Attached {
 
 /// A delivery not settled yet.
 struct Held {
-    acker: Arc<Acker>,
+    acker: Arc<AckHandle>,
     message: Message,
     attempt: u32,
     deadline: Instant,
@@ -366,8 +366,12 @@ impl Pulling {
                 .map(|info| u32::try_from(info.delivered).unwrap_or(u32::MAX))
                 .unwrap_or(1)
                 .max(1);
-            let (message, acker) = message.split();
+            let Some(acker) = AckHandle::of(&shared.client, &message) else {
+                // Not a JetStream delivery: there is nothing to settle, nor to deliver.
+                continue;
+            };
             let acker = Arc::new(acker);
+            let message = message.message;
             let limits = shared.config.topic_limits();
             let decoded = shared
                 .subjects
@@ -381,7 +385,7 @@ impl Pulling {
                 Ok(message) => message,
                 Err(error) => {
                     tracing::warn!(%error, group = %attached.group.group, "terminated a message that is not a Switchyard message");
-                    tokio::spawn(async move { acker.ack_with(AckKind::Term).await });
+                    tokio::spawn(async move { acker.send(AckKind::Term).await });
                     continue;
                 }
             };
@@ -507,6 +511,7 @@ impl Drop for Pulling {
         // An exclusive consumer whose lease is not valid is fenced: what it held comes back by
         // AckWait, to a holder that waits for it.
         let give_back = attached.may_settle();
+        let client = self.shared.client.clone();
         // Given back at once, as in memory: JetStream redelivers a nacked message now. The pull
         // is closed first (what it delivers meanwhile is taken, until it has been quiet for
         // DRAIN_QUIET), so that what is nacked is not redelivered to it. An exclusive consumer
@@ -527,8 +532,9 @@ impl Drop for Pulling {
                         give_back_one(held.acker.as_ref(), confirmed).await;
                     }
                     for message in drained {
-                        let (_, acker) = message.split();
-                        give_back_one(&acker, confirmed).await;
+                        if let Some(acker) = AckHandle::of(&client, &message) {
+                            give_back_one(&acker, confirmed).await;
+                        }
                     }
                 }
                 if let Some(claim) = claim {
@@ -540,10 +546,10 @@ impl Drop for Pulling {
 }
 
 /// Nacks a delivery a consumer that goes held; `confirmed` waits for JetStream to have it.
-async fn give_back_one(acker: &Acker, confirmed: bool) {
+async fn give_back_one(acker: &AckHandle, confirmed: bool) {
     let _ = match confirmed {
-        true => acker.double_ack_with(AckKind::Nak(None)).await,
-        false => acker.ack_with(AckKind::Nak(None)).await,
+        true => acker.confirm(AckKind::Nak(None)).await,
+        false => acker.send(AckKind::Nak(None)).await,
     };
 }
 
@@ -588,10 +594,10 @@ async fn keep_deadlines(shared: Weak<Shared>, attached: Weak<Attached>) {
         // Each nack is sent before its permit is given back: the consumer's next pull then goes
         // out after it, and the redelivery comes before anything newer, as in memory.
         for held in expired {
-            let _ = held.acker.ack_with(AckKind::Nak(None)).await;
+            let _ = held.acker.send(AckKind::Nak(None)).await;
         }
         for acker in progress {
-            tokio::spawn(async move { acker.ack_with(AckKind::Progress).await });
+            tokio::spawn(async move { acker.send(AckKind::Progress).await });
         }
     }
 }
@@ -687,7 +693,7 @@ pub async fn settle_own(
         .map(|(attached, held, action)| apply(Arc::clone(shared), attached, held, action));
     let progressed = progress
         .into_iter()
-        .map(|acker| async move { acker.ack_with(AckKind::Progress).await.map_err(unavailable) });
+        .map(|acker| async move { acker.send(AckKind::Progress).await });
     let work = async {
         let (settled, progressed) = futures_util::future::join(
             futures_util::future::join_all(settled),
@@ -719,10 +725,7 @@ async fn apply(
     match action {
         Action::Ack => {
             count(|c| c.acked += 1);
-            held.acker
-                .double_ack_with(AckKind::Ack)
-                .await
-                .map_err(unavailable)?;
+            held.acker.confirm(AckKind::Ack).await?;
             shared.groups.released(&group.consumer);
             Ok(())
         }
@@ -742,10 +745,7 @@ async fn apply(
         Action::Nack(delay) => {
             count(|c| c.nacked += 1);
             let delay = (!delay.is_zero()).then_some(delay);
-            held.acker
-                .double_ack_with(AckKind::Nak(delay))
-                .await
-                .map_err(unavailable)
+            held.acker.confirm(AckKind::Nak(delay)).await
         }
         Action::Reject => {
             count(|c| c.rejected += 1);
@@ -758,7 +758,7 @@ async fn apply(
 /// A message leaving its group as a dead letter.
 struct Letter {
     message: Message,
-    acker: Arc<Acker>,
+    acker: Arc<AckHandle>,
     reason: DeadLetterReason,
     /// Deliveries it had.
     attempts: u32,
@@ -793,7 +793,7 @@ async fn dead_letter(
             let id = format!("dl-{}-{}", group.consumer, message.id());
             let headers = codec::headers(&message);
             let subject = shared.subjects.topic(topic);
-            publish::send(&shared, subject, message.payload_bytes(), headers, id)
+            publish::send(&shared, subject, message.payload_bytes(), headers, Some(id))
                 .await?
                 .stored(&shared)
                 .await
@@ -803,11 +803,7 @@ async fn dead_letter(
             return Err(error);
         }
     }
-    letter
-        .acker
-        .double_ack_with(AckKind::Term)
-        .await
-        .map_err(unavailable)?;
+    letter.acker.confirm(AckKind::Term).await?;
     shared.groups.released(&group.consumer);
     Ok(())
 }

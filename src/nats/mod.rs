@@ -16,6 +16,7 @@
 //! docs/design/nats-backend.md gives the reasoning; the README's CLUSTERING section gives what
 //! differs from the in-memory broker.
 
+mod ack;
 mod census;
 mod codec;
 mod consumer;
@@ -30,7 +31,10 @@ mod subjects;
 use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream::{self, stream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore},
+    time::Instant,
+};
 use tokio_util::sync::CancellationToken;
 
 use self::{consumer::Consumers, groups::Groups, leases::Leases, subjects::Subjects};
@@ -58,6 +62,9 @@ const STREAM_WAIT: Duration = Duration::from_secs(30);
 const OLDEST_SERVER: (u64, u64) = (2, 10);
 /// How long a JetStream call may take before it counts as the cluster being unavailable.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a publish that waits for room asks JetStream again what a full group holds: room
+/// that a consumer on another node makes shows only there.
+const ROOM_POLL: Duration = Duration::from_millis(50);
 
 /// Why cluster mode could not start.
 #[derive(Debug, thiserror::Error)]
@@ -209,13 +216,18 @@ impl NatsBroker {
     }
 
     /// Publishes a batch in order and returns once NATS has every message, with what to await for
-    /// JetStream's acknowledgements. Replies to inboxes are core messages and need none.
-    async fn stage(&self, batch: Vec<NewMessage>) -> Result<StagedPublish, BrokerError> {
+    /// JetStream's acknowledgements. Replies to inboxes are core messages and need none. While a
+    /// group is full, it waits for room until `room_by`, if given.
+    async fn stage(
+        &self,
+        batch: Vec<NewMessage>,
+        room_by: Option<Instant>,
+    ) -> Result<StagedPublish, BrokerError> {
         self.check_running()?;
         let shared = &self.shared;
         let bytes: usize = batch.iter().map(|message| message.payload.len()).sum();
         let count = batch.len();
-        let reached = self.admit(&batch).await?;
+        let reached = self.admit(&batch, room_by).await?;
         let mut published = Vec::with_capacity(count);
         let mut acks = Vec::with_capacity(count);
         for (new, groups) in batch.into_iter().zip(reached) {
@@ -229,9 +241,8 @@ impl NatsBroker {
                     .await
                     .map_err(unavailable)?;
             } else {
-                let id = message.id().to_string();
                 let sent =
-                    publish::send(shared, subject, message.payload_bytes(), headers, id).await?;
+                    publish::send(shared, subject, message.payload_bytes(), headers, None).await?;
                 acks.push(sent);
             }
             published.push(Published {
@@ -252,27 +263,39 @@ impl NatsBroker {
 
     /// Counts a batch into the groups it reaches, or refuses it whole with `GroupFull` if one of
     /// them has no room. The estimate errs high (what other nodes' consumers took since the last
-    /// refresh still counts), so a refusal by it is checked against JetStream first.
-    async fn admit(&self, batch: &[NewMessage]) -> Result<Vec<u32>, BrokerError> {
+    /// refresh still counts), so a refusal by it is checked against JetStream first. With
+    /// `room_by`, a full group is asked again every [`ROOM_POLL`] until then.
+    async fn admit(
+        &self,
+        batch: &[NewMessage],
+        room_by: Option<Instant>,
+    ) -> Result<Vec<u32>, BrokerError> {
         let groups = &self.shared.groups;
         let topics: Vec<&Topic> = batch.iter().map(|message| &message.topic).collect();
         let mut checked = false;
         loop {
-            match groups.admit(&topics) {
+            let over = match groups.admit(&topics) {
                 Ok(reached) => return Ok(reached),
-                Err(over) if !checked && !over.never_fits => {
-                    groups::reread_held(&self.shared, &over.group).await?;
-                    checked = true;
-                }
-                Err(over) => {
-                    return Err(BrokerError::GroupFull {
-                        index: over.index,
-                        group: over.group.group.to_string(),
-                        max_length: over.group.settings.max_length,
-                        never_fits: over.never_fits,
-                    });
+                Err(over) => over,
+            };
+            // The last poll ends a poll's length before `room_by`, so the refusal comes in time.
+            let waits = room_by.is_some_and(|by| Instant::now() + ROOM_POLL < by);
+            if over.never_fits || (checked && !waits) {
+                return Err(BrokerError::GroupFull {
+                    index: over.index,
+                    group: over.group.group.to_string(),
+                    max_length: over.group.settings.max_length,
+                    never_fits: over.never_fits,
+                });
+            }
+            if checked {
+                tokio::select! {
+                    () = self.shared.shutdown.cancelled() => return Err(BrokerError::ShuttingDown),
+                    () = tokio::time::sleep(ROOM_POLL) => {}
                 }
             }
+            groups::reread_held(&self.shared, &over.group).await?;
+            checked = true;
         }
     }
 
@@ -308,7 +331,8 @@ async fn open_stream(
         storage: stream::StorageType::File,
         num_replicas: config.nats_replicas,
         discard: stream::DiscardPolicy::New,
-        // Nats-Msg-Id is the message id: a publish retried within this window is stored once.
+        // Only dead letters carry a Nats-Msg-Id (publish.rs): one published again within this
+        // window, by a node that died before it terminated the message, is stored once.
         duplicate_window: Duration::from_secs(120),
         allow_direct: true,
         description: Some("Switchyard: every group's messages".into()),
@@ -342,15 +366,24 @@ fn unavailable(error: impl std::fmt::Display) -> BrokerError {
 
 impl Broker for NatsBroker {
     async fn publish(&self, batch: Vec<NewMessage>) -> Result<Vec<Published>, BrokerError> {
-        self.stage(batch).await?.await
+        self.stage(batch, None).await?.await
+    }
+
+    async fn publish_waiting(
+        &self,
+        batch: Vec<NewMessage>,
+        wait: Duration,
+    ) -> Result<Vec<Published>, BrokerError> {
+        self.stage(batch, Some(Instant::now() + wait)).await?.await
     }
 
     async fn publish_staged(
         &self,
         batch: Vec<NewMessage>,
-        _wait: Option<Duration>,
+        wait: Option<Duration>,
     ) -> Result<StagedPublish, BrokerError> {
-        self.stage(batch).await
+        self.stage(batch, wait.map(|wait| Instant::now() + wait))
+            .await
     }
 
     async fn subscribe(

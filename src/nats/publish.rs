@@ -1,6 +1,12 @@
 //! JetStream publishes, and their one retry rule: a stream that does not answer yet (just created,
-//! its interest not yet known on every server, or between leaders) is sent the message again
-//! under the same `Nats-Msg-Id`, which JetStream stores once, for up to [`RESEND_FOR`].
+//! its interest not yet known on every server, or between leaders) is sent the message again, for
+//! up to [`RESEND_FOR`]. No responders means no server took the message, so sending it again
+//! cannot store it twice.
+//!
+//! A publish carries a `Nats-Msg-Id` only where it can be sent twice on purpose: a dead letter,
+//! which a node that died between publishing it and terminating it in its group publishes once
+//! more when the message comes back. Ordinary publishes carry none, and the stream keeps no
+//! duplicate-window entry for them.
 
 use std::time::Duration;
 
@@ -33,15 +39,17 @@ struct Outgoing {
     subject: String,
     payload: Bytes,
     headers: HeaderMap,
-    id: String,
+    id: Option<String>,
 }
 
 impl Outgoing {
     async fn send(&self, shared: &Shared) -> Result<PublishAckFuture, BrokerError> {
-        let publish = PublishMessage::build()
+        let mut publish = PublishMessage::build()
             .payload(self.payload.clone())
-            .headers(self.headers.clone())
-            .message_id(&self.id);
+            .headers(self.headers.clone());
+        if let Some(id) = &self.id {
+            publish = publish.message_id(id);
+        }
         shared
             .jetstream
             .send_publish(self.subject.clone(), publish)
@@ -50,13 +58,14 @@ impl Outgoing {
     }
 }
 
-/// Sends a message to the stream on `subject`, stored once per `id`.
+/// Sends a message to the stream on `subject`; with an `id`, JetStream stores it once per id
+/// within the stream's duplicate window.
 pub async fn send(
     shared: &Shared,
     subject: String,
     payload: Bytes,
     headers: HeaderMap,
-    id: String,
+    id: Option<String>,
 ) -> Result<Sent, BrokerError> {
     let message = Outgoing {
         subject,

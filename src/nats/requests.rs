@@ -79,8 +79,7 @@ pub async fn request(
     let headers = codec::headers(&message);
     if shared.groups.matching(&topic) > 0 {
         let subject = shared.subjects.topic(&topic);
-        let id = message.id().to_string();
-        publish::send(shared, subject, message.payload_bytes(), headers, id)
+        publish::send(shared, subject, message.payload_bytes(), headers, None)
             .await?
             .stored(shared)
             .await?;
