@@ -232,7 +232,8 @@ async fn a_killed_node_s_unacked_deliveries_come_back_through_the_other_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs nats-server 2.14+: bash .ci/run installs it"]
-async fn killing_a_nats_server_under_load_loses_nothing_acknowledged() {
+async fn killing_a_nats_server_under_load_loses_nothing_acknowledged_and_stores_batches_whole() {
+    const BATCH: usize = 10;
     let mut cluster = within_for(NODE_START, "a 3-node cluster", NatsCluster::start(3)).await;
     let deployment = Deployment::new(&cluster.urls().join(","));
     let _stream = OwnedDeployment(deployment.clone());
@@ -256,7 +257,7 @@ async fn killing_a_nats_server_under_load_loses_nothing_acknowledged() {
         let started = Instant::now();
         let mut n = 0;
         while started.elapsed() < Duration::from_secs(6) {
-            let batch: Vec<usize> = (n..n + 10).collect();
+            let batch: Vec<usize> = (n..n + BATCH).collect();
             attempted.extend(batch.iter().copied());
             let messages = batch.iter().map(|&n| numbered(&topic, n, 64)).collect();
             // A publish that fails, or takes too long, was not acknowledged: it may or may not
@@ -268,7 +269,7 @@ async fn killing_a_nats_server_under_load_loses_nothing_acknowledged() {
             if let Ok(Ok(_)) = tokio::time::timeout(WAIT, publisher.publish(request)).await {
                 acknowledged.extend(batch);
             }
-            n += 10;
+            n += BATCH;
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         (acknowledged, attempted)
@@ -298,6 +299,27 @@ async fn killing_a_nats_server_under_load_loses_nothing_acknowledged() {
     };
     drop(pumping);
     drain(&mut broker, &mut stream, &mut received, &acknowledged).await;
+    // A batch is stored all or none, acknowledged or not: the rest of any batch of which some
+    // arrived must come too.
+    let touched: BTreeSet<usize> = received
+        .0
+        .keys()
+        .flat_map(|n| {
+            let first = n / BATCH * BATCH;
+            first..first + BATCH
+        })
+        .collect();
+    drain(&mut broker, &mut stream, &mut received, &touched).await;
+    let partial: Vec<usize> = touched
+        .iter()
+        .step_by(BATCH)
+        .filter(|first| !(**first..**first + BATCH).all(|n| received.0.contains_key(&n)))
+        .copied()
+        .collect();
+    assert!(
+        partial.is_empty(),
+        "batches stored in part, by their first number: {partial:?}"
+    );
     println!(
         "one NATS server killed under load; drained {:?} after the kill",
         killed_at.elapsed()

@@ -793,7 +793,12 @@ async fn dead_letter(
             let id = format!("dl-{}-{}", group.consumer, message.id());
             let headers = codec::headers(&message);
             let subject = shared.subjects.topic(topic);
-            publish::send(&shared, subject, message.payload_bytes(), headers, Some(id))
+            let outgoing = publish::Outgoing {
+                subject,
+                payload: message.payload_bytes(),
+                headers,
+            };
+            publish::send_one(&shared, outgoing, Some(id))
                 .await?
                 .stored(&shared)
                 .await

@@ -58,8 +58,8 @@ use crate::{
 /// elects its JetStream leader within seconds.
 const STREAM_WAIT: Duration = Duration::from_secs(30);
 /// The oldest NATS server cluster mode runs on: groups keep their settings in consumer metadata,
-/// which 2.10 introduced.
-const OLDEST_SERVER: (u64, u64) = (2, 10);
+/// which 2.10 introduced, and a batch is stored as an atomic batch, which 2.12 introduced.
+const OLDEST_SERVER: (u64, u64) = (2, 12);
 /// How long a JetStream call may take before it counts as the cluster being unavailable.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a publish that waits for room asks JetStream again what a full group holds: room
@@ -80,6 +80,12 @@ pub enum NatsError {
         version: String,
         jetstream: &'static str,
     },
+    #[error(
+        "--max-batch-messages is {0}, more than cluster mode can store at once: a batch is one \
+         JetStream atomic batch, which holds at most {max} messages",
+        max = publish::MAX_ATOMIC_BATCH
+    )]
+    BatchTooLarge(usize),
     #[error("cannot read a NATS setting's file: {0}")]
     File(#[source] std::io::Error),
     #[error(
@@ -127,6 +133,9 @@ impl NatsBroker {
             servers: String::new(),
             reason: "no servers given".into(),
         })?;
+        if config.max_batch_messages > publish::MAX_ATOMIC_BATCH {
+            return Err(NatsError::BatchTooLarge(config.max_batch_messages));
+        }
         let node = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         let mut options = async_nats::ConnectOptions::new()
             .name(format!("switchyard {node}"))
@@ -215,9 +224,10 @@ impl NatsBroker {
         }
     }
 
-    /// Publishes a batch in order and returns once NATS has every message, with what to await for
-    /// JetStream's acknowledgements. Replies to inboxes are core messages and need none. While a
-    /// group is full, it waits for room until `room_by`, if given.
+    /// Publishes a batch in order, as one atomic batch, and returns once NATS has every message,
+    /// with what to await for JetStream's acknowledgement. Replies to inboxes are core messages,
+    /// sent at once, and need none. While a group is full, it waits for room until `room_by`, if
+    /// given.
     async fn stage(
         &self,
         batch: Vec<NewMessage>,
@@ -229,7 +239,7 @@ impl NatsBroker {
         let count = batch.len();
         let reached = self.admit(&batch, room_by).await?;
         let mut published = Vec::with_capacity(count);
-        let mut acks = Vec::with_capacity(count);
+        let mut stored = Vec::with_capacity(count);
         for (new, groups) in batch.into_iter().zip(reached) {
             let message = Message::stamp(new);
             let subject = shared.subjects.topic(message.topic());
@@ -241,9 +251,11 @@ impl NatsBroker {
                     .await
                     .map_err(unavailable)?;
             } else {
-                let sent =
-                    publish::send(shared, subject, message.payload_bytes(), headers, None).await?;
-                acks.push(sent);
+                stored.push(publish::Outgoing {
+                    subject,
+                    payload: message.payload_bytes(),
+                    headers,
+                });
             }
             published.push(Published {
                 id: message.id(),
@@ -251,9 +263,13 @@ impl NatsBroker {
                 groups,
             });
         }
+        let sent = match stored.is_empty() {
+            true => None,
+            false => Some(publish::send_all(shared, stored).await?),
+        };
         let shared = Arc::clone(shared);
         Ok(Box::pin(async move {
-            for sent in acks {
+            if let Some(sent) = sent {
                 sent.stored(&shared).await?;
             }
             shared.traffic.published(count, bytes);
@@ -335,12 +351,25 @@ async fn open_stream(
         // window, by a node that died before it terminated the message, is stored once.
         duplicate_window: Duration::from_secs(120),
         allow_direct: true,
+        // A batch is stored all or none (publish.rs).
+        allow_atomic_publish: true,
         description: Some("Switchyard: every group's messages".into()),
         ..Default::default()
     };
     let deadline = tokio::time::Instant::now() + STREAM_WAIT;
     loop {
-        match jetstream.get_or_create_stream(wanted.clone()).await {
+        let opened = async {
+            let stream = jetstream.get_or_create_stream(wanted.clone()).await?;
+            if stream.cached_info().config.allow_atomic_publish {
+                return Ok(stream);
+            }
+            // Made by an earlier version, without atomic batches: turned on, nothing else.
+            let mut config = stream.cached_info().config.clone();
+            config.allow_atomic_publish = true;
+            jetstream.update_stream(config).await?;
+            Ok::<_, async_nats::Error>(jetstream.get_stream(&wanted.name).await?)
+        };
+        match opened.await {
             Ok(stream) => return Ok(stream),
             Err(error) if tokio::time::Instant::now() < deadline => {
                 tracing::debug!(%error, "the stream is not ready yet; retrying");

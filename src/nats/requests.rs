@@ -79,7 +79,12 @@ pub async fn request(
     let headers = codec::headers(&message);
     if shared.groups.matching(&topic) > 0 {
         let subject = shared.subjects.topic(&topic);
-        publish::send(shared, subject, message.payload_bytes(), headers, None)
+        let outgoing = publish::Outgoing {
+            subject,
+            payload: message.payload_bytes(),
+            headers,
+        };
+        publish::send_one(shared, outgoing, None)
             .await?
             .stored(shared)
             .await?;
