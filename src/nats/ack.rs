@@ -6,9 +6,9 @@
 //! server of the cluster hears of each such subscription: under load that churn cost the servers
 //! more than the acks themselves.
 
-use async_nats::{Client, Subject, jetstream::AckKind};
+use async_nats::{Client, Subject, client::Request, jetstream::AckKind};
 
-use super::unavailable;
+use super::{CALL_TIMEOUT, unavailable};
 use crate::error::BrokerError;
 
 /// Where a delivery's settlement goes.
@@ -37,10 +37,15 @@ impl AckHandle {
     }
 
     /// Sends `kind` and waits until JetStream confirms it (a double ack). A consumer that is gone
-    /// answers at once with no responders, which is an error like any other here.
+    /// answers at once with no responders, which is an error like any other here. The wait is
+    /// bounded by [`CALL_TIMEOUT`] like every other JetStream call, not by the client's default,
+    /// because a dropped delivery's give-back has no other bound.
     pub async fn confirm(&self, kind: AckKind) -> Result<(), BrokerError> {
+        let request = Request::new()
+            .payload(kind.into())
+            .timeout(Some(CALL_TIMEOUT));
         self.client
-            .request(self.reply.clone(), kind.into())
+            .send_request(self.reply.clone(), request)
             .await
             .map(drop)
             .map_err(unavailable)
