@@ -140,6 +140,46 @@ async fn every_subscriber_gets_every_message_in_publish_order() {
     }
 }
 
+/// One publisher's messages reach a subscriber in publish order across topics, whether a group
+/// reads the topic or not, one by one and in batches: in cluster mode a batch that no group reads
+/// stays out of the stream, so the two take different paths through NATS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publishers_messages_arrive_in_order_whether_a_group_reads_their_topic_or_not() {
+    let server = TestServer::start().await;
+    let base = unique("fanout.paths");
+    let (grouped, plain) = (format!("{base}.grouped"), format!("{base}.plain"));
+    let mut admin = server.admin().await;
+    declare_ok(&mut admin, declaration(&grouped, "reader")).await;
+    let mut subscriber = server.broker().await;
+    let mut stream = subscribe_ok(&mut subscriber, &format!("{base}.*")).await;
+    let mut publisher = server.broker().await;
+    let topic_of = |n: usize| {
+        if n.is_multiple_of(3) {
+            &grouped
+        } else {
+            &plain
+        }
+    };
+    for n in 0..90 {
+        let published = publish_ok(&mut publisher, vec![numbered(topic_of(n), n, 10)]).await;
+        assert_eq!(
+            published[0].groups,
+            u32::from(n.is_multiple_of(3)),
+            "message {n}"
+        );
+    }
+    let mixed = (90..100).map(|n| numbered(topic_of(n), n, 10)).collect();
+    publish_ok(&mut publisher, mixed).await;
+    publish_ok(&mut publisher, numbered_batch(&plain, 100..110)).await;
+    let received: Vec<usize> = next_messages(&mut stream, 110)
+        .await
+        .iter()
+        .map(number_of)
+        .collect();
+    assert_eq!(received, (0..110).collect::<Vec<_>>());
+    delete_ok(&mut admin, &grouped, "reader").await;
+}
+
 /// Subscribes to `pattern`, publishes each case in order and checks that exactly the matching ones
 /// arrive (in order) and are counted. The last case must match, so that an unmatched message wrongly
 /// delivered shows up before it.

@@ -237,6 +237,36 @@ async fn messages_wait_in_a_group_without_consumers() {
     ack_all(&mut broker, &got).await;
 }
 
+/// Once DeclareGroup returns, the group holds what any connection publishes to its topic, though
+/// until then no group read the topic (in cluster mode such messages stay out of the stream); and
+/// once DeleteGroup returns, no publish counts it.
+#[tokio::test]
+async fn a_group_holds_what_is_published_right_after_it_is_declared() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    // In cluster mode, connections take the nodes in turn: the declarations go through the first
+    // node, and every other round publishes after it through the second.
+    let (mut before, mut after) = (server.broker().await, server.broker().await);
+    for round in 0..6 {
+        let topic = unique("queue.declared-now");
+        std::mem::swap(&mut before, &mut after);
+        let (before, after) = (&mut before, &mut after);
+        let published = publish_ok(before, vec![numbered(&topic, 0, 10)]).await;
+        assert_eq!(published[0].groups, 0, "round {round}: no group yet");
+        declare_ok(&mut admin, declaration(&topic, "now")).await;
+        let published = publish_ok(after, vec![numbered(&topic, 1, 10)]).await;
+        assert_eq!(published[0].groups, 1, "round {round}: the group counts");
+        let mut stream = consume_ok(before, consume_request(&topic, "now")).await;
+        let got = next_deliveries(&mut stream, 1).await;
+        assert_eq!(numbers(&got), vec![1], "round {round}");
+        ack_all(before, &got).await;
+        drop(stream);
+        delete_ok(&mut admin, &topic, "now").await;
+        let published = publish_ok(after, vec![numbered(&topic, 2, 10)]).await;
+        assert_eq!(published[0].groups, 0, "round {round}: the group is gone");
+    }
+}
+
 /// A group holding `max_length` messages (in flight included) makes Publish fail with
 /// RESOURCE_EXHAUSTED naming the message, and none of the batch is routed anywhere; an ack makes room.
 #[tokio::test]

@@ -2,15 +2,20 @@
 //!
 //! - **Group changes.** A node that makes, changes or deletes a group tells every node, with the
 //!   group's settings, and waits (as for a census) until they have taken it: so once a declaration
-//!   or a Consume returns, a publish or a request on any node knows of the group. A refresh every
-//!   two seconds is the backstop for a node that missed the notice.
+//!   or a Consume returns, a publish or a request on any node knows of the group. A node that may
+//!   have missed a notice reads the groups again at once (view.rs), and a refresh every two
+//!   seconds is the backstop.
 //! - **The census.** Counters and consumers live on the node that has them. Listing the groups
 //!   or a group's consumers asks every node and sums what they answer within [`GATHER`].
 //! - **Presence.** Each node says hello every [`HELLO`]; a node heard from within [`PRESENT`]
 //!   is expected to answer every question to all nodes, which stops waiting once they all have
 //!   (and at least [`SETTLE`] has passed, in case a new one answers too).
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -32,6 +37,13 @@ const SETTLE: Duration = Duration::from_millis(20);
 const HELLO: Duration = Duration::from_secs(1);
 /// How long a node counts as present after its last hello.
 const PRESENT: Duration = Duration::from_secs(4);
+/// How long a group change is told again to a node present that has not taken it.
+const CHANGE_WAIT: Duration = Duration::from_secs(1);
+/// How often a node checks that it is not stalled.
+const WATCH: Duration = Duration::from_millis(100);
+/// How late a check may come before this node counts itself as stalled: with [`WATCH`], under
+/// [`CHANGE_WAIT`], so that a node too stalled to answer a change in time finds out.
+const STALL: Duration = Duration::from_millis(500);
 
 /// What one node has of each group it knows, by the group's consumer name.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -89,9 +101,14 @@ impl Nodes {
 
     /// How many nodes should answer a question to all of them (this one included).
     fn present(&self) -> usize {
+        self.names().len().max(1)
+    }
+
+    /// The nodes heard from within [`PRESENT`].
+    fn names(&self) -> HashSet<String> {
         let mut nodes = self.0.lock();
         nodes.retain(|_, heard| heard.elapsed() < PRESENT);
-        nodes.len().max(1)
+        nodes.keys().cloned().collect()
     }
 }
 
@@ -104,6 +121,7 @@ pub async fn listen(shared: &Arc<Shared>) -> Result<(), async_nats::SubscribeErr
     let mut hellos = client.subscribe(shared.subjects.hello()).await?;
     shared.census_nodes.heard(&shared.node);
     tokio::spawn(say_hello(Arc::downgrade(shared)));
+    tokio::spawn(watch_stalls(Arc::downgrade(shared)));
     let weak = Arc::downgrade(shared);
     let shutdown = shared.shutdown.clone();
     tokio::spawn(async move {
@@ -136,7 +154,8 @@ pub async fn listen(shared: &Arc<Shared>) -> Result<(), async_nats::SubscribeErr
                         groups::take_change(&shared, &notice.consumer, notice.group.as_ref());
                     }
                     if let Some(reply) = changed.reply {
-                        let _ = shared.client.publish(reply, Bytes::new()).await;
+                        let name = Bytes::copy_from_slice(shared.node.as_bytes());
+                        let _ = shared.client.publish(reply, name).await;
                     }
                 }
             }
@@ -151,6 +170,29 @@ pub async fn greet(shared: &Shared) {
     let name = Bytes::copy_from_slice(shared.node.as_bytes());
     let _ = shared.client.publish(shared.subjects.hello(), name).await;
     tokio::time::sleep(HELLO + SETTLE).await;
+}
+
+/// Watches for this node stalling, until the broker is gone: a tick of [`WATCH`] that comes
+/// [`STALL`] late means the node may have sat on a group change past [`CHANGE_WAIT`].
+async fn watch_stalls(shared: std::sync::Weak<Shared>) {
+    let mut ticks = tokio::time::interval(WATCH);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = Instant::now();
+    loop {
+        ticks.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if shared.shutdown.is_cancelled() {
+            return;
+        }
+        let late = last.elapsed().saturating_sub(WATCH);
+        if late > STALL {
+            tracing::debug!(?late, "this node stalled; it reads the groups again");
+            shared.view.lost();
+        }
+        last = Instant::now();
+    }
 }
 
 /// Says hello to the other nodes until the broker is gone or shut down.
@@ -178,17 +220,38 @@ struct Change {
 }
 
 /// Tells every node that the group of consumer `name` changed to `group` (`None`: deleted), and
-/// waits until they have taken it. A node that does not answer in time reads the group at its
-/// next refresh.
+/// waits until every node present has taken it, telling again for up to [`CHANGE_WAIT`]. A node
+/// that does not answer by then is stalled or cut off: it finds itself so and reads the groups
+/// again (view.rs), and until it has, it sends every message through the stream.
 pub async fn changed(shared: &Shared, name: &str, group: Option<HashMap<String, String>>) {
     let notice = Change {
         consumer: name.to_owned(),
         group,
     };
-    let notice = serde_json::to_vec(&notice).unwrap_or_default();
+    let notice = Bytes::from(serde_json::to_vec(&notice).unwrap_or_default());
     let subject = shared.subjects.group_changes();
-    if let Err(error) = ask_all(shared, subject, notice.into()).await {
-        tracing::debug!(%error, "cannot tell the other nodes of a group change");
+    let deadline = Instant::now() + CHANGE_WAIT;
+    loop {
+        let answers = match ask_all(shared, subject.clone(), notice.clone()).await {
+            Ok(answers) => answers,
+            Err(error) => {
+                tracing::debug!(%error, "cannot tell the other nodes of a group change");
+                return;
+            }
+        };
+        let answered: HashSet<String> = answers
+            .iter()
+            .map(|name| String::from_utf8_lossy(name).into_owned())
+            .collect();
+        let mut missing = shared.census_nodes.names();
+        missing.retain(|node| !answered.contains(node));
+        if missing.is_empty() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(nodes = ?missing, group = %name, "nodes did not take a group change in time");
+            return;
+        }
     }
 }
 

@@ -35,10 +35,11 @@ pub async fn subscribe(
     pattern: Pattern,
     slot: OwnedSemaphorePermit,
 ) -> Result<EventStream<SubscriptionEvent>, BrokerError> {
-    let [messages, requests] = shared.subjects.subscription(&pattern);
     let client = &shared.client;
-    let messages = client.subscribe(messages).await.map_err(unavailable)?;
-    let requests = client.subscribe(requests).await.map_err(unavailable)?;
+    let messages = client
+        .subscribe(shared.subjects.subscription(&pattern))
+        .await
+        .map_err(unavailable)?;
     let entry = NEXT_SUBSCRIPTION.fetch_add(1, Ordering::Relaxed);
     let probe = shared.subjects.probe(&shared.node, entry);
     let probes = client.subscribe(probe.clone()).await.map_err(unavailable)?;
@@ -52,8 +53,8 @@ pub async fn subscribe(
     let stop = CancellationToken::new();
     tokio::spawn({
         let (queue, stop, shared) = (Arc::clone(&queue), stop.clone(), Arc::clone(shared));
-        let mut incoming =
-            futures_util::stream::select(futures_util::stream::select(messages, requests), probes);
+        let probe = probe.clone();
+        let mut incoming = futures_util::stream::select(messages, probes);
         async move {
             let limits = shared.config.topic_limits();
             loop {
@@ -63,11 +64,15 @@ pub async fn subscribe(
                 };
                 // The client ends the subscriptions only when its connection is closed for good.
                 let Some(message) = message else { break };
-                let Some(topic) = shared.subjects.topic_of(message.subject.as_str()) else {
+                if message.subject.as_str() == probe {
                     if let Some(reply) = message.reply {
-                        // A probe: the node that asked now knows this subscription.
+                        // The node that asked now knows this subscription.
                         let _ = shared.client.publish(reply, bytes::Bytes::new()).await;
                     }
+                    continue;
+                }
+                let Some(topic) = shared.subjects.published_topic_of(message.subject.as_str())
+                else {
                     continue;
                 };
                 match codec::decode(topic, message.payload, message.headers.as_ref(), limits) {

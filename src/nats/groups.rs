@@ -4,8 +4,9 @@
 //!
 //! Groups that Consume made are removed once idle ([`keep_up`]), as in memory.
 //!
-//! Each node keeps a copy of the groups it has seen, refreshed every [`REFRESH`]: a publish counts
-//! the groups it reached from it, and a request that a group may take goes through the stream.
+//! Each node keeps a copy of the groups it has seen, refreshed every [`REFRESH`] and at once when
+//! it may have missed a change ([`super::view`]): a publish counts the groups it reached from it,
+//! and one that reaches none stays out of the stream.
 //! What a node counted (deliveries, acks, …) is its own; the stream's numbers (ready, in flight)
 //! are the cluster's.
 
@@ -530,6 +531,7 @@ pub async fn reread_held(shared: &Shared, group: &Known) -> Result<(), BrokerErr
 /// Reads every group from the stream and replaces this node's copy with them.
 async fn read_all(shared: &Shared) -> Result<Vec<(Known, consumer::Info)>, BrokerError> {
     let limits = shared.config.topic_limits();
+    let began = shared.view.begin_read();
     let infos: Vec<consumer::Info> = shared
         .stream
         .consumers()
@@ -549,6 +551,7 @@ async fn read_all(shared: &Shared) -> Result<Vec<(Known, consumer::Info)>, Broke
         .iter()
         .map(|(known, info)| (known.consumer.clone(), held_by(info)))
         .collect();
+    shared.view.read(began);
     Ok(found)
 }
 
@@ -564,16 +567,20 @@ pub async fn refresh(shared: &Shared) {
 /// or shut down. Every node keeps watch; whichever sees a group idle long enough deletes it, and
 /// the others' deletes find it gone.
 pub async fn keep_up(shared: Weak<Shared>) {
-    let Some(timeout) = shared
+    let Some((timeout, view)) = shared
         .upgrade()
-        .map(|shared| shared.config.group_idle_timeout)
+        .map(|shared| (shared.config.group_idle_timeout, Arc::clone(&shared.view)))
     else {
         return;
     };
     let tick = (timeout / 4).clamp(Duration::from_millis(50), REFRESH);
     let mut idle_since: HashMap<String, tokio::time::Instant> = HashMap::new();
     loop {
-        tokio::time::sleep(tick).await;
+        // A copy that may have missed a change is read again at once (view.rs).
+        tokio::select! {
+            () = tokio::time::sleep(tick) => {}
+            () = view.woken() => {}
+        }
         let Some(shared) = shared.upgrade() else {
             return;
         };

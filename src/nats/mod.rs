@@ -1,9 +1,12 @@
 //! Cluster mode: a [`Broker`] over a NATS JetStream cluster, so that any number of Switchyard nodes
 //! serve the same topics and groups and keep nothing that matters themselves.
 //!
-//! - A message is a JetStream publish on `P.t.TOPIC` ([`subjects`]). That one publish reaches
-//!   both paths: the stream `P` (Interest retention, replicated) stores it for every group whose
-//!   filter matches, and subscribers on any node read it as a core NATS message.
+//! - A message that a group reads is a JetStream publish on `P.t.TOPIC` ([`subjects`]). That one
+//!   publish reaches both paths: the stream `P` (Interest retention, replicated) stores it for
+//!   every group whose filter matches, and subscribers on any node read it as a core NATS message.
+//!   A batch that no group reads goes on `P.r.TOPIC`, outside the stream, to subscribers only:
+//!   it spares a replicated write that Interest retention would throw away, as long as this node
+//!   knows every group ([`view`]).
 //! - A subscriber is a core subscription feeding the same bounded buffer the in-memory broker uses,
 //!   so each node's `Gap`s are exact for its own subscribers ([`fanout`]).
 //! - A group is a durable pull consumer, its settings in the consumer's metadata ([`groups`]).
@@ -20,6 +23,7 @@ mod ack;
 mod census;
 mod codec;
 mod consumer;
+mod echo;
 mod fanout;
 mod forward;
 mod groups;
@@ -27,6 +31,7 @@ mod leases;
 mod publish;
 mod requests;
 mod subjects;
+mod view;
 
 use std::{sync::Arc, time::Duration};
 
@@ -37,7 +42,7 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use self::{consumer::Consumers, groups::Groups, leases::Leases, subjects::Subjects};
+use self::{consumer::Consumers, groups::Groups, leases::Leases, subjects::Subjects, view::View};
 use crate::{
     broker::{
         Broker, BrokerStats, ConsumeSpec, ConsumerInfo, Delivery, EventStream, GroupInfo,
@@ -122,8 +127,11 @@ struct Shared {
     subscriptions: Subscriptions,
     replies: Arc<ReplyRouter>,
     groups: Groups,
+    /// Whether `groups` can say that no group reads a topic.
+    view: Arc<View>,
     consumers: Consumers,
     census_nodes: census::Nodes,
+    echoes: echo::Echoes,
 }
 
 impl NatsBroker {
@@ -137,11 +145,26 @@ impl NatsBroker {
             return Err(NatsError::BatchTooLarge(config.max_batch_messages));
         }
         let node = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let view = Arc::new(View::default());
+        let watched = Arc::clone(&view);
         let mut options = async_nats::ConnectOptions::new()
             .name(format!("switchyard {node}"))
             .connection_timeout(CALL_TIMEOUT)
             // A node keeps serving through a NATS outage and reconnects for as long as it runs.
-            .max_reconnects(None);
+            .max_reconnects(None)
+            .event_callback(move |event| {
+                let view = Arc::clone(&watched);
+                async move {
+                    match event {
+                        // A group change told meanwhile, or dropped, is missed.
+                        async_nats::Event::Disconnected | async_nats::Event::SlowConsumer(_) => {
+                            view.lost()
+                        }
+                        async_nats::Event::Connected => view.wake(),
+                        _ => {}
+                    }
+                }
+            });
         if let Some(path) = &config.nats_credentials {
             options = options
                 .credentials_file(path)
@@ -196,13 +219,16 @@ impl NatsBroker {
             subscriptions: Subscriptions::default(),
             replies: Arc::default(),
             groups: Groups::default(),
+            view,
             consumers: Consumers::new(&node),
             census_nodes: census::Nodes::default(),
+            echoes: echo::Echoes::default(),
             node,
             config,
         });
         let listening = async {
             requests::listen(&shared).await?;
+            echo::listen(&shared).await?;
             forward::listen(&shared).await?;
             census::listen(&shared).await
         };
@@ -226,7 +252,8 @@ impl NatsBroker {
 
     /// Publishes a batch in order, as one atomic batch, and returns once NATS has every message,
     /// with what to await for JetStream's acknowledgement. Replies to inboxes are core messages,
-    /// sent at once, and need none. While a group is full, it waits for room until `room_by`, if
+    /// sent at once, and need none; so is every message of a batch that no group reads, when this
+    /// node can be sure of that. While a group is full, it waits for room until `room_by`, if
     /// given.
     async fn stage(
         &self,
@@ -238,24 +265,29 @@ impl NatsBroker {
         let bytes: usize = batch.iter().map(|message| message.payload.len()).sum();
         let count = batch.len();
         let reached = self.admit(&batch, room_by).await?;
+        // All or nothing, so that a subscriber sees the batch in order on one subject.
+        let to_stream = reached.iter().any(|&groups| groups > 0) || !shared.view.trusted();
         let mut published = Vec::with_capacity(count);
         let mut stored = Vec::with_capacity(count);
         for (new, groups) in batch.into_iter().zip(reached) {
             let message = Message::stamp(new);
-            let subject = shared.subjects.topic(message.topic());
             let headers = codec::headers(&message);
-            if message.topic().is_inbox() {
-                shared
-                    .client
-                    .publish_with_headers(subject, headers, message.payload_bytes())
-                    .await
-                    .map_err(unavailable)?;
-            } else {
+            if to_stream && !message.topic().is_inbox() {
                 stored.push(publish::Outgoing {
-                    subject,
+                    subject: shared.subjects.topic(message.topic()),
                     payload: message.payload_bytes(),
                     headers,
                 });
+            } else {
+                shared
+                    .client
+                    .publish_with_headers(
+                        shared.subjects.core(message.topic()),
+                        headers,
+                        message.payload_bytes(),
+                    )
+                    .await
+                    .map_err(unavailable)?;
             }
             published.push(Published {
                 id: message.id(),
@@ -269,8 +301,10 @@ impl NatsBroker {
         };
         let shared = Arc::clone(shared);
         Ok(Box::pin(async move {
-            if let Some(sent) = sent {
-                sent.stored(&shared).await?;
+            match sent {
+                Some(sent) => drop(sent.stored(&shared).await?),
+                // Core messages are out once the server has them (echo.rs).
+                None => echo::sent(&shared).await?,
             }
             shared.traffic.published(count, bytes);
             Ok(published)

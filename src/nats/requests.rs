@@ -5,7 +5,9 @@
 //! A request that a group may take is a JetStream publish like any message, since a group is a
 //! responder. Any other request is a core NATS message on `P.r.TOPIC` whose NATS reply subject
 //! is its inbox: with no subscriber on any node, the server sends a no-responders status there at
-//! once, and the request fails with `NO_RESPONDERS` without waiting for its timeout.
+//! once, and the request fails with `NO_RESPONDERS` without waiting for its timeout. (While this
+//! node may have missed a group change, every request goes through the stream, and one that
+//! nobody takes times out.)
 
 use std::{sync::Arc, time::Duration};
 
@@ -77,7 +79,7 @@ pub async fn request(
     let bytes = request.payload.len();
     let message = Message::stamp(request);
     let headers = codec::headers(&message);
-    if shared.groups.matching(&topic) > 0 {
+    if shared.groups.matching(&topic) > 0 || !shared.view.trusted() {
         let subject = shared.subjects.topic(&topic);
         let outgoing = publish::Outgoing {
             subject,
@@ -92,7 +94,7 @@ pub async fn request(
         shared
             .client
             .publish_with_reply_and_headers(
-                shared.subjects.request(&topic),
+                shared.subjects.core(&topic),
                 shared.subjects.topic(&inbox),
                 headers,
                 message.payload_bytes(),

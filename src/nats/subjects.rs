@@ -1,18 +1,24 @@
 //! Where Switchyard's names live in NATS: every subject starts with the deployment's prefix, then
 //! a letter that says which path it is on.
 //!
-//! - `P.t.TOPIC`: messages, captured by the stream `P` (every group) and read by subscribers;
-//! - `P.r.TOPIC`: requests that no group can take, read by subscribers only, so that NATS's
-//!   no-responders status says at once that nobody listens;
+//! - `P.t.TOPIC`: messages some group may read, captured by the stream `P` (every group) and read
+//!   by subscribers;
+//! - `P.r.TOPIC`: messages and requests that no group reads, read by subscribers only: outside
+//!   the stream, and for a request NATS's no-responders status says at once that nobody listens;
 //! - `P.i.NODE.ID`: replies, for the inbox `_INBOX.NODE.ID` of a request made on node `NODE`;
 //! - `P._n.*`: what nodes say to each other (a group changed; what each node counted).
 //!
 //! Topic tokens and the `*` / `>` wildcards are NATS's own, so a pattern is a subject filter as is.
+//! A subscriber reads both of the first two paths through one subscription, `P.*.PATTERN`, so that
+//! a publisher's messages reach it in order whichever path each took; what else that matches
+//! (another path's subjects) it drops ([`Subjects::published_topic_of`]).
 
 use crate::topic::{INBOX_PREFIX, Pattern, Topic};
 
 #[derive(Debug, Clone)]
 pub struct Subjects {
+    /// `P.`
+    prefix: String,
     messages: String,
     requests: String,
     inboxes: String,
@@ -22,6 +28,7 @@ pub struct Subjects {
 impl Subjects {
     pub fn new(prefix: &str) -> Self {
         Self {
+            prefix: format!("{prefix}."),
             messages: format!("{prefix}.t."),
             requests: format!("{prefix}.r."),
             inboxes: format!("{prefix}.i."),
@@ -42,6 +49,11 @@ impl Subjects {
     /// Where a node takes settlements of its deliveries that clients sent to other nodes.
     pub fn settle(&self, node: &str) -> String {
         format!("{}settle.{node}", self.nodes)
+    }
+
+    /// Where a node sends itself echoes (see `echo`).
+    pub fn echo(&self, node: &str) -> String {
+        format!("{}echo.{node}", self.nodes)
     }
 
     /// Where a node says it is there.
@@ -67,17 +79,27 @@ impl Subjects {
         }
     }
 
-    /// The subject a request that no group takes is published on.
-    pub fn request(&self, topic: &Topic) -> String {
-        format!("{}{topic}", self.requests)
+    /// The subject a message or request to `topic` that no group reads is published on: outside
+    /// the stream (a reply's own for an inbox).
+    pub fn core(&self, topic: &Topic) -> String {
+        match topic.as_str().strip_prefix(INBOX_PREFIX) {
+            Some(inbox) => format!("{}{inbox}", self.inboxes),
+            None => format!("{}{topic}", self.requests),
+        }
     }
 
-    /// The filters a subscriber to `pattern` reads: messages and requests.
-    pub fn subscription(&self, pattern: &Pattern) -> [String; 2] {
-        [
-            format!("{}{pattern}", self.messages),
-            format!("{}{pattern}", self.requests),
-        ]
+    /// The one filter a subscriber to `pattern` reads: both paths a message may take. It matches
+    /// other paths' subjects too, which [`Subjects::published_topic_of`] tells apart.
+    pub fn subscription(&self, pattern: &Pattern) -> String {
+        format!("{}*.{pattern}", self.prefix)
+    }
+
+    /// The topic of a message that a subscriber reads: one on either path a message may take.
+    pub fn published_topic_of(&self, subject: &str) -> Option<String> {
+        subject
+            .strip_prefix(&self.messages)
+            .or_else(|| subject.strip_prefix(&self.requests))
+            .map(str::to_owned)
     }
 
     /// A group's filter on the stream.
@@ -97,11 +119,8 @@ impl Subjects {
 
     /// The topic a subject carries, as text still to be parsed: what came in from NATS.
     pub fn topic_of(&self, subject: &str) -> Option<String> {
-        if let Some(topic) = subject
-            .strip_prefix(&self.messages)
-            .or_else(|| subject.strip_prefix(&self.requests))
-        {
-            return Some(topic.to_owned());
+        if let Some(topic) = self.published_topic_of(subject) {
+            return Some(topic);
         }
         let inbox = subject.strip_prefix(&self.inboxes)?;
         Some(format!("{INBOX_PREFIX}{inbox}"))
@@ -119,20 +138,25 @@ mod tests {
         let subjects = Subjects::new("sy");
         let topic = Topic::parse("orders.eu", limits).unwrap();
         assert_eq!(subjects.topic(&topic), "sy.t.orders.eu");
-        assert_eq!(subjects.request(&topic), "sy.r.orders.eu");
+        assert_eq!(subjects.core(&topic), "sy.r.orders.eu");
         let inbox = Topic::new_inbox_under("n1");
         let subject = subjects.topic(&inbox);
         assert!(subject.starts_with("sy.i.n1."), "{subject}");
+        assert_eq!(subjects.core(&inbox), subject);
         for subject in [subject, "sy.t.orders.eu".into(), "sy.r.orders.eu".into()] {
             let back = subjects.topic_of(&subject).unwrap();
             assert!(back == "orders.eu" || back == inbox.as_str(), "{back}");
         }
         assert_eq!(subjects.topic_of("other.t.x"), None);
         let pattern = Pattern::parse("orders.*", limits).unwrap();
+        assert_eq!(subjects.subscription(&pattern), "sy.*.orders.*");
+        // What else a subscription's filter matches is not a published message.
         assert_eq!(
-            subjects.subscription(&pattern),
-            ["sy.t.orders.*", "sy.r.orders.*"]
+            subjects.published_topic_of("sy.r.orders.eu").as_deref(),
+            Some("orders.eu")
         );
+        assert_eq!(subjects.published_topic_of("sy.i.orders.eu"), None);
+        assert_eq!(subjects.published_topic_of("sy._n.orders.eu"), None);
         assert_eq!(subjects.stream(), "sy.t.>");
         assert_eq!(subjects.node_inboxes("n1"), "sy.i.n1.*");
     }
