@@ -12,7 +12,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Weak},
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -54,6 +57,9 @@ pub struct Known {
 #[derive(Debug, Default)]
 pub struct Groups {
     known: RwLock<HashMap<String, Arc<Known>>>,
+    /// How many times `known` was changed one group at a time (a notice, a call on this node):
+    /// a full read that such a change overtook must not undo it.
+    changes: AtomicU64,
     counters: Mutex<HashMap<String, GroupCounters>>,
     /// What each group holds, as JetStream last said plus what this node published to it since:
     /// how `max_length` is checked without a round trip per publish.
@@ -153,10 +159,31 @@ impl Groups {
 
     fn remember(&self, known: Known) -> Arc<Known> {
         let known = Arc::new(known);
-        self.known
-            .write()
-            .insert(known.consumer.clone(), Arc::clone(&known));
+        let mut all = self.known.write();
+        all.insert(known.consumer.clone(), Arc::clone(&known));
+        self.changes.fetch_add(1, Ordering::SeqCst);
         known
+    }
+
+    fn forget(&self, consumer: &str) {
+        let mut all = self.known.write();
+        all.remove(consumer);
+        self.changes.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Replaces the copy with a full read that began when `changes` was `began`. If a group
+    /// changed since, the read may predate it, so the read only adds the groups the copy lacks
+    /// (one deleted meanwhile may come back until the next read, which only sends its messages
+    /// through the stream).
+    fn replace(&self, read: HashMap<String, Arc<Known>>, began: u64) {
+        let mut all = self.known.write();
+        if self.changes.load(Ordering::SeqCst) == began {
+            *all = read;
+            return;
+        }
+        for (consumer, known) in read {
+            all.entry(consumer).or_insert(known);
+        }
     }
 }
 
@@ -444,7 +471,7 @@ pub async fn delete(
 }
 
 fn forget(shared: &Shared, name: &str) {
-    shared.groups.known.write().remove(name);
+    shared.groups.forget(name);
     shared.consumers.group_deleted(name);
 }
 
@@ -532,21 +559,39 @@ pub async fn reread_held(shared: &Shared, group: &Known) -> Result<(), BrokerErr
 async fn read_all(shared: &Shared) -> Result<Vec<(Known, consumer::Info)>, BrokerError> {
     let limits = shared.config.topic_limits();
     let began = shared.view.begin_read();
+    let changes = shared.groups.changes.load(Ordering::SeqCst);
     let infos: Vec<consumer::Info> = shared
         .stream
         .consumers()
         .try_collect()
         .await
         .map_err(unavailable)?;
-    let found: Vec<(Known, consumer::Info)> = infos
+    let mut found: Vec<(Known, consumer::Info)> = infos
         .into_iter()
         .filter_map(|info| Known::from_info(&info, limits).map(|known| (known, info)))
         .collect();
+    // JetStream's list leaves out a consumer that did not answer its leader in time (under load):
+    // a group this node knows is dropped only once JetStream says it is not there.
+    let absent: Vec<String> = {
+        let known = shared.groups.known.read();
+        known
+            .keys()
+            .filter(|name| !found.iter().any(|(listed, _)| &listed.consumer == *name))
+            .cloned()
+            .collect()
+    };
+    for name in absent {
+        match shared.stream.consumer_info(&name).await {
+            Ok(info) => found.extend(Known::from_info(&info, limits).map(|known| (known, info))),
+            Err(error) if error.kind() == ConsumerInfoErrorKind::NotFound => {}
+            Err(error) => return Err(unavailable(error)),
+        }
+    }
     let copy = found
         .iter()
         .map(|(known, _)| (known.consumer.clone(), Arc::new(known.clone())))
         .collect();
-    *shared.groups.known.write() = copy;
+    shared.groups.replace(copy, changes);
     *shared.groups.held.lock() = found
         .iter()
         .map(|(known, info)| (known.consumer.clone(), held_by(info)))
@@ -673,6 +718,41 @@ mod tests {
         let back = Known::from_metadata(&unlimited.consumer, &unlimited.metadata(), limits);
         assert_eq!(back, Some(unlimited));
         assert_eq!(Known::from_metadata("x", &HashMap::new(), limits), None);
+    }
+
+    #[test]
+    fn a_full_read_that_a_change_overtook_does_not_undo_it() {
+        let limits = Config::default().topic_limits();
+        let group = |pattern: &str| {
+            let pattern = Pattern::parse(pattern, limits).unwrap();
+            let group = GroupName::parse("g", 64).unwrap();
+            Known {
+                consumer: consumer_name(&pattern, &group),
+                settings: GroupSettings::made_by_consume(ConsumeMode::Shared, &Config::default()),
+                pattern,
+                group,
+                declared: false,
+            }
+        };
+        let (old, new) = (group("old.*"), group("new.*"));
+        let read = |groups: &[&Known]| {
+            groups
+                .iter()
+                .map(|known| (known.consumer.clone(), Arc::new((*known).clone())))
+                .collect::<HashMap<_, _>>()
+        };
+        let topic = Topic::parse("new.x", limits).unwrap();
+        let groups = Groups::default();
+        groups.remember(old.clone());
+        // A read begins, then a notice of a new group comes before the read ends without it.
+        let began = groups.changes.load(Ordering::SeqCst);
+        groups.remember(new.clone());
+        groups.replace(read(&[&old]), began);
+        assert_eq!(groups.matching(&topic), 1, "the new group is still known");
+        // A read that nothing overtook is the copy.
+        let began = groups.changes.load(Ordering::SeqCst);
+        groups.replace(read(&[&old]), began);
+        assert_eq!(groups.matching(&topic), 0);
     }
 
     #[test]
