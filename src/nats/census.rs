@@ -35,6 +35,8 @@ const GATHER: Duration = Duration::from_millis(250);
 const SETTLE: Duration = Duration::from_millis(20);
 /// How often a node says hello.
 const HELLO: Duration = Duration::from_secs(1);
+/// How long a new node waits for the others to answer its greeting.
+const GREET: Duration = Duration::from_millis(100);
 /// How long a node counts as present after its last hello.
 const PRESENT: Duration = Duration::from_secs(4);
 /// How long a group change is told again to a node present that has not taken it.
@@ -137,6 +139,11 @@ pub async fn listen(shared: &Arc<Shared>) -> Result<(), async_nats::SubscribeErr
                 hello = hellos.next() => {
                     let (Some(hello), Some(shared)) = (hello, weak.upgrade()) else { return };
                     shared.census_nodes.heard(&String::from_utf8_lossy(&hello.payload));
+                    if let Some(reply) = hello.reply {
+                        // A new node's greeting: it waits for every node's name.
+                        let name = Bytes::copy_from_slice(shared.node.as_bytes());
+                        let _ = shared.client.publish(reply, name).await;
+                    }
                 }
                 asked = reaches.next() => {
                     let (Some(asked), Some(shared)) = (asked, weak.upgrade()) else { return };
@@ -164,12 +171,26 @@ pub async fn listen(shared: &Arc<Shared>) -> Result<(), async_nats::SubscribeErr
     Ok(())
 }
 
-/// Says hello at once and waits for the others' next hellos, so that a new node knows how many
-/// nodes to expect from its first question to all of them.
+/// Says hello at once, asking every node to answer with its name, and takes the answers that
+/// come within [`GREET`]: so that a new node knows how many nodes to expect from its first
+/// question to all of them. A node that answers later is heard at its next hello.
 pub async fn greet(shared: &Shared) {
     let name = Bytes::copy_from_slice(shared.node.as_bytes());
-    let _ = shared.client.publish(shared.subjects.hello(), name).await;
-    tokio::time::sleep(HELLO + SETTLE).await;
+    let client = &shared.client;
+    let inbox = client.new_inbox();
+    let Ok(mut answers) = client.subscribe(inbox.clone()).await else {
+        // The hellos every HELLO tell it the nodes, a little later.
+        return;
+    };
+    let _ = client
+        .publish_with_reply(shared.subjects.hello(), inbox, name)
+        .await;
+    let until = Instant::now() + GREET;
+    while let Ok(Some(answer)) = tokio::time::timeout_at(until, answers.next()).await {
+        shared
+            .census_nodes
+            .heard(&String::from_utf8_lossy(&answer.payload));
+    }
 }
 
 /// Watches for this node stalling, until the broker is gone: a tick of [`WATCH`] that comes
