@@ -111,12 +111,24 @@ async fn declared_group_is_listed_with_its_mode_and_counts() {
 /// FAILED_PRECONDITION.
 /// A group declared with `max_bytes` reports what it holds in `bytes`, and a batch that would pass
 /// the limit is RESOURCE_EXHAUSTED naming the message, the group and `max_bytes`, routing nothing.
+/// Cluster mode refuses the setting (UNIMPLEMENTED, naming it): JetStream does not count a
+/// group's bytes (README, CLUSTERING).
 #[tokio::test]
-async fn a_group_refuses_batches_past_its_max_bytes() {
+async fn a_group_refuses_batches_past_its_max_bytes_but_cluster_mode_refuses_max_bytes() {
     let server = TestServer::start().await;
     let topic = unique("admin.bytes");
     let mut admin = server.admin().await;
     let mut broker = server.broker().await;
+    if cluster_mode() {
+        let declared = admin
+            .declare_group(pb::DeclareGroupRequest {
+                max_bytes: 2_500,
+                ..declaration(&topic, "capped", pb::ConsumeMode::Shared, 1_000)
+            })
+            .await;
+        assert_status(declared, Code::Unimplemented, &["max_bytes"]);
+        return;
+    }
     declare_ok(
         &mut admin,
         pb::DeclareGroupRequest {
