@@ -50,7 +50,8 @@ pub struct TestServer {
     nodes: Vec<Node>,
     /// Which node the next [`TestServer::channel`] goes to.
     next_node: std::sync::atomic::AtomicUsize,
-    /// The data directory of a durable run (see [`DURABLE`]), removed with the server.
+    /// The data directory of a durable run (see [`DURABLE`]), or a cluster-mode deployment's
+    /// ready files, removed with the server.
     _data_dir: Option<tempfile::TempDir>,
     /// A cluster-mode deployment's stream, deleted with the server.
     _deployment: Option<nats::OwnedDeployment>,
@@ -163,28 +164,20 @@ impl TestServer {
     /// Starts `nodes` nodes of `deployment`, which outlives them.
     pub async fn nodes_of(mut config: Config, deployment: &nats::Deployment, nodes: usize) -> Self {
         deployment.configure(&mut config);
+        // A node serves once it has reached NATS and found (or made) the stream, and then writes
+        // its ready file: a test's own waits should not pay for the start. The file works
+        // whatever the node speaks (TLS, mutual TLS, tokens).
+        let ready_dir = tempfile::tempdir().expect("a temporary directory for the ready files");
         let mut started = Vec::with_capacity(nodes);
-        for _ in 0..nodes {
-            started.push(Node::start(config.clone()).await);
-        }
-        let server = Self {
-            addr: started[0].addr,
-            nodes: started,
-            next_node: Default::default(),
-            _data_dir: None,
-            _deployment: None,
-        };
-        // A node serves once it has reached NATS and found (or made) the stream: a test's own
-        // waits should not pay for that.
         for index in 0..nodes {
-            let node = &server.nodes[index];
+            let ready = ready_dir.path().join(format!("node{index}.ready"));
+            let config = Config {
+                ready_file: Some(ready.clone()),
+                ..config.clone()
+            };
+            let node = Node::start(config).await;
             within_for(NODE_START, "a cluster-mode node to serve", async {
-                loop {
-                    let mut health = Health::new(server.channel_to(node, |e| e).await);
-                    let request = tonic_health::pb::HealthCheckRequest::default();
-                    if health.check(request).await.is_ok() {
-                        return;
-                    }
+                while !ready.exists() {
                     assert!(
                         !node.task.as_ref().is_some_and(JoinHandle::is_finished),
                         "cluster-mode node {index} stopped while starting"
@@ -193,8 +186,15 @@ impl TestServer {
                 }
             })
             .await;
+            started.push(node);
         }
-        server
+        Self {
+            addr: started[0].addr,
+            nodes: started,
+            next_node: Default::default(),
+            _data_dir: Some(ready_dir),
+            _deployment: None,
+        }
     }
 
     /// Every node's address: one, but in cluster mode.
