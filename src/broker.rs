@@ -139,6 +139,13 @@ pub trait Broker: Clone + Send + Sync + 'static {
     /// Ends every stream with [`BrokerError::ShuttingDown`] and refuses new ones.
     fn shutdown(&self);
 
+    /// Resolves once what the broker still owes its backend for streams that ended (deliveries
+    /// given back) has gone out, after [`Broker::shutdown`] and the server's end: the process
+    /// may then exit without losing it. A broker that owes nothing elsewhere resolves at once.
+    fn closed(&self) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
+
     /// Resolves with the reason once the broker can no longer store anything (its disk failed), so
     /// the server can report it in its health. A broker that cannot fail this way never resolves.
     fn failure(&self) -> impl Future<Output = String> + Send {

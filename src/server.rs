@@ -249,6 +249,7 @@ pub async fn serve<B: Broker>(
             Ok(())
         }
     };
+    broker.closed().await;
     // Last, so the spans of the streams just ended go out too.
     telemetry.shutdown().await;
     served

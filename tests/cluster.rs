@@ -1,6 +1,6 @@
 //! Cluster mode under faults, with real processes killed by SIGKILL: the NATS JetStream cluster
 //! as the test harness starts it (tests/common/nats.rs), a Switchyard node killed while it holds
-//! deliveries, a NATS server killed under load, the whole NATS cluster restarted, and the holder of
+//! deliveries (and one stopped gracefully), a NATS server killed under load, the whole NATS cluster restarted, and the holder of
 //! an exclusive group's lease killed or frozen (SIGSTOP) past its lease, then thawed. Each fault
 //! test checks what was acknowledged against what arrived: nothing lost, nothing unexpected,
 //! duplicates counted.
@@ -227,6 +227,54 @@ async fn a_killed_node_s_unacked_deliveries_come_back_through_the_other_node() {
     assert!(
         killed_at.elapsed() >= Duration::from_millis(u64::from(DEADLINE_MS)) - SLACK,
         "they come back once the group's ack deadline has passed"
+    );
+}
+
+/// A node stopped with SIGTERM gives back what its consumers held before it exits, so another
+/// node's consumer gets it at once, not after the group's ack deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server 2.14+: bash .ci/run installs it"]
+async fn a_node_stopped_gracefully_gives_its_unacked_deliveries_back_before_it_exits() {
+    const LONG_DEADLINE_MS: u32 = 30_000;
+    let deployment = Deployment::new(common::nats::shared_urls());
+    let _stream = OwnedDeployment(deployment.clone());
+    let mut stopping = node_process(&deployment).await;
+    let survivor = TestServer::nodes_of(test_config(), &deployment, 1).await;
+    let topic = unique("cluster.stopped");
+    let mut admin = survivor.admin().await;
+    let declare = pb::DeclareGroupRequest {
+        ack_deadline_ms: LONG_DEADLINE_MS,
+        ..declaration(&topic, "workers")
+    };
+    declare_ok(&mut admin, declare).await;
+
+    let mut holder = Broker::new(stopping.channel().await);
+    let mut held = consume_ok(&mut holder, consume_with(&topic, "workers", 10, 0)).await;
+    let mut publisher = survivor.broker().await;
+    publish_ok(&mut publisher, numbered_batch(&topic, 0..10)).await;
+    let taken = next_deliveries(&mut held, 10).await;
+    assert_eq!(sorted_numbers(&taken), (0..10).collect::<Vec<_>>());
+    let stopped_at = Instant::now();
+    stopping.terminate();
+    // The client goes too, so the server has no connection to wait for: the process would exit
+    // at once, but for what it still owes NATS.
+    drop((held, holder));
+    let status = stopping.exit_within(Duration::from_secs(10)).await;
+    assert!(status.success(), "the node exits cleanly: {status:?}");
+
+    let mut rescuer = survivor.broker().await;
+    let mut rescued = consume_ok(&mut rescuer, consume_with(&topic, "workers", 100, 0)).await;
+    let mut received = Received::default();
+    let all: BTreeSet<usize> = (0..10).collect();
+    drain(&mut rescuer, &mut rescued, &mut received, &all).await;
+    println!(
+        "the stopped node's deliveries came back {:?} after SIGTERM",
+        stopped_at.elapsed()
+    );
+    assert_eq!(received.check(&all, &all), 0, "each came back once");
+    assert!(
+        stopped_at.elapsed() < Duration::from_millis(u64::from(LONG_DEADLINE_MS) / 2),
+        "they came back well before the group's ack deadline"
     );
 }
 

@@ -517,30 +517,33 @@ impl Drop for Pulling {
         // DRAIN_QUIET), so that what is nacked is not redelivered to it. An exclusive consumer
         // has each nack confirmed before it hands its lease on.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let mut drained = Vec::new();
-                if let Some(mut batch) = batch {
-                    while let Ok(Some(Ok(message))) =
-                        tokio::time::timeout(DRAIN_QUIET, batch.next()).await
-                    {
-                        drained.push(message);
-                    }
-                }
-                if give_back {
-                    let confirmed = claim.is_some();
-                    for (_, held) in held {
-                        give_back_one(held.acker.as_ref(), confirmed).await;
-                    }
-                    for message in drained {
-                        if let Some(acker) = AckHandle::of(&client, &message) {
-                            give_back_one(&acker, confirmed).await;
+            self.shared.give_backs.spawn_on(
+                async move {
+                    let mut drained = Vec::new();
+                    if let Some(mut batch) = batch {
+                        while let Ok(Some(Ok(message))) =
+                            tokio::time::timeout(DRAIN_QUIET, batch.next()).await
+                        {
+                            drained.push(message);
                         }
                     }
-                }
-                if let Some(claim) = claim {
-                    claim.release().await;
-                }
-            });
+                    if give_back {
+                        let confirmed = claim.is_some();
+                        for (_, held) in held {
+                            give_back_one(held.acker.as_ref(), confirmed).await;
+                        }
+                        for message in drained {
+                            if let Some(acker) = AckHandle::of(&client, &message) {
+                                give_back_one(&acker, confirmed).await;
+                            }
+                        }
+                    }
+                    if let Some(claim) = claim {
+                        claim.release().await;
+                    }
+                },
+                &runtime,
+            );
         }
     }
 }

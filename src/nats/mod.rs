@@ -132,6 +132,8 @@ struct Shared {
     consumers: Consumers,
     census_nodes: census::Nodes,
     echoes: echo::Echoes,
+    /// Ended consumers giving back what they held, which shutdown waits for.
+    give_backs: tokio_util::task::TaskTracker,
 }
 
 impl NatsBroker {
@@ -223,6 +225,7 @@ impl NatsBroker {
             consumers: Consumers::new(&node),
             census_nodes: census::Nodes::default(),
             echoes: echo::Echoes::default(),
+            give_backs: tokio_util::task::TaskTracker::new(),
             node,
             config,
         });
@@ -545,5 +548,20 @@ impl Broker for NatsBroker {
 
     fn shutdown(&self) {
         self.shared.shutdown.cancel();
+    }
+
+    /// Waits for the give-backs of the consumers that ended, then for the client to have written
+    /// them out, for [`CALL_TIMEOUT`] at most: a nack lost with the process would leave its
+    /// message waiting for the group's ack deadline instead of going to another consumer now.
+    async fn closed(&self) {
+        let shared = &self.shared;
+        shared.give_backs.close();
+        let written = async {
+            shared.give_backs.wait().await;
+            shared.client.flush().await
+        };
+        if tokio::time::timeout(CALL_TIMEOUT, written).await.is_err() {
+            tracing::warn!("cluster mode: some deliveries were not given back before the end");
+        }
     }
 }
