@@ -120,7 +120,9 @@ struct Held {
     deadline: Instant,
     /// When JetStream last heard that this delivery is still being worked on.
     progressed: Instant,
-    _permit: OwnedSemaphorePermit,
+    /// The delivery's place in its consumer's prefetch window, given up once the consumer has
+    /// settled it: JetStream's confirmation is this node's to wait for, not the consumer's.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl std::fmt::Debug for Held {
@@ -422,7 +424,7 @@ impl Pulling {
                     attempt,
                     deadline: now + attached.ack_deadline,
                     progressed: now,
-                    _permit: permit,
+                    permit: Some(permit),
                 },
             );
             return Ok(Delivery {
@@ -664,7 +666,8 @@ pub async fn settle_own(
                 if !attached.may_settle() {
                     return None;
                 }
-                let held = attached.held.lock().remove(&seq)?;
+                let mut held = attached.held.lock().remove(&seq)?;
+                held.permit = None;
                 Some((attached, held))
             });
             match taken {
