@@ -272,10 +272,14 @@ impl NatsBroker {
         let to_stream = reached.iter().any(|&groups| groups > 0) || !shared.view.trusted();
         let mut published = Vec::with_capacity(count);
         let mut stored = Vec::with_capacity(count);
+        // Replies need no echo: no publish through another node is ordered after one.
+        let mut echoed = false;
         for (new, groups) in batch.into_iter().zip(reached) {
             let message = Message::stamp(new);
             let headers = codec::headers(&message);
-            if to_stream && !message.topic().is_inbox() {
+            let inbox = message.topic().is_inbox();
+            echoed |= !to_stream && !inbox;
+            if to_stream && !inbox {
                 stored.push(publish::Outgoing {
                     subject: shared.subjects.topic(message.topic()),
                     payload: message.payload_bytes(),
@@ -304,10 +308,12 @@ impl NatsBroker {
         };
         let shared = Arc::clone(shared);
         Ok(Box::pin(async move {
-            match sent {
-                Some(sent) => drop(sent.stored(&shared).await?),
+            if let Some(sent) = sent {
+                sent.stored(&shared).await?;
+            }
+            if echoed {
                 // Core messages are out once the server has them (echo.rs).
-                None => echo::sent(&shared).await?,
+                echo::sent(&shared).await?;
             }
             shared.traffic.published(count, bytes);
             Ok(published)
