@@ -596,11 +596,15 @@ async fn keep_deadlines(shared: Weak<Shared>, attached: Weak<Attached>) {
             }
             due.iter().filter_map(|seq| held.remove(seq)).collect()
         };
-        // Each nack is sent before its permit is given back: the consumer's next pull then goes
-        // out after it, and the redelivery comes before anything newer, as in memory.
-        for held in expired {
-            let _ = held.acker.send(AckKind::Nak(None)).await;
-        }
+        // Each nack is confirmed before its permit is given back: the consumer's next pull then
+        // reaches JetStream after it has queued the redelivery, which so comes before anything
+        // newer, as in memory. (JetStream reads a consumer's acks and its pulls from two queues,
+        // in no set order, so a nack merely sent first may be read after the pull.)
+        let nacked = expired.into_iter().map(|held| async move {
+            let _ = held.acker.confirm(AckKind::Nak(None)).await;
+            drop(held);
+        });
+        futures_util::future::join_all(nacked).await;
         for acker in progress {
             tokio::spawn(async move { acker.send(AckKind::Progress).await });
         }
