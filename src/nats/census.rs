@@ -35,8 +35,11 @@ const GATHER: Duration = Duration::from_millis(250);
 const SETTLE: Duration = Duration::from_millis(20);
 /// How often a node says hello.
 const HELLO: Duration = Duration::from_secs(1);
-/// How long a new node waits for the others to answer its greeting.
-const GREET: Duration = Duration::from_millis(100);
+/// How long a new node waits for the others to answer its greeting: as long as a hello takes to
+/// come round. Every node must have heard of it, and it of them, before it serves: a node that
+/// tells of a group change waits only for the nodes it has heard of, and one that has not taken
+/// the change could send the group's messages past the stream.
+const GREET: Duration = HELLO.saturating_add(SETTLE);
 /// How long a node counts as present after its last hello.
 const PRESENT: Duration = Duration::from_secs(4);
 /// How long a group change is told again to a node present that has not taken it.
@@ -171,9 +174,9 @@ pub async fn listen(shared: &Arc<Shared>) -> Result<(), async_nats::SubscribeErr
     Ok(())
 }
 
-/// Says hello at once, asking every node to answer with its name, and takes the answers that
-/// come within [`GREET`]: so that a new node knows how many nodes to expect from its first
-/// question to all of them. A node that answers later is heard at its next hello.
+/// Says hello at once, asking every node to answer with its name, and takes the answers and
+/// hellos that come within [`GREET`]: so that a new node knows which nodes to expect from its
+/// first question to all of them, even those too busy to answer at once.
 pub async fn greet(shared: &Shared) {
     let name = Bytes::copy_from_slice(shared.node.as_bytes());
     let client = &shared.client;
