@@ -188,42 +188,68 @@ async fn drain(
     }
 }
 
+/// A node process whose consumer of the group `workers` holds messages 0..10 unacked, with the
+/// consumer's connection and stream.
+struct Holding {
+    node: BrokerProcess,
+    holder: Broker,
+    held: tonic::Streaming<pb::Delivery>,
+}
+
+/// Declares `workers` on `topic` with an ack deadline of `deadline_ms` through `survivor`, starts
+/// a node process of `deployment` whose consumer takes the ten messages published through
+/// `survivor`, and returns it holding them.
+async fn holding_ten(
+    deployment: &Deployment,
+    survivor: &TestServer,
+    topic: &str,
+    deadline_ms: u32,
+) -> Holding {
+    let node = node_process(deployment).await;
+    let mut admin = survivor.admin().await;
+    let declare = pb::DeclareGroupRequest {
+        ack_deadline_ms: deadline_ms,
+        ..declaration(topic, "workers")
+    };
+    declare_ok(&mut admin, declare).await;
+    let mut holder = Broker::new(node.channel().await);
+    let mut held = consume_ok(&mut holder, consume_with(topic, "workers", 10, 0)).await;
+    let mut publisher = survivor.broker().await;
+    publish_ok(&mut publisher, numbered_batch(topic, 0..10)).await;
+    let taken = next_deliveries(&mut held, 10).await;
+    assert_eq!(sorted_numbers(&taken), (0..10).collect::<Vec<_>>());
+    Holding { node, holder, held }
+}
+
+/// Consumes `workers` on `topic` through `survivor` until messages 0..10 have all come back, and
+/// checks that each came back once.
+async fn take_back_all_ten(survivor: &TestServer, topic: &str) {
+    let mut rescuer = survivor.broker().await;
+    let mut rescued = consume_ok(&mut rescuer, consume_with(topic, "workers", 100, 0)).await;
+    let mut received = Received::default();
+    let all: BTreeSet<usize> = (0..10).collect();
+    drain(&mut rescuer, &mut rescued, &mut received, &all).await;
+    assert_eq!(received.check(&all, &all), 0, "each came back once");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs nats-server 2.14+: bash .ci/run installs it"]
 async fn a_killed_node_s_unacked_deliveries_come_back_through_the_other_node() {
     let cluster = within_for(NODE_START, "a 3-node cluster", NatsCluster::start(3)).await;
     let deployment = Deployment::new(&cluster.urls().join(","));
     let _stream = OwnedDeployment(deployment.clone());
-    let doomed = node_process(&deployment).await;
     let survivor = TestServer::nodes_of(test_config(), &deployment, 1).await;
     let topic = unique("cluster.killed");
-    let mut admin = survivor.admin().await;
-    let declare = pb::DeclareGroupRequest {
-        ack_deadline_ms: DEADLINE_MS,
-        ..declaration(&topic, "workers")
-    };
-    declare_ok(&mut admin, declare).await;
-
-    let mut holder = Broker::new(doomed.channel().await);
-    let mut held = consume_ok(&mut holder, consume_with(&topic, "workers", 10, 0)).await;
-    let mut publisher = survivor.broker().await;
-    publish_ok(&mut publisher, numbered_batch(&topic, 0..10)).await;
-    let taken = next_deliveries(&mut held, 10).await;
-    assert_eq!(sorted_numbers(&taken), (0..10).collect::<Vec<_>>());
+    let doomed = holding_ten(&deployment, &survivor, &topic, DEADLINE_MS).await;
     // Unacked, on a node that dies without a word.
-    doomed.kill().await;
+    doomed.node.kill().await;
     let killed_at = Instant::now();
 
-    let mut rescuer = survivor.broker().await;
-    let mut rescued = consume_ok(&mut rescuer, consume_with(&topic, "workers", 100, 0)).await;
-    let mut received = Received::default();
-    let all: BTreeSet<usize> = (0..10).collect();
-    drain(&mut rescuer, &mut rescued, &mut received, &all).await;
+    take_back_all_ten(&survivor, &topic).await;
     println!(
         "the killed node's deliveries came back {:?} after the kill",
         killed_at.elapsed()
     );
-    assert_eq!(received.check(&all, &all), 0, "each came back once");
     assert!(
         killed_at.elapsed() >= Duration::from_millis(u64::from(DEADLINE_MS)) - SLACK,
         "they come back once the group's ack deadline has passed"
@@ -238,22 +264,13 @@ async fn a_node_stopped_gracefully_gives_its_unacked_deliveries_back_before_it_e
     const LONG_DEADLINE_MS: u32 = 30_000;
     let deployment = Deployment::new(common::nats::shared_urls());
     let _stream = OwnedDeployment(deployment.clone());
-    let mut stopping = node_process(&deployment).await;
     let survivor = TestServer::nodes_of(test_config(), &deployment, 1).await;
     let topic = unique("cluster.stopped");
-    let mut admin = survivor.admin().await;
-    let declare = pb::DeclareGroupRequest {
-        ack_deadline_ms: LONG_DEADLINE_MS,
-        ..declaration(&topic, "workers")
-    };
-    declare_ok(&mut admin, declare).await;
-
-    let mut holder = Broker::new(stopping.channel().await);
-    let mut held = consume_ok(&mut holder, consume_with(&topic, "workers", 10, 0)).await;
-    let mut publisher = survivor.broker().await;
-    publish_ok(&mut publisher, numbered_batch(&topic, 0..10)).await;
-    let taken = next_deliveries(&mut held, 10).await;
-    assert_eq!(sorted_numbers(&taken), (0..10).collect::<Vec<_>>());
+    let Holding {
+        node: mut stopping,
+        holder,
+        held,
+    } = holding_ten(&deployment, &survivor, &topic, LONG_DEADLINE_MS).await;
     let stopped_at = Instant::now();
     stopping.terminate();
     // The client goes too, so the server has no connection to wait for: the process would exit
@@ -262,16 +279,11 @@ async fn a_node_stopped_gracefully_gives_its_unacked_deliveries_back_before_it_e
     let status = stopping.exit_within(Duration::from_secs(10)).await;
     assert!(status.success(), "the node exits cleanly: {status:?}");
 
-    let mut rescuer = survivor.broker().await;
-    let mut rescued = consume_ok(&mut rescuer, consume_with(&topic, "workers", 100, 0)).await;
-    let mut received = Received::default();
-    let all: BTreeSet<usize> = (0..10).collect();
-    drain(&mut rescuer, &mut rescued, &mut received, &all).await;
+    take_back_all_ten(&survivor, &topic).await;
     println!(
         "the stopped node's deliveries came back {:?} after SIGTERM",
         stopped_at.elapsed()
     );
-    assert_eq!(received.check(&all, &all), 0, "each came back once");
     assert!(
         stopped_at.elapsed() < Duration::from_millis(u64::from(LONG_DEADLINE_MS) / 2),
         "they came back well before the group's ack deadline"
