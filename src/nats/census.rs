@@ -180,20 +180,21 @@ pub async fn listen(shared: &Arc<Shared>) -> Result<(), async_nats::SubscribeErr
 pub async fn greet(shared: &Shared) {
     let name = Bytes::copy_from_slice(shared.node.as_bytes());
     let client = &shared.client;
-    let inbox = client.new_inbox();
-    let Ok(mut answers) = client.subscribe(inbox.clone()).await else {
-        // The hellos every HELLO tell it the nodes, a little later.
-        return;
-    };
-    let _ = client
-        .publish_with_reply(shared.subjects.hello(), inbox, name)
-        .await;
     let until = Instant::now() + GREET;
-    while let Ok(Some(answer)) = tokio::time::timeout_at(until, answers.next()).await {
-        shared
-            .census_nodes
-            .heard(&String::from_utf8_lossy(&answer.payload));
+    let inbox = client.new_inbox();
+    if let Ok(mut answers) = client.subscribe(inbox.clone()).await {
+        let _ = client
+            .publish_with_reply(shared.subjects.hello(), inbox, name)
+            .await;
+        while let Ok(Some(answer)) = tokio::time::timeout_at(until, answers.next()).await {
+            shared
+                .census_nodes
+                .heard(&String::from_utf8_lossy(&answer.payload));
+        }
     }
+    // The whole round, answers or not: the others' hellos come meanwhile, and they hear of this
+    // node from its own.
+    tokio::time::sleep_until(until).await;
 }
 
 /// Watches for this node stalling, until the broker is gone: a tick of [`WATCH`] that comes

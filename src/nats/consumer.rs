@@ -121,7 +121,8 @@ struct Held {
     /// When JetStream last heard that this delivery is still being worked on.
     progressed: Instant,
     /// The delivery's place in its consumer's prefetch window, given up once the consumer has
-    /// settled it: JetStream's confirmation is this node's to wait for, not the consumer's.
+    /// acked it (JetStream's confirmation is this node's to wait for, not the consumer's), or
+    /// once JetStream has confirmed a nack.
     permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -671,7 +672,12 @@ pub async fn settle_own(
                     return None;
                 }
                 let mut held = attached.held.lock().remove(&seq)?;
-                held.permit = None;
+                // An acked delivery's place frees at once. A nacked or rejected one keeps it
+                // until JetStream confirms: the next pull must not reach JetStream before the
+                // nack, or something newer would come before the redelivery.
+                if matches!(action, Action::Ack) {
+                    held.permit = None;
+                }
                 Some((attached, held))
             });
             match taken {
