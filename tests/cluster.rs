@@ -18,7 +18,7 @@ use std::{
 
 use common::{
     http::try_get,
-    nats::{Deployment, NatsCluster, OwnedDeployment},
+    nats::{CLUSTER_START, Deployment, NatsCluster, OwnedDeployment},
     process::BrokerProcess,
     *,
 };
@@ -66,12 +66,7 @@ async fn leader_until(
 #[tokio::test]
 #[ignore = "needs nats-server 2.14+: bash .ci/run installs it"]
 async fn three_nodes_elect_a_leader_keep_one_through_a_crash_and_take_the_node_back() {
-    let mut cluster = within_for(
-        Duration::from_secs(60),
-        "a 3-node cluster",
-        NatsCluster::start(3),
-    )
-    .await;
+    let mut cluster = within_for(CLUSTER_START, "a 3-node cluster", NatsCluster::start(3)).await;
     assert_eq!(cluster.urls().len(), 3);
     let (leader, size) = leader_until(&cluster, 0, Duration::from_secs(10), |_| true).await;
     assert_eq!(size, 3, "the meta group has every node");
@@ -235,7 +230,7 @@ async fn take_back_all_ten(survivor: &TestServer, topic: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs nats-server 2.14+: bash .ci/run installs it"]
 async fn a_killed_node_s_unacked_deliveries_come_back_through_the_other_node() {
-    let cluster = within_for(NODE_START, "a 3-node cluster", NatsCluster::start(3)).await;
+    let cluster = within_for(CLUSTER_START, "a 3-node cluster", NatsCluster::start(3)).await;
     let deployment = Deployment::new(&cluster.urls().join(","));
     let _stream = OwnedDeployment(deployment.clone());
     let survivor = TestServer::nodes_of(test_config(), &deployment, 1).await;
@@ -294,7 +289,7 @@ async fn a_node_stopped_gracefully_gives_its_unacked_deliveries_back_before_it_e
 #[ignore = "needs nats-server 2.14+: bash .ci/run installs it"]
 async fn killing_a_nats_server_under_load_loses_nothing_acknowledged_and_stores_batches_whole() {
     const BATCH: usize = 10;
-    let mut cluster = within_for(NODE_START, "a 3-node cluster", NatsCluster::start(3)).await;
+    let mut cluster = within_for(CLUSTER_START, "a 3-node cluster", NatsCluster::start(3)).await;
     let deployment = Deployment::new(&cluster.urls().join(","));
     let _stream = OwnedDeployment(deployment.clone());
     let server = TestServer::nodes_of(test_config(), &deployment, 2).await;
@@ -399,7 +394,7 @@ async fn killing_a_nats_server_under_load_loses_nothing_acknowledged_and_stores_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs nats-server 2.14+: bash .ci/run installs it"]
 async fn a_restarted_nats_cluster_keeps_declared_groups_and_queued_messages() {
-    let mut cluster = within_for(NODE_START, "a 3-node cluster", NatsCluster::start(3)).await;
+    let mut cluster = within_for(CLUSTER_START, "a 3-node cluster", NatsCluster::start(3)).await;
     let deployment = Deployment::new(&cluster.urls().join(","));
     let _stream = OwnedDeployment(deployment.clone());
     let server = TestServer::nodes_of(test_config(), &deployment, 2).await;
@@ -484,7 +479,7 @@ struct ExclusivePair {
 impl ExclusivePair {
     /// Starts the cluster, both nodes and both consumers; the holder asks for `prefetch`.
     async fn start(prefetch: u32) -> Self {
-        let cluster = within_for(NODE_START, "a 3-node cluster", NatsCluster::start(3)).await;
+        let cluster = within_for(CLUSTER_START, "a 3-node cluster", NatsCluster::start(3)).await;
         let deployment = Deployment::new(&cluster.urls().join(","));
         let stream = OwnedDeployment(deployment.clone());
         let node = node_process(&deployment).await;

@@ -181,6 +181,11 @@ impl ChildProcess {
         self.stdout.all()
     }
 
+    /// Everything printed on stderr so far.
+    pub fn stderr_so_far(&self) -> Vec<String> {
+        self.stderr.all()
+    }
+
     fn pipe(&mut self, stream: Stream) -> &mut Pipe {
         match stream {
             Stream::Stdout => &mut self.stdout,

@@ -24,6 +24,14 @@ use super::{child::ChildProcess, http::try_get};
 
 /// How long a node may take to be healthy: a cluster elects its meta leader first.
 const START_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a fresh cluster may take to be healthy before it is started again on new ports. One
+/// is healthy within about a second here; a node that could not bind its port never is.
+const FRESH_START_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How many times a fresh cluster is started before the test fails.
+const FRESH_TRIES: u32 = 3;
+/// How long [`NatsCluster::start`] may take in all.
+pub const CLUSTER_START: std::time::Duration =
+    std::time::Duration::from_secs(FRESH_START_LIMIT.as_secs() * FRESH_TRIES as u64 + 10);
 
 /// The oldest server cluster mode supports: consumer metadata, multi-filter consumers, KV TTLs.
 const OLDEST: (u32, u32) = (2, 14);
@@ -118,8 +126,42 @@ pub struct NatsCluster {
 }
 
 impl NatsCluster {
-    /// Starts `size` nodes and waits until every one is healthy.
+    /// Starts `size` nodes and waits until every one is healthy. A fresh cluster that is not
+    /// healthy within [`FRESH_START_LIMIT`], or one of whose nodes exits, is started again on new
+    /// ports, up to [`FRESH_TRIES`] times: its ports were free when chosen, but another process
+    /// (a test's own server, an outgoing connection's local port) may take one before a node binds
+    /// it. The last failure panics with what every node printed.
     pub async fn start(size: usize) -> Self {
+        let mut failures = Vec::new();
+        for _ in 0..FRESH_TRIES {
+            let mut cluster = Self::spawn_fresh(size);
+            let deadline = Instant::now() + FRESH_START_LIMIT;
+            let mut unhealthy = None;
+            for node in 0..size {
+                if let Err(why) = cluster.healthy_by(node, deadline).await {
+                    unhealthy = Some(why);
+                    break;
+                }
+            }
+            match unhealthy {
+                None => return cluster,
+                Some(why) => {
+                    let report = format!("{why}\n{}", cluster.transcripts());
+                    eprintln!(
+                        "a fresh NATS cluster did not start; starting one on new ports: {report}"
+                    );
+                    failures.push(report);
+                }
+            }
+        }
+        panic!(
+            "a {size}-node NATS cluster did not start in {FRESH_TRIES} tries:\n{}",
+            failures.join("\n")
+        );
+    }
+
+    /// `size` nodes on new ports and a new store, spawned but not awaited.
+    fn spawn_fresh(size: usize) -> Self {
         let binary = server_binary();
         let dir = tempfile::tempdir().expect("a directory for the cluster");
         let ports: Vec<Ports> = (0..size)
@@ -139,10 +181,24 @@ impl NatsCluster {
             cluster.write_config(node);
             cluster.spawn(node);
         }
-        for node in 0..size {
-            cluster.await_healthy(node).await;
-        }
         cluster
+    }
+
+    /// What every node has printed on stderr so far.
+    fn transcripts(&self) -> String {
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(node, process)| match process {
+                Some(process) => format!(
+                    "--- stderr of n{node} ({}) ---\n{}",
+                    process.describe(),
+                    process.stderr_so_far().join("\n")
+                ),
+                None => format!("--- n{node} is down ---"),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// The client URLs of every node, `nats://127.0.0.1:PORT`.
@@ -228,24 +284,30 @@ impl NatsCluster {
         self.nodes[node] = Some(ChildProcess::spawn(command, None));
     }
 
+    /// Waits until node `node` is healthy, and panics with every node's stderr if it is not
+    /// within [`START_LIMIT`].
+    async fn await_healthy(&mut self, node: usize) {
+        if let Err(why) = self.healthy_by(node, Instant::now() + START_LIMIT).await {
+            panic!("{why}\n{}", self.transcripts());
+        }
+    }
+
     /// Waits until `/healthz` of node `node` says ok: plain `/healthz`, which also waits for
     /// JetStream to be in touch with a meta leader (`?js-enabled-only` says ok before there is one).
-    async fn await_healthy(&mut self, node: usize) {
-        let deadline = Instant::now() + START_LIMIT;
+    /// Err says why not: the node exited, or `deadline` passed.
+    async fn healthy_by(&mut self, node: usize, deadline: Instant) -> Result<(), String> {
         let monitor = self.monitor(node);
         loop {
             let answer = try_get(monitor, "/healthz").await;
             if matches!(answer, Ok((200, _))) {
-                return;
+                return Ok(());
             }
             let process = self.nodes[node].as_mut().expect("the node runs");
             if let Some(status) = process.exited() {
-                process.fail(&format!("nats node n{node} exited with {status}"));
+                return Err(format!("nats node n{node} exited with {status}"));
             }
             if Instant::now() >= deadline {
-                process.fail(&format!(
-                    "nats node n{node} not healthy within {START_LIMIT:?}: {answer:?}"
-                ));
+                return Err(format!("nats node n{node} not healthy in time: {answer:?}"));
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
