@@ -17,7 +17,8 @@ const TIMEOUT: Duration = Duration::from_secs(1);
 /// consumer then gets everything: the deliveries it had read, the ones still on their way to it, and
 /// the ones it never got.
 #[tokio::test]
-async fn a_silent_consumer_is_dropped_by_keepalive_and_its_deliveries_return() {
+async fn a_silent_consumer_is_dropped_by_keepalive_and_its_deliveries_return_as_attempt_2_with_what_cluster_mode_pulled()
+ {
     silent_consumer(Load {
         messages: 20,
         payload_bytes: 10,
@@ -32,7 +33,8 @@ async fn a_silent_consumer_is_dropped_by_keepalive_and_its_deliveries_return() {
 /// up (about 8 are in flight, the last waiting in the server for window the silent consumer will
 /// never grant), and the ping must still time out. Exactly the deliveries it took come back.
 #[tokio::test]
-async fn a_silent_consumer_with_full_buffers_is_dropped_by_keepalive() {
+async fn a_silent_consumer_with_full_buffers_is_dropped_by_keepalive_and_cluster_mode_counts_pulls_as_attempts()
+ {
     silent_consumer(Load {
         messages: 24,
         payload_bytes: 512 * 1024,

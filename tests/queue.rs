@@ -71,7 +71,7 @@ async fn each_message_goes_to_exactly_one_consumer_of_a_group() {
 
 /// Every group matching a topic gets its own copy, next to the topic's subscribers.
 #[tokio::test]
-async fn every_group_gets_its_own_copy() {
+async fn every_group_gets_its_own_copy_counting_subscribers_except_in_cluster_mode() {
     let server = TestServer::start().await;
     let base = unique("queue.copies");
     let topic = format!("{base}.x");

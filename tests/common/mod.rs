@@ -102,14 +102,16 @@ pub const NODE_START: Duration = Duration::from_secs(30);
 /// The nodes of a cluster-mode [`TestServer`].
 pub const CLUSTER_NODES: usize = 2;
 
-/// Whether this run's test servers are in cluster mode (see [`NATS`]).
+/// Whether this run's test servers are in cluster mode (see [`NATS`]). A behaviour test that asks,
+/// to check a documented difference, says so in its name (tests/naming.rs).
 pub fn cluster_mode() -> bool {
     std::env::var_os(NATS).is_some()
 }
 
 /// What `Published.subscribers` says of a message that reached `n` subscribers: `n`, but 0 in
 /// cluster mode, where subscribers are on every node and publishes do not count them (a
-/// documented difference: README, CLUSTERING).
+/// documented difference: README, CLUSTERING). A test that asks says so in its name
+/// (tests/naming.rs).
 pub fn counted_subscribers(n: u32) -> u32 {
     if cluster_mode() { 0 } else { n }
 }
