@@ -156,6 +156,32 @@ async fn replies_with_another_correlation_id_are_ignored_counting_subscribers_ex
     assert_eq!(&reply.payload[..], b"right");
 }
 
+/// A request is a message like any other to the groups it reaches: one to a full group is refused
+/// with RESOURCE_EXHAUSTED naming the group, and the group gets nothing.
+#[tokio::test]
+async fn a_request_to_a_full_group_is_refused() {
+    let server = TestServer::start().await;
+    let topic = unique("rpc.full");
+    let mut admin = server.admin().await;
+    let mut broker = server.broker().await;
+    let capped = pb::DeclareGroupRequest {
+        topic: topic.clone(),
+        group: "capped".into(),
+        max_length: 1,
+        ..Default::default()
+    };
+    declare_ok(&mut admin, capped).await;
+    publish_ok(&mut broker, vec![message(&topic, "fills it")]).await;
+    wait_for_group(&mut admin, &topic, "capped", "1 ready", |g| g.ready == 1).await;
+
+    let refused = request(&mut broker, message(&topic, "question"), 2000).await;
+    assert_status(refused, Code::ResourceExhausted, &["capped"]);
+    let group = group_info(&mut admin, &topic, "capped")
+        .await
+        .expect("listed");
+    assert_eq!(group.ready, 1, "the refused request was not queued");
+}
+
 /// A queue group is a responder too: a request it answers through Consume succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queue_group_can_answer_requests() {

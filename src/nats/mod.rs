@@ -484,6 +484,8 @@ impl Broker for NatsBroker {
         timeout: Duration,
     ) -> Result<Message, BrokerError> {
         self.check_running()?;
+        // A group that a request reaches counts it like any message, and refuses it when full.
+        self.admit(std::slice::from_ref(&request), None).await?;
         requests::request(&self.shared, request, timeout).await
     }
 
