@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -169,5 +170,86 @@ func TestRequestDeadlineLongerThanBrokerDefault(t *testing.T) {
 	_, err = client.Request(noDeadline, switchyard.Message{Topic: "svc.slow"})
 	if !errors.Is(err, switchyard.ErrTimedOut) {
 		t.Fatalf("request without a deadline: %v, want ErrTimedOut after the broker's 200 ms", err)
+	}
+}
+
+// A stopped Serve takes no more requests but lets the handler still running finish: its reply
+// reaches the requester, the request is acked (not handed back to the group, to be handled again),
+// and only then does Serve leave the group and return nil.
+func TestServeStopsGracefully(t *testing.T) {
+	client, ctx := setup(t)
+	if err := client.DeclareGroup(ctx, switchyard.GroupConfig{Topic: "svc.slow", Group: "slow"}); err != nil {
+		t.Fatal(err)
+	}
+	entered := make(chan struct{}, 8)
+	release := make(chan struct{})
+	var handled atomic.Int32
+	slow := func(ctx context.Context, req *switchyard.Message) (*switchyard.Message, error) {
+		handled.Add(1)
+		entered <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return &switchyard.Message{Payload: req.Payload}, nil
+	}
+	serveCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- client.Serve(serveCtx, "svc.slow", "slow", slow, nil) }()
+
+	replied := make(chan error, 1)
+	go func() {
+		reply, err := client.Request(ctx, switchyard.Message{Topic: "svc.slow", Payload: []byte("slow one")})
+		if err == nil && string(reply.Payload) != "slow one" {
+			err = fmt.Errorf("reply %q", reply.Payload)
+		}
+		replied <- err
+	}()
+	select {
+	case <-entered:
+	case <-ctx.Done():
+		t.Fatal("the handler never got the request")
+	}
+	stop()
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned (%v) while its handler was still running", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	if err := <-replied; err != nil {
+		t.Fatalf("the request in hand when Serve stopped: %v", err)
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("Serve after a stop: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Serve did not return once its handler had")
+	}
+	// The broker sees the consumer leave a moment after Serve closes it.
+	var last switchyard.GroupInfo
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		groups, err := client.ListGroups(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range groups {
+			if g.Topic == "svc.slow" && g.Group == "slow" {
+				last = g
+			}
+		}
+		if last.Consumers == 0 && last.Acked == 1 {
+			break
+		}
+	}
+	if last.Acked != 1 || last.Ready != 0 || last.InFlight != 0 || last.Consumers != 0 || last.Redelivered != 0 {
+		t.Fatalf("after the stop the group has %+v: want the request acked, nothing held or redelivered, no consumer", last)
+	}
+	if n := handled.Load(); n != 1 {
+		t.Fatalf("the request was handled %d times", n)
 	}
 }
