@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::{
     pki::{Pem, Pki, SERVER_NAME, pki},
+    process::{self, cli},
     *,
 };
 use switchyard::config::Config;
@@ -76,6 +77,40 @@ async fn only_a_client_that_trusts_the_ca_gets_through() {
             "plaintext must not get through: {published:?}"
         );
     }
+}
+
+/// Over TLS without a CA of its own (`--tls-ca`), a client trusts the system's roots: here the PEM
+/// file that `SSL_CERT_FILE` names, which the system loader reads instead of the platform's store.
+/// A broker whose CA is there is reached; with only another CA there, the handshake fails. The
+/// client runs as the `switchyard pub` command, so that the variable is its own process's.
+#[tokio::test]
+async fn without_a_ca_of_its_own_a_client_trusts_the_system_roots() {
+    let pki = pki();
+    let server = pki.server(false).await;
+    let stranger = pki.dir.path().join("stranger-ca.pem");
+    std::fs::write(&stranger, &pki.stranger_ca).expect("write a PEM file");
+    let publish = |roots: std::path::PathBuf| {
+        let url = format!("https://{}", server.addr);
+        let mut command = cli(
+            &url,
+            &["pub", "tls.roots", "x", "--tls-domain", SERVER_NAME],
+        );
+        command
+            .env("SSL_CERT_FILE", roots)
+            .env_remove("SSL_CERT_DIR");
+        process::run(command, None)
+    };
+    let trusted = publish(pki.path("ca.pem")).await;
+    assert!(
+        trusted.status.success(),
+        "a client whose system roots hold the CA publishes: {:?}",
+        trusted.stderr
+    );
+    let untrusted = publish(stranger).await;
+    assert!(
+        !untrusted.status.success(),
+        "a client whose system roots lack the CA must fail"
+    );
 }
 
 /// With mutual TLS, a client without a certificate, or with one from another CA, is refused; one

@@ -40,7 +40,8 @@ pub struct ClientArgs {
     pub json: bool,
     #[command(flatten)]
     pub auth: TokenArg,
-    /// PEM CA certificate that signed the broker's: connect over TLS (an https:// URL).
+    /// PEM CA certificate that signed the broker's: connect over TLS (an https:// URL), trusting it
+    /// alone. Without it, TLS trusts the system's roots (or SSL_CERT_FILE / SSL_CERT_DIR).
     #[arg(long, env = "SWITCHYARD_TLS_CA", value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
     /// PEM client certificate, for a broker that requires one (mutual TLS).

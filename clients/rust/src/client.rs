@@ -117,6 +117,8 @@ pub struct ClientBuilder {
     /// value made from it for the calls (see [`BearerToken`]) is a copy that `secrecy` cannot wipe.
     token: Option<SecretString>,
     tls: Option<Tls>,
+    /// Whether `tls_ca_pem` chose the CA to trust; otherwise TLS trusts the system's roots.
+    tls_ca: bool,
 }
 
 /// The TLS settings. tonic's own `Debug` would print the client's private key, so this one does not.
@@ -164,9 +166,12 @@ impl ClientBuilder {
         self
     }
 
-    /// Speaks TLS, trusting the broker's certificate if the CA in `pem` (PEM text) signed it. The URL
-    /// must then be `https://`.
+    /// Speaks TLS, trusting the broker's certificate if the CA in `pem` (PEM text) signed it, and no
+    /// other CA. The URL must then be `https://`. Without it, an `https://` URL (or another TLS
+    /// option) trusts the system's roots: the platform's store, or the PEM file in `SSL_CERT_FILE`
+    /// and the directory in `SSL_CERT_DIR` when set.
     pub fn tls_ca_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.tls_ca = true;
         self.tls = Some(Tls(self
             .tls_config()
             .ca_certificate(Certificate::from_pem(pem))));
@@ -208,7 +213,13 @@ impl ClientBuilder {
             .http2_keep_alive_interval(self.keepalive_interval)
             .keep_alive_timeout(self.keepalive_timeout)
             .keep_alive_while_idle(true);
+        // A bare `https://` URL already trusts the system's roots (tonic's default with the
+        // `tls-native-roots` feature); TLS options without a CA must ask for them.
         if let Some(Tls(tls)) = self.tls.clone() {
+            let tls = match self.tls_ca {
+                true => tls,
+                false => tls.with_native_roots(),
+            };
             endpoint = endpoint.tls_config(tls).map_err(connect_error)?;
         }
         let bearer = match &self.token {
@@ -249,6 +260,7 @@ impl Client {
             max_message_bytes: 4 * 1024 * 1024,
             token: None,
             tls: None,
+            tls_ca: false,
         }
     }
 
