@@ -440,6 +440,51 @@ async fn sub_survives_a_broker_restart() {
     second.stop().await;
 }
 
+/// `consume` notes a lost connection on stderr (its consumer's disconnect callback), rejoins its
+/// group by itself, and goes on printing what the restarted broker delivers.
+#[tokio::test]
+async fn consume_survives_a_broker_restart() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local address");
+    let first = serve_on(listener);
+    let topic = unique("restart.jobs");
+    let mut consume = start(
+        &format!("http://{addr}"),
+        &["consume", &topic, "-g", "workers", "--count", "1"],
+        None,
+    );
+    let mut admin = pb::admin_client::AdminClient::new(common::faults::connect(addr).await);
+    common::wait_for_group(&mut admin, &topic, "workers", "the consumer", |g| {
+        g.consumers == 1
+    })
+    .await;
+
+    first.stop().await;
+    consume.printed_stderr("disconnected, reconnecting").await;
+    // The same port again, as in sub_survives_a_broker_restart.
+    let second = serve_on(
+        TcpListener::bind(addr)
+            .await
+            .expect("bind the same port again"),
+    );
+    let mut admin = pb::admin_client::AdminClient::new(common::faults::connect(addr).await);
+    common::wait_for_group(
+        &mut admin,
+        &topic,
+        "workers",
+        "the rejoined consumer",
+        |g| g.consumers == 1,
+    )
+    .await;
+    let mut broker = pb::broker_client::BrokerClient::new(common::faults::connect(addr).await);
+    common::publish_one(&mut broker, &topic, "after").await;
+    let output = consume.finish().await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(output.stdout.len(), 1, "{output:?}");
+    assert!(output.stdout[0].contains("after"), "{output:?}");
+    second.stop().await;
+}
+
 /// Plain `switchyard` with serve flags still runs the broker.
 #[tokio::test]
 async fn plain_switchyard_still_serves() {

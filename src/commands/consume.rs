@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 
 use futures_util::StreamExt;
-use switchyard_client::{Delivery, Error};
+use switchyard_client::Delivery;
 
 use super::{Failure, connect, interrupted, note, note_reconnect, output::Printer};
 use crate::cli::{ConsumeArgs, Mode};
@@ -22,6 +22,7 @@ pub async fn run(args: ConsumeArgs) -> Result<(), Failure> {
     let described = format!("group {} on {}", args.group, args.topic);
     let mut builder = client
         .consume(&args.topic, &args.group)
+        .on_disconnect(note_reconnect)
         .mode(args.mode.into())
         .prefetch(prefetch(args.prefetch, args.count))
         .standby(args.standby);
@@ -61,7 +62,6 @@ pub async fn run(args: ConsumeArgs) -> Result<(), Failure> {
                 held.settle(delivery);
                 received += 1;
             }
-            Some(Err(Error::Disconnected(status))) => note_reconnect(&status),
             Some(Err(error)) => {
                 break Err(Failure::client(
                     format!("the consumer of {described} ended"),

@@ -94,7 +94,7 @@ async fn connect(args: &ClientArgs) -> Result<Client, Failure> {
 /// its causes (`cannot connect to …: tcp connect error: Connection refused`).
 pub fn describe(error: &Error) -> String {
     match error {
-        Error::Status(status) | Error::Disconnected(status) => status_text(status),
+        Error::Status(status) => status_text(status),
         other => with_causes(other),
     }
 }

@@ -1,7 +1,7 @@
 //! `switchyard sub`: prints what is published to a pattern, until `--count` messages or Ctrl-C.
 
 use futures_util::StreamExt;
-use switchyard_client::{Error, Event};
+use switchyard_client::Event;
 
 use super::{Failure, connect, interrupted, note, note_reconnect, output::Printer};
 use crate::cli::SubscribeArgs;
@@ -35,7 +35,9 @@ pub async fn run(args: SubscribeArgs) -> Result<(), Failure> {
                     "missed {missed} messages here: this subscriber fell behind"
                 ));
             }
-            Some(Err(Error::Disconnected(status))) => note_reconnect(&status),
+            Some(Ok(Event::Disconnected { code, message })) => {
+                note_reconnect(&tonic::Status::new(code, message));
+            }
             Some(Err(error)) => return Err(Failure::client(format!("the {context} ended"), error)),
             None => return Err(Failure::new(format!("the broker ended the {context}"))),
         }

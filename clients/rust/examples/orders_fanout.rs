@@ -178,6 +178,9 @@ async fn listener(
                 done.push(order.id);
             }
             Event::Gap { missed } => support::say(service, format!("missed {missed} events")),
+            Event::Disconnected { message, .. } => {
+                support::say(service, format!("disconnected ({message}); resubscribing"));
+            }
         }
     }
     Ok((service, done))

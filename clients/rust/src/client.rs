@@ -335,6 +335,8 @@ impl Client {
     ///     match event? {
     ///         Event::Message(message) => println!("{}: {:?}", message.topic, message.payload),
     ///         Event::Gap { missed } => eprintln!("fell behind by {missed}"),
+    ///         // It resubscribes by itself; what is published meanwhile is not seen.
+    ///         Event::Disconnected { message, .. } => eprintln!("reconnecting: {message}"),
     ///     }
     /// }
     /// # Ok(()) }

@@ -18,7 +18,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
     time::Duration,
 };
 
@@ -35,7 +35,7 @@ use crate::{
     error::{Error, Result},
     message::Message,
     pb::{self, broker_client::BrokerClient},
-    reconnect::{ItemStream, open_resumable},
+    reconnect::{ItemStream, Resumed, open_resumable},
 };
 
 /// How a group hands out messages.
@@ -64,6 +64,24 @@ pub struct ConsumerBuilder {
     request: pb::ConsumeRequest,
     ack_batch: usize,
     ack_linger: Duration,
+    on_disconnect: OnDisconnect,
+}
+
+/// A callback of [`ConsumerBuilder::on_disconnect`].
+type DisconnectCallback = Arc<dyn Fn(&tonic::Status) + Send + Sync>;
+
+/// What a consumer calls when its connection drops, before it rejoins.
+#[derive(Clone, Default)]
+struct OnDisconnect(Option<DisconnectCallback>);
+
+impl std::fmt::Debug for OnDisconnect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Some(<fn>)"
+        } else {
+            "None"
+        })
+    }
 }
 
 impl ConsumerBuilder {
@@ -77,7 +95,20 @@ impl ConsumerBuilder {
             },
             ack_batch: 256,
             ack_linger: Duration::ZERO,
+            on_disconnect: OnDisconnect::default(),
         }
+    }
+
+    /// Called with the status each time the connection drops, before the consumer rejoins by
+    /// itself. The stream does not end and yields nothing for it: what the consumer held goes back
+    /// to the group, is redelivered, and its settlements fail as unknown. Without it, a drop is only
+    /// logged (at debug).
+    pub fn on_disconnect(
+        mut self,
+        callback: impl Fn(&tonic::Status) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_disconnect = OnDisconnect(Some(Arc::new(callback)));
+        self
     }
 
     /// Shared (default) or exclusive. Must match the group's mode if it exists.
@@ -143,19 +174,22 @@ impl ConsumerBuilder {
                 commands,
                 consumer_left: Arc::default(),
             },
+            on_disconnect: self.on_disconnect,
         })
     }
 }
 
 /// A member of a queue group: a `Stream` of [`Delivery`]s. Ends after an error item when the broker
-/// ends the stream for good (the group was deleted, for instance); reconnects after a
-/// [`Error::Disconnected`] item when the connection drops, and the broker redelivers what was in flight.
+/// ends the stream for good (the group was deleted, for instance). When the connection drops, it
+/// rejoins by itself without an item (see [`ConsumerBuilder::on_disconnect`]), and the broker
+/// redelivers what was in flight.
 ///
 /// Settle deliveries before dropping (or closing) their consumer: once it is gone, what it held is
 /// back in the group, and a later ack of one of its deliveries is ignored as unknown.
 pub struct Consumer {
     deliveries: Option<ItemStream<pb::Delivery>>,
     settler: Settler,
+    on_disconnect: OnDisconnect,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -205,22 +239,31 @@ impl Stream for Consumer {
             return Poll::Ready(None);
         };
         let settler = &this.settler;
-        deliveries.as_mut().poll_next(cx).map(|item| {
-            item.map(|delivery| {
-                let delivery = delivery?;
-                let message = delivery.message.ok_or_else(|| {
-                    Error::Status(tonic::Status::internal(
-                        "the broker sent a delivery without a message",
-                    ))
-                })?;
-                Ok(Delivery {
-                    message: message.into(),
-                    id: delivery.delivery_id,
-                    attempt: delivery.attempt,
-                    settler: Some(settler.clone()),
-                })
-            })
-        })
+        loop {
+            let delivery = match ready!(deliveries.as_mut().poll_next(cx)) {
+                None => return Poll::Ready(None),
+                Some(Err(error)) => return Poll::Ready(Some(Err(error))),
+                Some(Ok(Resumed::Item(delivery))) => delivery,
+                Some(Ok(Resumed::Disconnected(status))) => {
+                    tracing::debug!(%status, "consumer reconnecting");
+                    if let Some(callback) = &this.on_disconnect.0 {
+                        callback(&status);
+                    }
+                    continue;
+                }
+            };
+            let Some(message) = delivery.message else {
+                return Poll::Ready(Some(Err(Error::Status(tonic::Status::internal(
+                    "the broker sent a delivery without a message",
+                )))));
+            };
+            return Poll::Ready(Some(Ok(Delivery {
+                message: message.into(),
+                id: delivery.delivery_id,
+                attempt: delivery.attempt,
+                settler: Some(settler.clone()),
+            })));
+        }
     }
 }
 

@@ -24,9 +24,6 @@ pub enum Error {
     /// A request got no reply in time.
     #[error("no reply within {} ms", .0.as_millis())]
     TimedOut(Duration),
-    /// A stream's connection dropped; the stream reconnects by itself and goes on after this item.
-    #[error("disconnected, reconnecting: {0}")]
-    Disconnected(#[source] tonic::Status),
     /// The broker refused the call.
     #[error("{}: {}", .0.code(), .0.message())]
     Status(#[from] tonic::Status),
@@ -48,7 +45,7 @@ impl Error {
     /// to match on instead of the message's text.
     pub fn reason(&self) -> Option<String> {
         match self {
-            Self::Status(status) | Self::Disconnected(status) => reason_of(status),
+            Self::Status(status) => reason_of(status),
             Self::NoResponders { .. } => Some("NO_RESPONDERS".to_owned()),
             Self::TimedOut(_) | Self::Connect { .. } | Self::Closed | Self::InvalidToken => None,
         }
@@ -57,7 +54,7 @@ impl Error {
     /// The gRPC code behind this error, if it came from the broker.
     pub fn code(&self) -> Option<tonic::Code> {
         match self {
-            Self::Status(status) | Self::Disconnected(status) => Some(status.code()),
+            Self::Status(status) => Some(status.code()),
             Self::NoResponders { .. } => Some(tonic::Code::Unavailable),
             Self::TimedOut(_) => Some(tonic::Code::DeadlineExceeded),
             Self::Connect { .. } | Self::Closed | Self::InvalidToken => None,

@@ -8,8 +8,10 @@
 //! - request/reply: [`Client::request`] and the responder loop [`Client::serve`];
 //! - group administration: [`Client::admin`].
 //!
-//! Every unary call has a timeout. Streams reconnect by themselves when the connection drops, and say
-//! so with one [`Error::Disconnected`] item before they go on.
+//! Every unary call has a timeout. Streams reconnect by themselves when the connection drops, without
+//! ending: a subscription says so with an [`Event::Disconnected`] where it may have missed messages,
+//! and a consumer, which misses nothing (the broker redelivers what it held), calls its
+//! [`ConsumerBuilder::on_disconnect`] callback if it has one.
 //!
 //! With the `otel` feature (off by default), messages carry OpenTelemetry trace context as W3C
 //! `traceparent` and `tracestate` headers: publishing and requesting write the current context,

@@ -1,5 +1,5 @@
 //! Server streams that survive a dropped connection: when the stream fails with a transient status,
-//! the caller sees one [`Error::Disconnected`] item, and the stream is reopened with jittered
+//! the caller sees one [`Resumed::Disconnected`] item, and the stream is reopened with jittered
 //! exponential backoff (from 100 ms, doubling, never above 5 s) for as long as the failures stay
 //! transient. Each attempt may take
 //! at most the call timeout, so a broker that accepts connections but never answers is retried like
@@ -50,7 +50,14 @@ fn backoff() -> ExponentialBuilder {
 pub(crate) type Reopen<T> =
     Box<dyn FnMut() -> BoxFuture<'static, Result<Streaming<T>, Status>> + Send>;
 
-pub(crate) type ItemStream<T> = Pin<Box<dyn Stream<Item = Result<T>> + Send>>;
+pub(crate) type ItemStream<T> = Pin<Box<dyn Stream<Item = Result<Resumed<T>>> + Send>>;
+
+/// What a resumable stream yields: the server stream's items, and a mark where it dropped.
+pub(crate) enum Resumed<T> {
+    Item(T),
+    /// The connection dropped with this transient status; the stream is being reopened.
+    Disconnected(Status),
+}
 
 /// Opens a stream through `reopen`, waiting at most `timeout` for the broker to accept it, and keeps
 /// `reopen` to reopen it after transient failures. A first refusal is returned as the error.
@@ -109,14 +116,14 @@ enum State<T> {
 }
 
 impl<T: Send + 'static> Stream for Resumable<T> {
-    type Item = Result<T>;
+    type Item = Result<Resumed<T>>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
             match &mut self.state {
                 State::Open(stream) => {
                     let status = match ready!(Pin::new(stream).poll_next(cx)) {
-                        Some(Ok(item)) => return Poll::Ready(Some(Ok(item))),
+                        Some(Ok(item)) => return Poll::Ready(Some(Ok(Resumed::Item(item)))),
                         Some(Err(status)) => status,
                         None => {
                             self.state = State::Ended;
@@ -131,7 +138,7 @@ impl<T: Send + 'static> Stream for Resumable<T> {
                     tracing::debug!(%status, "stream dropped; reconnecting");
                     // Lazy: nothing is attempted until the caller polls again.
                     self.state = State::Reopening(Box::pin(reconnect(reopen, self.timeout)));
-                    return Poll::Ready(Some(Err(Error::Disconnected(status))));
+                    return Poll::Ready(Some(Ok(Resumed::Disconnected(status))));
                 }
                 State::Reopening(reopening) => match ready!(reopening.as_mut().poll(cx)) {
                     (reopen, Ok(stream)) => {

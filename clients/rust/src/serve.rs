@@ -126,14 +126,7 @@ impl Client {
         // Replies that are ready together go out in one Publish call.
         let replies = self.publisher().build();
         while let Some(request) = requests.next().await {
-            let request = match request {
-                Ok(request) => request,
-                Err(Error::Disconnected(status)) => {
-                    tracing::debug!(%status, "responder reconnecting");
-                    continue;
-                }
-                Err(error) => return Err(error),
-            };
+            let request = request?;
             // The semaphore is never closed, so acquiring only waits.
             let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
                 return Err(Error::Closed);

@@ -13,7 +13,7 @@ use crate::{
     error::{Error, Result},
     message::Message,
     pb,
-    reconnect::{ItemStream, open_resumable},
+    reconnect::{ItemStream, Resumed, open_resumable},
 };
 
 /// What a subscription yields.
@@ -28,11 +28,20 @@ pub enum Event {
         /// How many messages were dropped.
         missed: u64,
     },
+    /// The connection dropped here, and the subscription is being renewed: what is published until
+    /// it is back is not seen, and nobody counts it. Like a [`Event::Gap`], a mark in the stream,
+    /// not its end.
+    Disconnected {
+        /// The status the stream dropped with (UNAVAILABLE, usually).
+        code: tonic::Code,
+        /// Its message.
+        message: String,
+    },
 }
 
 /// A live subscription: a `Stream` of [`Event`]s. Dropping it ends the server stream.
 ///
-/// If the connection drops, the stream yields one [`Error::Disconnected`] and resubscribes; what was
+/// If the connection drops, the stream yields one [`Event::Disconnected`] and resubscribes; what was
 /// published while it was away is not seen.
 pub struct Subscription {
     pattern: String,
@@ -80,7 +89,16 @@ impl Stream for Subscription {
         self.events.as_mut().poll_next(cx).map(|item| {
             item.map(|response| {
                 use pb::subscribe_response::Event as Wire;
-                match response?.event {
+                let response = match response? {
+                    Resumed::Item(response) => response,
+                    Resumed::Disconnected(status) => {
+                        return Ok(Event::Disconnected {
+                            code: status.code(),
+                            message: status.message().to_owned(),
+                        });
+                    }
+                };
+                match response.event {
                     Some(Wire::Message(message)) => Ok(Event::Message(message.into())),
                     Some(Wire::Gap(gap)) => Ok(Event::Gap { missed: gap.missed }),
                     None => Err(Error::Status(tonic::Status::internal(

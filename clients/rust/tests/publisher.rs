@@ -58,6 +58,7 @@ async fn many_messages_go_out_in_few_calls() {
                 kept += 1;
             }
             Event::Gap { missed: gap } => missed += gap,
+            Event::Disconnected { message, .. } => panic!("the subscription dropped: {message}"),
         }
     }
     assert_eq!(

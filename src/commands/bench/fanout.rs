@@ -3,7 +3,7 @@
 //! subscriber the broker dropped messages for (a Gap) or whose connection dropped is not counted for
 //! loss, and no longer holds the publishers back.
 
-use switchyard_client::{Error, Event, Subscription};
+use switchyard_client::{Event, Subscription};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -120,7 +120,7 @@ async fn receive(
                 credit.received(usize::try_from(missed).unwrap_or(usize::MAX));
             }
             // It resubscribes by itself, but what was published meanwhile is gone for it.
-            Err(Error::Disconnected(_)) => {
+            Ok(Event::Disconnected { .. }) => {
                 broken = true;
                 credit.close();
             }

@@ -7,7 +7,7 @@
 //! The group is declared before anything is published and deleted at the end, so a run leaves
 //! nothing behind on a shared broker.
 
-use switchyard_client::{ConsumeMode, Consumer, Error, GroupConfig};
+use switchyard_client::{ConsumeMode, Consumer, GroupConfig};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -123,8 +123,6 @@ async fn receive(
                 delivery.ack();
                 credit.received(1);
             }
-            // It rejoins by itself, and the broker redelivers what it held.
-            Err(Error::Disconnected(_)) => {}
             Err(other) => {
                 error = Some(format!("a consumer failed: {}", describe(&other)));
                 break;

@@ -174,11 +174,11 @@ pub async fn next_event(subscription: &mut Subscription) -> Event {
         .unwrap_or_else(|error| panic!("the subscription failed: {error}"))
 }
 
-/// The next event of a subscription, which must be a message (not a gap).
+/// The next event of a subscription, which must be a message (not a gap or a disconnect).
 pub async fn next_message(subscription: &mut Subscription) -> Message {
     match next_event(subscription).await {
         Event::Message(message) => message,
-        Event::Gap { missed } => panic!("expected a message, got a gap of {missed}"),
+        other => panic!("expected a message, got {other:?}"),
     }
 }
 
