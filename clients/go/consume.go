@@ -5,6 +5,7 @@ package switchyard
 
 import (
 	"context"
+	"errors"
 	"iter"
 	"slices"
 	"time"
@@ -61,14 +62,21 @@ type ConsumeOptions struct {
 	// Standby, for ModeExclusive: wait behind the active consumer and take over when its stream
 	// ends, instead of being refused.
 	Standby bool
+	// OnDisconnect, if set, is told each time the connection drops (err is an *Error,
+	// ErrUnavailable usually), before the consumer joins its group again by itself, with backoff.
+	// The consumer yields nothing for it and does not end: what it held goes back to the group and
+	// is redelivered, and settling it fails as ErrUnknownDelivery. It is called from the reading
+	// goroutine.
+	OnDisconnect func(err error)
 }
 
 // Consumer is one consumer of a queue group. Read it with All (or Next); it leaves the group when
 // the context given to Consume is done, or at Close, and what it held unsettled goes back to the
 // group for redelivery.
 type Consumer struct {
-	s      *stream[pb.Delivery]
-	client *Client
+	s            *stream[pb.Delivery]
+	client       *Client
+	onDisconnect func(error)
 }
 
 // Consume joins the group (topic pattern, group), creating it with the broker's defaults if it does
@@ -104,23 +112,39 @@ func (c *Client) Consume(ctx context.Context, topic, group string, opts *Consume
 	if err != nil {
 		return nil, err
 	}
-	return &Consumer{s: s, client: c}, nil
+	return &Consumer{s: s, client: c, onDisconnect: opts.OnDisconnect}, nil
 }
 
 // All yields deliveries until the consumer ends. It ends quietly when ctx is done or Close was
-// called; an end the caller did not ask for (ErrNotFound when the group is deleted,
-// ErrUnavailable when the broker shuts down) is yielded once as an error. Breaking out of the loop
-// closes the consumer.
-func (c *Consumer) All() iter.Seq2[*Delivery, error] { return all(c.s, c.delivery) }
+// called; an end the caller did not ask for (ErrNotFound when the group is deleted) is yielded once
+// as an error. A dropped connection is not an end (see ConsumeOptions.OnDisconnect). Breaking out
+// of the loop closes the consumer.
+func (c *Consumer) All() iter.Seq2[*Delivery, error] { return all(c.s, c.delivery, c.dropped) }
 
 // Next blocks for the next delivery. At the end it returns ctx's error after a cancel or Close,
-// io.EOF if the broker ended the stream cleanly, or an *Error.
+// io.EOF if the broker ended the stream cleanly, or an *Error. A dropped connection is not an
+// end: Next joins the group again and waits for the next delivery.
 func (c *Consumer) Next() (*Delivery, error) {
-	d, err := c.s.next()
-	if err != nil {
-		return nil, err
+	for {
+		d, err := c.s.next()
+		var drop *dropped
+		if errors.As(err, &drop) {
+			c.dropped(drop.err)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return c.delivery(d), nil
 	}
-	return c.delivery(d), nil
+}
+
+// dropped tells OnDisconnect of a drop; nothing is yielded for it.
+func (c *Consumer) dropped(err error) (*Delivery, bool) {
+	if c.onDisconnect != nil {
+		c.onDisconnect(err)
+	}
+	return nil, false
 }
 
 // Close leaves the group; unsettled deliveries go back to it, and their ids become unknown.

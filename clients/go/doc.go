@@ -16,7 +16,7 @@
 // Failures are *[Error] values, to be tested with errors.Is against [ErrNoResponders],
 // [ErrTimedOut], [ErrInvalidArgument], [ErrUnauthenticated] and the other sentinels.
 //
-// Streams do not reconnect: when the connection drops, a Subscription or Consumer ends with an
-// [ErrUnavailable] error and the caller subscribes or consumes again. The generated gRPC code is in
-// the package gen/switchyard/v1, for anything this package does not wrap.
+// Streams reconnect by themselves: when the connection drops, a Subscription yields a gap with
+// Disconnected set and a Consumer tells its OnDisconnect, and both go on. The generated gRPC code is
+// in the package gen/switchyard/v1, for anything this package does not wrap.
 package switchyard

@@ -71,10 +71,24 @@ type ready struct {
 // the test ends, and its log is shown if the test failed.
 func startServer(t *testing.T, flags ...string) string {
 	t.Helper()
+	return launch(t, "127.0.0.1:0", flags...).addr
+}
+
+// broker is one running broker of a test.
+type broker struct {
+	addr string
+	// kill stops it with SIGKILL and waits for it to exit; later calls do nothing.
+	kill func()
+}
+
+// launch runs the broker listening on listen ("127.0.0.1:0" for a port of the kernel's choice, or
+// the address of one killed before, to restart it), with extra flags.
+func launch(t *testing.T, listen string, flags ...string) *broker {
+	t.Helper()
 	bin := serverBinary(t)
 	readyFile := filepath.Join(t.TempDir(), "ready.json")
 	var log lockedBuffer
-	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--ready-file", readyFile}, flags...)
+	args := append([]string{"serve", "--listen", listen, "--ready-file", readyFile}, flags...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout = &log
 	cmd.Stderr = &log
@@ -85,13 +99,19 @@ func startServer(t *testing.T, flags ...string) string {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	var once sync.Once
+	kill := func() {
+		once.Do(func() {
+			_ = cmd.Process.Kill()
+			select {
+			case <-exited:
+			case <-time.After(5 * time.Second):
+				t.Errorf("switchyard (pid %d) did not exit after SIGKILL", cmd.Process.Pid)
+			}
+		})
+	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			t.Errorf("switchyard (pid %d) did not exit after SIGKILL", cmd.Process.Pid)
-		}
+		kill()
 		if t.Failed() {
 			t.Logf("switchyard log:\n%s", log.String())
 		}
@@ -103,7 +123,7 @@ func startServer(t *testing.T, flags ...string) string {
 	if r.Pid != cmd.Process.Pid {
 		t.Fatalf("the ready file names pid %d, not %d", r.Pid, cmd.Process.Pid)
 	}
-	return r.Listen
+	return &broker{addr: r.Listen, kill: kill}
 }
 
 // cleanEnvironment is this process's environment without SWITCHYARD_* settings, so the server runs
