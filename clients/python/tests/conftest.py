@@ -48,10 +48,13 @@ class Broker:
 
 
 @contextmanager
-def run_broker(log_dir: Path, extra_args: Sequence[str] = ()) -> Iterator[Broker]:
-    """Starts the broker on 127.0.0.1:0, with `extra_args` after the usual flags, waits (bounded) for
-    its ready file, which names the port the kernel gave it, and stops it on exit: SIGTERM, then
-    SIGKILL if it has not exited within 10 s.
+def run_broker(
+    log_dir: Path, extra_args: Sequence[str] = (), listen: str = "127.0.0.1:0"
+) -> Iterator[Broker]:
+    """Starts the broker on `listen` (127.0.0.1:0, or the address of one stopped before, to restart
+    it), with `extra_args` after the usual flags, waits (bounded) for its ready file, which names the
+    port the kernel gave it, and stops it on exit: SIGTERM, then SIGKILL if it has not exited within
+    10 s.
 
     The broker binds port 0 and keeps the port, so no other process can take it between finding and
     binding, as with a port found free and released. If the broker exits before it is ready, the test
@@ -70,7 +73,7 @@ def run_broker(log_dir: Path, extra_args: Sequence[str] = ()) -> Iterator[Broker
                 str(binary),
                 "serve",
                 "--listen",
-                "127.0.0.1:0",
+                listen,
                 "--ready-file",
                 str(ready_file),
                 "--subscriber-buffer",

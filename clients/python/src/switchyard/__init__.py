@@ -36,13 +36,14 @@ from switchyard._errors import (
 )
 from switchyard._responder import Handler, Responder
 from switchyard._subscription import Subscription
-from switchyard._types import Gap, GroupInfo, Message, Published
+from switchyard._types import Disconnected, Gap, GroupInfo, Message, Published
 
 __all__ = [
     "Admin",
     "Client",
     "Consumer",
     "Delivery",
+    "Disconnected",
     "ExclusiveTaken",
     "FailedPrecondition",
     "Gap",

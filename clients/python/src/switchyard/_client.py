@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Self
 
 import grpc
@@ -11,7 +11,7 @@ import grpc
 from switchyard._admin import Admin
 from switchyard._connection import PemSource, open_channel, why_unreachable
 from switchyard._consumer import Consumer
-from switchyard._errors import Unavailable, unary
+from switchyard._errors import SwitchyardError, Unavailable, unary
 from switchyard._responder import Handler, Responder
 from switchyard._stream import Opens
 from switchyard._subscription import Subscription
@@ -147,6 +147,7 @@ class Client(Opens):
         ack_deadline: float | None = None,
         exclusive: bool = False,
         standby: bool = False,
+        on_disconnect: Callable[[SwitchyardError], None] | None = None,
     ) -> Consumer:
         """A consumer in the queue group `(pattern, group)`, which the broker creates if needed.
 
@@ -154,7 +155,9 @@ class Client(Opens):
         `ack_deadline` (seconds; None: the group's) is how long a delivery may stay unsettled before it
         is redelivered. An `exclusive` group has one active consumer, which gets messages in order;
         another is refused with `FailedPrecondition` unless it asks for `standby`, in which case it
-        waits and takes over when the active one ends. Open it with ``await`` or ``async with``.
+        waits and takes over when the active one ends. `on_disconnect` is called with the error each
+        time the connection drops, before the consumer joins its group again by itself. Open it
+        with ``await`` or ``async with``.
         """
         request = broker_pb2.ConsumeRequest(
             topic=pattern,
@@ -164,7 +167,7 @@ class Client(Opens):
             ack_deadline_ms=seconds_to_ms(ack_deadline),
             standby=standby,
         )
-        return Consumer(self, self._broker, request)
+        return Consumer(self, self._broker, request, on_disconnect)
 
     async def settle(
         self,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from switchyard._stream import ServerStream
+from switchyard._errors import SwitchyardError
+from switchyard._stream import Dropped, ServerStream
 from switchyard._types import Message, message_from_pb
 from switchyard.v1 import broker_pb2
 
@@ -56,15 +58,25 @@ class Consumer(ServerStream[broker_pb2.Delivery]):
     """A member of the queue group `(pattern, group)`; iterate it for `Delivery` items.
 
     The broker gives this consumer at most `prefetch` unsettled deliveries at once. Iteration ends
-    when the consumer is closed and raises a `SwitchyardError` if the broker ends it (`NotFound` when
-    the group is deleted, `Unavailable` when it shuts down). Closing it (or leaving its ``async
-    with``) returns everything it had not settled to the group, to be redelivered.
+    when the consumer is closed and raises a `SwitchyardError` if the broker ends it for good
+    (`NotFound` when the group is deleted). When the connection drops, iteration goes on: the
+    consumer calls `on_disconnect` (if given) with the error, an `Unavailable` usually, and joins its
+    group again by itself, with backoff; what it held is redelivered, and settling it returns False.
+    Closing it (or leaving its ``async with``) returns everything it had not settled to the group,
+    to be redelivered.
     """
 
-    def __init__(self, client: Client, broker: Any, request: broker_pb2.ConsumeRequest) -> None:
+    def __init__(
+        self,
+        client: Client,
+        broker: Any,
+        request: broker_pb2.ConsumeRequest,
+        on_disconnect: Callable[[SwitchyardError], None] | None = None,
+    ) -> None:
         self.pattern = request.topic
         self.group = request.group
         self._client = client  # settles the deliveries
+        self._on_disconnect = on_disconnect
         super().__init__(lambda: broker.Consume(request))
 
     def __aiter__(self) -> Consumer:
@@ -72,6 +84,10 @@ class Consumer(ServerStream[broker_pb2.Delivery]):
 
     async def __anext__(self) -> Delivery:
         response = await self._read()
+        while isinstance(response, Dropped):
+            if self._on_disconnect is not None:
+                self._on_disconnect(response.error)
+            response = await self._read()
         if response is None:
             raise StopAsyncIteration
         return Delivery(

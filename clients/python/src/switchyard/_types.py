@@ -52,6 +52,15 @@ class Gap:
 
 
 @dataclass(frozen=True)
+class Disconnected(Gap):
+    """The connection dropped here, and the subscription is being renewed: a gap of unknown size
+    (`missed` is 0, as nobody counts what is published until it is back). `error` is why, an
+    `Unavailable` usually. A `Gap`, so that code written for gaps handles it."""
+
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True)
 class GroupInfo:
     """A queue group's mode and counters, as `Admin.list_groups` reports them."""
 
