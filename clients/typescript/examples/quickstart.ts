@@ -15,7 +15,11 @@ async function main(): Promise<void> {
       console.log("subscriber got", event.message.topic, event.message.payload.toString());
       break; // leaving the loop unsubscribes
     }
-    console.log(`subscriber fell behind and missed ${event.missed} messages`);
+    if (event.kind === "gap") {
+      console.log(`subscriber fell behind and missed ${event.missed} messages`);
+    } else {
+      console.log(`disconnected (${event.error.message}); resubscribing`);
+    }
   }
 
   // 2. Work queue: declare the group first, so it keeps messages published before anyone consumes.

@@ -170,8 +170,9 @@ export class Client {
    * after it is seen.
    */
   async subscribe(pattern: string): Promise<Subscription> {
-    const call = this.broker.subscribe(SubscribeRequest.fromPartial({ topic: pattern }));
-    return this.track(await Subscription.open(call, this.callTimeoutMs));
+    const request = SubscribeRequest.fromPartial({ topic: pattern });
+    const start = () => this.broker.subscribe(request);
+    return this.track(await Subscription.open(start, this.callTimeoutMs));
   }
 
   /**
@@ -188,9 +189,11 @@ export class Client {
       ackDeadlineMs: toUint32Millis(options.ackDeadlineMs ?? 0, "ackDeadlineMs"),
       standby: options.standby ?? false,
     });
-    const call = this.broker.consume(request);
+    const start = () => this.broker.consume(request);
     const settler = new Settler(this.broker, this.callTimeoutMs);
-    return this.track(await Consumer.open(call, settler, this.callTimeoutMs));
+    return this.track(
+      await Consumer.open(start, settler, this.callTimeoutMs, options.onDisconnect),
+    );
   }
 
   /**

@@ -21,31 +21,44 @@ export interface ConsumeOptions {
   ackDeadlineMs?: number;
   /** Exclusive groups only: wait and take over when the active consumer leaves, instead of failing. */
   standby?: boolean;
+  /**
+   * Called with the error (an `UNAVAILABLE` usually) each time the connection drops, before the
+   * consumer joins its group again by itself, with backoff. The iteration yields nothing for it and
+   * does not end: what the consumer held goes back to the group, and settling it returns `false`.
+   */
+  onDisconnect?: (error: SwitchyardError) => void;
 }
 
 /**
  * A member of a queue group. Iterate it with `for await` to get `Delivery`s, and settle each one.
  * Leaving the loop or `close()` leaves the group; the broker redelivers what was not settled.
- * The iteration throws the broker's error when it ends the consumer (e.g. `NOT_FOUND` when the group
- * is deleted), and does not reconnect by itself.
+ * The iteration throws the broker's error when it ends the consumer for good (e.g. `NOT_FOUND` when
+ * the group is deleted); a dropped connection does not end it (see `ConsumeOptions.onDisconnect`).
  */
 export class Consumer extends ServerStream<Delivery> {
   private constructor(
-    call: ReturnType<BrokerClient["consume"]>,
+    start: () => ReturnType<BrokerClient["consume"]>,
     private readonly settler: Settler,
+    private readonly onDisconnect: ((error: SwitchyardError) => void) | undefined,
   ) {
-    super(call);
+    super(start);
   }
 
   /** @internal Use `Client.consume`. */
   static async open(
-    call: ReturnType<BrokerClient["consume"]>,
+    start: () => ReturnType<BrokerClient["consume"]>,
     settler: Settler,
     timeoutMs: number,
+    onDisconnect?: (error: SwitchyardError) => void,
   ): Promise<Consumer> {
-    const consumer = new Consumer(call, settler);
+    const consumer = new Consumer(start, settler, onDisconnect);
     await consumer.opened(timeoutMs);
     return consumer;
+  }
+
+  protected dropped(error: SwitchyardError): undefined {
+    this.onDisconnect?.(error);
+    return undefined;
   }
 
   /**

@@ -24,6 +24,8 @@ export interface TestBroker {
   log(): string;
   /** Stops the broker as an operator would (SIGTERM, then SIGKILL after 5 s), leaving clients open. */
   shutdown(): Promise<void>;
+  /** Kills the broker (SIGKILL), as a crash would, leaving clients open. */
+  kill(): Promise<void>;
   /** Closes every client made here and stops the broker. */
   stop(): Promise<void>;
 }
@@ -48,12 +50,14 @@ function cleanEnvironment(): NodeJS.ProcessEnv {
 }
 
 /**
- * Starts a broker with `args` added to `--listen 127.0.0.1:0`; its clients connect with
- * `clientOptions` (TLS and a token, for a broker started with them).
+ * Starts a broker with `args` added to `--listen LISTEN` (127.0.0.1:0, or the address of a broker
+ * stopped before, to restart it); its clients connect with `clientOptions` (TLS and a token, for a
+ * broker started with them).
  */
 export async function startBroker(
   args: string[] = [],
   clientOptions: ClientOptions = {},
+  listen = "127.0.0.1:0",
 ): Promise<TestBroker> {
   const bin = process.env.SWITCHYARD_BIN;
   if (!bin) {
@@ -63,16 +67,7 @@ export async function startBroker(
   const readyFile = join(dir, "ready.json");
   const child = spawn(
     bin,
-    [
-      "serve",
-      "--listen",
-      "127.0.0.1:0",
-      "--ready-file",
-      readyFile,
-      "--shutdown-grace",
-      "1s",
-      ...args,
-    ],
+    ["serve", "--listen", listen, "--ready-file", readyFile, "--shutdown-grace", "1s", ...args],
     {
       env: { ...cleanEnvironment(), NO_COLOR: "1", RUST_LOG: process.env.RUST_LOG ?? "info" },
       stdio: ["ignore", "pipe", "pipe"],
@@ -131,6 +126,13 @@ export async function startBroker(
     connect,
     log: () => log,
     shutdown: () => stopChild(child),
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once("exit", resolve));
+        child.kill("SIGKILL");
+        await exited;
+      }
+    },
     stop: async () => {
       await Promise.all(clients.map((c) => c.close()));
       await stopChild(child);
@@ -211,6 +213,7 @@ export function brokerForThisFile(
     connect: (options) => running().connect(options),
     log: () => running().log(),
     shutdown: () => running().shutdown(),
+    kill: () => running().kill(),
     stop: () => running().stop(),
   };
 }

@@ -35,6 +35,18 @@ export class Inbox<T> {
     return result.value;
   }
 
+  /** The next item if one comes within `ms`, else undefined (the read stays pending for the next). */
+  async poll(ms: number): Promise<T | undefined> {
+    this.pending ??= this.source.next();
+    const outcome = await Promise.race([this.pending, sleep(ms).then(() => undefined)]);
+    if (outcome === undefined) {
+      return undefined;
+    }
+    this.pending = undefined;
+    assert.ok(!outcome.done, "the stream ended");
+    return outcome.value;
+  }
+
   /** The next `count` items, each within `ms`. */
   async take(count: number, ms = 5_000, what = "items"): Promise<T[]> {
     const items: T[] = [];
