@@ -17,4 +17,15 @@ npm run format:check
 # change that breaks the client fails here.
 npm run build
 npm run build:test
+# What `npm pack` ships (the build above stands in for its prepack): the compiled code and its types.
+npm pack --dry-run --json --ignore-scripts | node -e '
+  const files = JSON.parse(require("fs").readFileSync(0, "utf8"))[0].files.map((f) => f.path);
+  for (const wanted of ["dist/index.js", "dist/index.d.ts", "package.json"]) {
+    if (!files.includes(wanted)) {
+      console.error(`npm pack: the package lacks ${wanted}: ${files.join(", ")}`);
+      process.exit(1);
+    }
+  }
+  console.log(`npm pack: ${files.length} files, dist/index.js and its types among them`);
+'
 npm test
