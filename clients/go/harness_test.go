@@ -77,6 +77,7 @@ func startServer(t *testing.T, flags ...string) string {
 // broker is one running broker of a test.
 type broker struct {
 	addr string
+	pid  int
 	// kill stops it with SIGKILL and waits for it to exit; later calls do nothing.
 	kill func()
 }
@@ -123,7 +124,7 @@ func launch(t *testing.T, listen string, flags ...string) *broker {
 	if r.Pid != cmd.Process.Pid {
 		t.Fatalf("the ready file names pid %d, not %d", r.Pid, cmd.Process.Pid)
 	}
-	return &broker{addr: r.Listen, kill: kill}
+	return &broker{addr: r.Listen, pid: cmd.Process.Pid, kill: kill}
 }
 
 // cleanEnvironment is this process's environment without SWITCHYARD_* settings, so the server runs
