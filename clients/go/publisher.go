@@ -340,7 +340,7 @@ func (f *frames) read() {
 		}
 		<-f.publisher.slots
 		if se := resp.GetError(); se != nil {
-			f.publisher.resolve(batch, nil, streamError(se))
+			f.publisher.resolve(batch, nil, streamError("publish", se))
 			continue
 		}
 		f.publisher.resolve(batch, resp.GetPublished().GetPublished(), nil)
@@ -368,10 +368,11 @@ func (f *frames) end(err error) {
 	}
 }
 
-// streamError is the *Error of a refused frame: its code and reason, as a unary call's would be.
-func streamError(se *pb.StreamError) error {
+// streamError is the *Error of a refused frame of op: its code and reason, as a unary call's
+// would be.
+func streamError(op string, se *pb.StreamError) error {
 	code := codes.Code(se.GetCode())
-	return &Error{Op: "publish", Code: code, Reason: se.GetReason(), Message: se.GetMessage(),
+	return &Error{Op: op, Code: code, Reason: se.GetReason(), Message: se.GetMessage(),
 		kind: kindOf(code, se.GetReason()), family: codeKind(code),
 		status: status.New(code, se.GetMessage())}
 }
