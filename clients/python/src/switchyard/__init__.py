@@ -34,6 +34,7 @@ from switchyard._errors import (
     Unauthenticated,
     Unavailable,
 )
+from switchyard._pipeline import Closed, Publisher, Requester
 from switchyard._responder import Handler, Responder
 from switchyard._subscription import Subscription
 from switchyard._types import Disconnected, Gap, GroupInfo, Message, Published
@@ -41,6 +42,7 @@ from switchyard._types import Disconnected, Gap, GroupInfo, Message, Published
 __all__ = [
     "Admin",
     "Client",
+    "Closed",
     "Consumer",
     "Delivery",
     "Disconnected",
@@ -57,6 +59,8 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "Published",
+    "Publisher",
+    "Requester",
     "ResourceExhausted",
     "Responder",
     "Subscription",

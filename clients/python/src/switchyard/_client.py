@@ -12,6 +12,7 @@ from switchyard._admin import Admin
 from switchyard._connection import PemSource, open_channel, why_unreachable
 from switchyard._consumer import Consumer
 from switchyard._errors import SwitchyardError, Unavailable, unary
+from switchyard._pipeline import Publisher, Requester
 from switchyard._responder import Handler, Responder
 from switchyard._stream import Opens
 from switchyard._subscription import Subscription
@@ -131,6 +132,29 @@ class Client(Opens):
         request = broker_pb2.PublishRequest(messages=[message_to_pb(m) for m in messages])
         response = await unary(self._broker.Publish, request, self.timeout)
         return [published_from_pb(p) for p in response.published]
+
+    def publisher(
+        self,
+        *,
+        max_batch: int = 500,
+        max_in_flight: int = 16,
+        queue_size: int = 4096,
+        wait_for_room: bool = False,
+    ) -> Publisher:
+        """A `Publisher` batching messages onto one PublishStream, with backpressure. Open it with
+        ``await`` or ``async with``."""
+        return Publisher(
+            self._broker,
+            max_batch=max_batch,
+            max_in_flight=max_in_flight,
+            queue_size=queue_size,
+            wait_for_room=wait_for_room,
+        )
+
+    def requester(self) -> Requester:
+        """A `Requester` pipelining requests on one RequestStream. Open it with ``await`` or
+        ``async with``."""
+        return Requester(self._broker)
 
     def subscribe(self, pattern: str) -> Subscription:
         """A subscription to every topic matching `pattern` (`*` one token, `>` the rest).
