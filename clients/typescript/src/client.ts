@@ -16,6 +16,7 @@ import {
 import { Admin } from "./admin.js";
 import { type ConsumeOptions, Consumer, Settler } from "./consumer.js";
 import { Status, SwitchyardError, TimedOutError, fromGrpcError } from "./errors.js";
+import { Publisher, type PublisherOptions, Requester } from "./pipeline.js";
 import { type RequestHandler, Responder, type ServeOptions } from "./responder.js";
 import { type TlsOptions, bearerToken, channelCredentials, tlsChannelOptions } from "./security.js";
 import { Subscription } from "./subscription.js";
@@ -162,6 +163,19 @@ export class Client {
       this.callTimeoutMs,
     );
     return response.published.map(fromPbPublished);
+  }
+
+  /**
+   * A publisher that batches messages onto one PublishStream, in order, with backpressure (see
+   * `Publisher`). Close it when done.
+   */
+  publisher(options: PublisherOptions = {}): Publisher {
+    return new Publisher(this.broker, options);
+  }
+
+  /** A requester that pipelines requests on one RequestStream (see `Requester`). Close it when done. */
+  requester(): Requester {
+    return new Requester(this.broker);
   }
 
   /**

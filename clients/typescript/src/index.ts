@@ -35,6 +35,13 @@ export {
   UnauthenticatedError,
   fromStreamError,
 } from "./errors.js";
+export {
+  ClosedError,
+  type PendingPublish,
+  Publisher,
+  type PublisherOptions,
+  Requester,
+} from "./pipeline.js";
 export { type Reply, type RequestHandler, Responder, type ServeOptions } from "./responder.js";
 export { type Pem, type TlsOptions } from "./security.js";
 export { ServerStream } from "./stream.js";

@@ -14,6 +14,8 @@ import { Client, type ClientOptions } from "@switchyard/client";
 export interface TestBroker {
   /** `127.0.0.1:PORT`, as the broker's ready file names it. */
   readonly address: string;
+  /** The broker's process id, for a test that signals it. */
+  readonly pid: number;
   readonly client: Client;
   /**
    * Another connection, for tests that need one (a stalled stream must not hold up others), with
@@ -122,6 +124,7 @@ export async function startBroker(
   const client = await connect();
   return {
     address,
+    pid: ready.pid,
     client,
     connect,
     log: () => log,
@@ -206,6 +209,9 @@ export function brokerForThisFile(
   return {
     get address() {
       return running().address;
+    },
+    get pid() {
+      return running().pid;
     },
     get client() {
       return running().client;
