@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -270,7 +269,7 @@ func (p *Publisher) open() (*frames, error) {
 		cancel()
 		return nil, wrap("publish", err)
 	}
-	f := &frames{publisher: p, call: call, cancel: cancel, waiting: map[uint64][]queued{}}
+	f := &frames{publisher: p, call: call, cancel: cancel, waiting: newWaitlist[[]queued]()}
 	p.mu.Lock()
 	p.stream = f
 	p.mu.Unlock()
@@ -283,30 +282,17 @@ type frames struct {
 	publisher *Publisher
 	call      grpc.BidiStreamingClient[pb.PublishStreamRequest, pb.PublishStreamResponse]
 	cancel    context.CancelFunc
-
-	mu      sync.Mutex
-	next    uint64
-	waiting map[uint64][]queued
-	failed  error // set once the stream is broken: the frames it still had failed with it
+	waiting   *waitlist[[]queued]
 }
 
-func (f *frames) broken() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.failed != nil
-}
+func (f *frames) broken() bool { return f.waiting.broken() }
 
 // send sends one frame; its answer comes to read.
 func (f *frames) send(batch []queued) error {
-	f.mu.Lock()
-	if f.failed != nil {
-		f.mu.Unlock()
-		return f.failed
+	sequence, err := f.waiting.add(batch)
+	if err != nil {
+		return err
 	}
-	f.next++
-	sequence := f.next
-	f.waiting[sequence] = batch
-	f.mu.Unlock()
 	req := &pb.PublishStreamRequest{Sequence: sequence, WaitForRoom: f.publisher.opts.WaitForRoom,
 		Messages: make([]*pb.Message, len(batch))}
 	for i, item := range batch {
@@ -322,45 +308,25 @@ func (f *frames) send(batch []queued) error {
 
 // read hands each answer to its frame, and fails what still waits when the stream ends.
 func (f *frames) read() {
-	for {
-		resp, err := f.call.Recv()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = status.Error(codes.Unavailable, "the broker ended the publish stream")
-			}
-			f.end(wrap("publish", err))
-			return
-		}
-		f.mu.Lock()
-		batch, ok := f.waiting[resp.GetSequence()]
-		delete(f.waiting, resp.GetSequence())
-		f.mu.Unlock()
-		if !ok {
-			continue
-		}
+	readAnswers("publish", f.call.Recv, f.waiting, func(batch []queued, resp *pb.PublishStreamResponse) {
 		<-f.publisher.slots
 		if se := resp.GetError(); se != nil {
 			f.publisher.resolve(batch, nil, streamError("publish", se))
-			continue
+			return
 		}
 		f.publisher.resolve(batch, resp.GetPublished().GetPublished(), nil)
-	}
+	}, f.end)
 }
 
 // end marks the stream broken with err (nil: closed by the publisher) and fails what still waits.
 func (f *frames) end(err error) {
-	f.mu.Lock()
-	if f.failed != nil {
-		f.mu.Unlock()
-		return
-	}
 	if err == nil {
 		err = ErrClosed
 	}
-	f.failed = err
-	waiting := f.waiting
-	f.waiting = map[uint64][]queued{}
-	f.mu.Unlock()
+	waiting, first := f.waiting.fail(err)
+	if !first {
+		return
+	}
 	f.cancel()
 	for _, batch := range waiting {
 		<-f.publisher.slots

@@ -4,14 +4,10 @@ package switchyard
 
 import (
 	"context"
-	"errors"
-	"io"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	pb "github.com/switchyard/switchyard/clients/go/gen/switchyard/v1"
 )
@@ -89,13 +85,13 @@ func (r *Requester) current() (*requests, error) {
 		cancel()
 		return nil, wrap("request", err)
 	}
-	r.stream = &requests{call: call, cancel: cancel, waiting: map[uint64]chan answered{}}
+	r.stream = &requests{call: call, cancel: cancel, waiting: newWaitlist[chan outcome]()}
 	go r.stream.read()
 	return r.stream, nil
 }
 
-// answered is the outcome of one request.
-type answered struct {
+// outcome is the outcome of one request.
+type outcome struct {
 	reply *Message
 	err   error
 }
@@ -106,31 +102,19 @@ type requests struct {
 	cancel context.CancelFunc
 	// sending serialises Send, which gRPC allows from one goroutine at a time.
 	sending sync.Mutex
-
-	mu      sync.Mutex
-	next    uint64
-	waiting map[uint64]chan answered
-	failed  error
+	waiting *waitlist[chan outcome]
 }
 
-func (s *requests) broken() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.failed != nil
-}
+func (s *requests) broken() bool { return s.waiting.broken() }
 
 // ask sends req under a sequence of its own, set in req, and returns where its answer comes.
-func (s *requests) ask(req *pb.RequestStreamRequest) (<-chan answered, error) {
-	answer := make(chan answered, 1)
-	s.mu.Lock()
-	if s.failed != nil {
-		s.mu.Unlock()
-		return nil, s.failed
+func (s *requests) ask(req *pb.RequestStreamRequest) (<-chan outcome, error) {
+	answer := make(chan outcome, 1)
+	sequence, err := s.waiting.add(answer)
+	if err != nil {
+		return nil, err
 	}
-	s.next++
-	req.Sequence = s.next
-	s.waiting[req.Sequence] = answer
-	s.mu.Unlock()
+	req.Sequence = sequence
 	s.sending.Lock()
 	// An error means the stream broke: read has its status and fails what waits, this request
 	// included, so it is not returned here.
@@ -140,54 +124,30 @@ func (s *requests) ask(req *pb.RequestStreamRequest) (<-chan answered, error) {
 }
 
 // forget drops a request its caller no longer waits for; its answer, if it comes, is ignored.
-func (s *requests) forget(sequence uint64) {
-	s.mu.Lock()
-	delete(s.waiting, sequence)
-	s.mu.Unlock()
-}
+func (s *requests) forget(sequence uint64) { s.waiting.take(sequence) }
 
 // read hands each answer to its request, and fails what still waits when the stream ends.
 func (s *requests) read() {
-	for {
-		resp, err := s.call.Recv()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = status.Error(codes.Unavailable, "the broker ended the request stream")
-			}
-			s.end(wrap("request", err))
-			return
-		}
-		s.mu.Lock()
-		answer, ok := s.waiting[resp.GetSequence()]
-		delete(s.waiting, resp.GetSequence())
-		s.mu.Unlock()
-		if !ok {
-			continue
-		}
+	readAnswers("request", s.call.Recv, s.waiting, func(answer chan outcome, resp *pb.RequestStreamResponse) {
 		switch {
 		case resp.GetError() != nil:
-			answer <- answered{err: streamError("request", resp.GetError())}
+			answer <- outcome{err: streamError("request", resp.GetError())}
 		case resp.GetReply() != nil:
-			answer <- answered{reply: messageFromPB(resp.GetReply())}
+			answer <- outcome{reply: messageFromPB(resp.GetReply())}
 		default:
-			answer <- answered{err: protocolError("request", "the broker sent an answer without a reply or an error")}
+			answer <- outcome{err: protocolError("request", "the broker sent an answer without a reply or an error")}
 		}
-	}
+	}, s.end)
 }
 
 // end marks the stream broken with err and fails what still waits.
 func (s *requests) end(err error) {
-	s.mu.Lock()
-	if s.failed != nil {
-		s.mu.Unlock()
+	waiting, first := s.waiting.fail(err)
+	if !first {
 		return
 	}
-	s.failed = err
-	waiting := s.waiting
-	s.waiting = map[uint64]chan answered{}
-	s.mu.Unlock()
 	s.cancel()
 	for _, answer := range waiting {
-		answer <- answered{err: err}
+		answer <- outcome{err: err}
 	}
 }

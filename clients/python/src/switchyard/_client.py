@@ -23,6 +23,7 @@ from switchyard._types import (
     message_from_pb,
     message_to_pb,
     mode_to_pb,
+    outgoing,
     published_from_pb,
     seconds_to_ms,
 )
@@ -114,14 +115,7 @@ class Client(Opens):
     ) -> Published:
         """Publishes one message (text payloads are sent as UTF-8) to every matching subscription
         and group. Publishing to a topic nobody listens on is not an error."""
-        message = Message(
-            topic=topic,
-            payload=as_bytes(payload),
-            headers=headers or {},
-            key=key,
-            reply_to=reply_to,
-            correlation_id=correlation_id,
-        )
+        message = outgoing(topic, payload, headers, key, reply_to, correlation_id)
         (published,) = await self.publish_batch([message])
         return published
 

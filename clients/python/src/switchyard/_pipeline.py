@@ -30,6 +30,7 @@ from switchyard._types import (
     as_bytes,
     message_from_pb,
     message_to_pb,
+    outgoing,
     published_from_pb,
     seconds_to_ms,
 )
@@ -178,14 +179,7 @@ class Publisher(Opens):
         """Queues one message, waiting while the queue is full, and returns the future of its
         `Published` (or of its frame's refusal: `InvalidArgument`, `GroupFull`, ...; `Unavailable` if
         the stream broke before the answer, when it may or may not have been routed)."""
-        message = Message(
-            topic=topic,
-            payload=as_bytes(payload),
-            headers=headers or {},
-            key=key,
-            reply_to=reply_to,
-            correlation_id=correlation_id,
-        )
+        message = outgoing(topic, payload, headers, key, reply_to, correlation_id)
         return await self.publish_message(message)
 
     async def publish_message(self, message: Message) -> asyncio.Future[Published]:

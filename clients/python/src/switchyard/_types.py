@@ -81,6 +81,25 @@ class GroupInfo:
     """What the held messages are charged, as the broker's memory budget counts them."""
 
 
+def outgoing(
+    topic: str,
+    payload: bytes | str,
+    headers: Mapping[str, str] | None,
+    key: str,
+    reply_to: str,
+    correlation_id: str,
+) -> Message:
+    """The message that the keyword arguments of a publish describe."""
+    return Message(
+        topic=topic,
+        payload=as_bytes(payload),
+        headers=headers or {},
+        key=key,
+        reply_to=reply_to,
+        correlation_id=correlation_id,
+    )
+
+
 def as_bytes(payload: bytes | str) -> bytes:
     """A payload as bytes: text is encoded as UTF-8."""
     return payload.encode() if isinstance(payload, str) else payload
