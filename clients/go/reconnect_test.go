@@ -145,7 +145,12 @@ func TestConsumerSurvivesARestart(t *testing.T) {
 		ended <- nil
 	}()
 	publish(t, ctx, client, "jobs.restart", "before")
-	held := <-deliveries
+	var held *switchyard.Delivery
+	select {
+	case held = <-deliveries:
+	case <-ctx.Done():
+		t.Fatal("no delivery before the restart")
+	}
 	if string(held.Message.Payload) != "before" {
 		t.Fatalf("before the restart: %q", held.Message.Payload)
 	}
