@@ -33,6 +33,13 @@ async def test_streams_say_where_the_broker_stopped_and_go_on(tmp_path: Path) ->
             assert isinstance(gap.error, Unavailable)
             assert gap.error.reason == "SHUTTING_DOWN" and gap.error.retry_after is not None
             await asyncio.to_thread(broker.process.wait, 10)
+
+            async def heard() -> None:
+                while not drops:
+                    await asyncio.sleep(0.02)
+
+            # The consumer's read hears of the end in its own turn of the loop.
+            await within(heard())
             assert [type(error) for error in drops] == [Unavailable]
             assert drops[0].reason == "SHUTTING_DOWN"
             assert not consumer_read.done(), "the consumer reconnects rather than ending"
