@@ -63,6 +63,7 @@ type Publisher struct {
 
 	mu          sync.Mutex
 	closed      bool
+	abandoned   bool          // Close's context ended: what is left fails with ErrClosed, unsent
 	outstanding int           // messages queued whose outcome is not known yet
 	idle        chan struct{} // closed when outstanding reaches 0; replaced when it leaves 0
 	stream      *frames       // the open stream, or nil
@@ -175,8 +176,25 @@ func (p *Publisher) Close(ctx context.Context) error {
 		p.publishing.Wait()
 		close(p.drain)
 	}
-	p.sending.Wait()
+	// The sender may be held by frames a stalled broker does not answer: past ctx, what is left is
+	// abandoned, so that Close returns when its context says.
+	sent := make(chan struct{})
+	go func() {
+		p.sending.Wait()
+		close(sent)
+	}()
+	select {
+	case <-sent:
+	case <-ctx.Done():
+		p.abandon()
+		<-sent
+	}
 	flushed := p.Flush(ctx)
+	p.mu.Lock()
+	if p.abandoned {
+		flushed = ctx.Err()
+	}
+	p.mu.Unlock()
 	p.mu.Lock()
 	stream := p.stream
 	p.mu.Unlock()
@@ -184,6 +202,17 @@ func (p *Publisher) Close(ctx context.Context) error {
 		stream.end(nil)
 	}
 	return flushed
+}
+
+// abandon fails what waits for an answer and what is still to send with ErrClosed.
+func (p *Publisher) abandon() {
+	p.mu.Lock()
+	p.abandoned = true
+	stream := p.stream
+	p.mu.Unlock()
+	if stream != nil {
+		stream.end(ErrClosed)
+	}
 }
 
 // settled counts n outcomes as known.
@@ -249,8 +278,11 @@ func (p *Publisher) send() {
 // sendFrame sends batch on the open stream, opening one if there is none.
 func (p *Publisher) sendFrame(batch []queued) error {
 	p.mu.Lock()
-	stream := p.stream
+	stream, abandoned := p.stream, p.abandoned
 	p.mu.Unlock()
+	if abandoned {
+		return ErrClosed
+	}
 	if stream == nil || stream.broken() {
 		opened, err := p.open()
 		if err != nil {

@@ -157,6 +157,48 @@ func TestPublisherBackpressure(t *testing.T) {
 	}
 }
 
+// Close returns when its context ends even if the broker never answers: what was in flight or
+// queued fails with ErrClosed.
+func TestPublisherCloseKeepsToItsContext(t *testing.T) {
+	ctx := testContext(t)
+	b := launch(t, "127.0.0.1:0")
+	client := dial(t, b.addr)
+	publisher := client.Publisher(&switchyard.PublisherOptions{MaxBatch: 1, MaxInFlight: 1, QueueSize: 1})
+	first, err := publisher.Publish(ctx, switchyard.Message{Topic: "pub.close"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(b.pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = syscall.Kill(b.pid, syscall.SIGCONT) }()
+	var taken []*switchyard.PendingPublish
+	for range 3 {
+		pending, err := publisher.Publish(ctx, switchyard.Message{Topic: "pub.close"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		taken = append(taken, pending)
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	started := time.Now()
+	if err := publisher.Close(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close against a stopped broker: %v, want its context's deadline", err)
+	}
+	if took := time.Since(started); took > 3*time.Second {
+		t.Fatalf("Close took %v with a 300 ms context", took)
+	}
+	for i, pending := range taken {
+		if _, err := pending.Wait(ctx); !errors.Is(err, switchyard.ErrClosed) {
+			t.Fatalf("message %d after an abandoned Close: %v, want ErrClosed", i, err)
+		}
+	}
+}
+
 // With WaitForRoom, a frame for a full group waits at the broker until a consumer makes room,
 // instead of failing with ErrGroupFull as it does without.
 func TestPublisherWaitsForRoom(t *testing.T) {

@@ -248,7 +248,7 @@ class Publisher(Opens):
         error = answer.exception()
         published = [] if error is not None else answer.result()
         if error is None and len(published) != len(batch):
-            error = Unavailable(
+            error = SwitchyardError(
                 grpc.StatusCode.INTERNAL,
                 f"the broker answered for {len(published)} of {len(batch)} messages",
             )
