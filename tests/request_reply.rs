@@ -303,3 +303,201 @@ async fn a_thousand_concurrent_requests_each_get_their_own_reply() {
     );
     responder.abort();
 }
+
+/// A request that a group's consumer nacks comes back as its next attempt, and so does one it
+/// holds past its ack deadline: the same message, still answerable. Subscribers see it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_a_consumer_gives_back_comes_back_and_subscribers_see_it_once() {
+    let server = TestServer::start().await;
+    let topic = unique("rpc.again");
+    let mut watcher = server.broker().await;
+    let mut watching = subscribe_ok(&mut watcher, &topic).await;
+    let mut responder = server.broker().await;
+    let mut deliveries =
+        consume_ok(&mut responder, consume_with(&topic, "answerers", 4, 400)).await;
+    let pending = request_in_background(&server, message(&topic, "work?")).await;
+
+    let first = next_delivery(&mut deliveries).await;
+    assert_eq!(first.attempt, 1);
+    nack(&mut responder, &first, 0).await;
+    let second = next_delivery(&mut deliveries).await;
+    assert_eq!(second.attempt, 2);
+    // Left unsettled: its 400 ms deadline passes and it comes back once more.
+    let third = next_delivery(&mut deliveries).await;
+    assert_eq!(third.attempt, 3);
+    let (first, third) = (first.message.unwrap(), third.message.unwrap());
+    assert_eq!(third.id, first.id);
+    assert_eq!(third.reply_to, first.reply_to);
+    publish_ok(
+        &mut responder,
+        vec![reply_to(&third, "done", &third.correlation_id)],
+    )
+    .await;
+    let reply = within("the request to complete", pending)
+        .await
+        .expect("the request task did not panic")
+        .expect("Request succeeds");
+    assert_eq!(&reply.payload[..], b"done");
+
+    let seen = next_message(&mut watching).await;
+    assert_eq!(seen.id, first.id);
+    assert_quiet(
+        &mut watching,
+        Duration::from_millis(300),
+        "the subscription",
+    )
+    .await;
+}
+
+/// A request nacked with a delay comes back once the delay has passed, not before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_nacked_with_a_delay_comes_back_after_it() {
+    let server = TestServer::start().await;
+    let topic = unique("rpc.later");
+    let mut responder = server.broker().await;
+    let mut deliveries = consume_ok(&mut responder, consume_request(&topic, "answerers")).await;
+    let pending = request_in_background(&server, message(&topic, "work?")).await;
+
+    let first = next_delivery(&mut deliveries).await;
+    let nacked_at = Instant::now();
+    nack(&mut responder, &first, 400).await;
+    let second = next_delivery(&mut deliveries).await;
+    assert!(
+        nacked_at.elapsed() >= Duration::from_millis(400),
+        "back after {:?}",
+        nacked_at.elapsed()
+    );
+    assert_eq!(second.attempt, 2);
+    let seen = second.message.clone().unwrap();
+    publish_ok(
+        &mut responder,
+        vec![reply_to(&seen, "done", &seen.correlation_id)],
+    )
+    .await;
+    ack_all(&mut responder, &[second]).await;
+    let reply = within("the request to complete", pending)
+        .await
+        .expect("the request task did not panic")
+        .expect("Request succeeds");
+    assert_eq!(&reply.payload[..], b"done");
+}
+
+/// A request held by a consumer that leaves goes to another consumer of the group, which can
+/// still answer it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_held_by_a_consumer_that_leaves_goes_to_another() {
+    let server = TestServer::start().await;
+    let topic = unique("rpc.handover");
+    let mut leaving = server.broker().await;
+    let mut left = consume_ok(&mut leaving, consume_with(&topic, "answerers", 1, 0)).await;
+    let pending = request_in_background(&server, message(&topic, "work?")).await;
+    let held = next_delivery(&mut left).await;
+
+    let mut staying = server.broker().await;
+    let mut stays = consume_ok(&mut staying, consume_with(&topic, "answerers", 1, 0)).await;
+    drop(left);
+    let again = next_delivery(&mut stays).await;
+    assert_eq!(again.attempt, 2);
+    let seen = again.message.clone().unwrap();
+    assert_eq!(seen.id, held.message.unwrap().id);
+    publish_ok(
+        &mut staying,
+        vec![reply_to(&seen, "done", &seen.correlation_id)],
+    )
+    .await;
+    ack_all(&mut staying, &[again]).await;
+    let reply = within("the request to complete", pending)
+        .await
+        .expect("the request task did not panic")
+        .expect("Request succeeds");
+    assert_eq!(&reply.payload[..], b"done");
+}
+
+/// A request its consumer rejects goes to the group's dead-letter topic, and is not delivered
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_request_is_dead_lettered() {
+    let server = TestServer::start().await;
+    let topic = unique("rpc.refused");
+    let dead = format!("{topic}-dead");
+    let mut admin = server.admin().await;
+    declare_ok(
+        &mut admin,
+        pb::DeclareGroupRequest {
+            dead_letter_topic: dead.clone(),
+            ..declaration(&topic, "answerers")
+        },
+    )
+    .await;
+    let mut reader = server.broker().await;
+    let mut letters = consume_ok(&mut reader, consume_request(&dead, "letters")).await;
+    let mut responder = server.broker().await;
+    let mut deliveries = consume_ok(&mut responder, consume_request(&topic, "answerers")).await;
+    let mut requester = server.broker().await;
+    let asked = message(&topic, "work?");
+    let pending = tokio::spawn(async move { request(&mut requester, asked, 1000).await });
+
+    let delivery = next_delivery(&mut deliveries).await;
+    let unknown = settle(
+        &mut responder,
+        pb::AckRequest {
+            reject_ids: vec![delivery.delivery_id.clone()],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("Ack succeeds");
+    assert!(unknown.is_empty(), "{unknown:?}");
+    let letter = next_delivery(&mut letters).await;
+    let letter = letter.message.unwrap();
+    assert_eq!(&letter.payload[..], b"work?");
+    assert_eq!(letter.id, delivery.message.unwrap().id);
+    assert_status(
+        within("the request to end", pending)
+            .await
+            .expect("the request task did not panic"),
+        Code::DeadlineExceeded,
+        &[],
+    );
+    assert_quiet(&mut deliveries, Duration::from_millis(300), "the group").await;
+}
+
+/// Requests through two connections (in cluster mode, one on each node, so one on the
+/// responder's own node) both reach the group's consumer, and their replies come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_through_any_connection_reach_the_group() {
+    let server = TestServer::start().await;
+    let topic = unique("rpc.anywhere");
+    let mut watcher = server.broker().await;
+    let mut watching = subscribe_ok(&mut watcher, &topic).await;
+    let mut responder = server.broker().await;
+    let mut deliveries = consume_ok(&mut responder, consume_request(&topic, "answerers")).await;
+    for asked in ["first", "second"] {
+        let pending = request_in_background(&server, message(&topic, asked)).await;
+        let delivery = next_delivery(&mut deliveries).await;
+        let seen = delivery.message.clone().unwrap();
+        assert_eq!(&seen.payload[..], asked.as_bytes());
+        let answer = format!("{asked} done");
+        publish_ok(
+            &mut responder,
+            vec![reply_to(&seen, &answer, &seen.correlation_id)],
+        )
+        .await;
+        ack_all(&mut responder, &[delivery]).await;
+        let reply = within("the request to complete", pending)
+            .await
+            .expect("the request task did not panic")
+            .expect("Request succeeds");
+        assert_eq!(&reply.payload[..], answer.as_bytes());
+        assert_eq!(
+            &next_message(&mut watching).await.payload[..],
+            asked.as_bytes()
+        );
+    }
+    assert_quiet(
+        &mut watching,
+        Duration::from_millis(300),
+        "the subscription",
+    )
+    .await;
+}

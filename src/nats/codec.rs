@@ -3,7 +3,12 @@
 //! - `Sy-Id` and `Sy-At` carry the id and publish time (nanoseconds since the Unix epoch), so
 //!   every node and every redelivery shows the message as it was published;
 //! - `Sy-Key`, `Sy-Reply-To` and `Sy-Correlation-Id` carry the optional fields;
-//! - each user header `NAME: VALUE` travels as `Sy-H-NAME: VALUE`.
+//! - each user header `NAME: VALUE` travels as `Sy-H-NAME: VALUE`;
+//! - `Sy-Attempts` marks a request that was handed straight to a consumer (see `direct`) and
+//!   then stored in the stream: the deliveries it had before, and that subscribers already
+//!   have their copy;
+//! - `Sy-Busy` is a node's answer to a request handed straight to it that none of its
+//!   consumers has room for.
 //!
 //! NATS header names are ASCII without `:` or spaces and values cannot hold CR or LF, while
 //! Switchyard's may be any UTF-8: both are percent-encoded (RFC 3986 style, `%` included), so
@@ -27,6 +32,8 @@ const KEY: &str = "Sy-Key";
 const REPLY_TO: &str = "Sy-Reply-To";
 const CORRELATION_ID: &str = "Sy-Correlation-Id";
 const USER: &str = "Sy-H-";
+const ATTEMPTS: &str = "Sy-Attempts";
+const BUSY: &str = "Sy-Busy";
 
 /// What a header value may not hold as is.
 const VALUE: &AsciiSet = &CONTROLS.add(b'%');
@@ -61,6 +68,30 @@ pub fn headers(message: &Message) -> HeaderMap {
         );
     }
     headers
+}
+
+/// Marks `headers` as a request's that had `attempts` deliveries before it was stored.
+pub fn mark_attempts(headers: &mut HeaderMap, attempts: u32) {
+    headers.insert(ATTEMPTS, attempts.to_string());
+}
+
+/// The deliveries a stored message had before it was stored, if it is marked so (see
+/// [`mark_attempts`]): subscribers skip such a message, which they have seen.
+pub fn prior_attempts(headers: Option<&HeaderMap>) -> Option<u32> {
+    let value = headers?.get(ATTEMPTS)?;
+    Some(value.as_str().parse().unwrap_or(0))
+}
+
+/// The headers of a node's answer that it has no room for a request handed to it.
+pub fn busy() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(BUSY, "1");
+    headers
+}
+
+/// Whether a message is a node's [`busy`] answer.
+pub fn is_busy(headers: Option<&HeaderMap>) -> bool {
+    headers.is_some_and(|headers| headers.get(BUSY).is_some())
 }
 
 /// Why a NATS message is not a Switchyard message.
@@ -172,6 +203,21 @@ mod tests {
         assert_eq!(back.reply_to(), message.reply_to());
         assert_eq!(back.headers(), message.headers());
         assert_eq!(back.payload(), b"payload");
+    }
+
+    #[test]
+    fn marks_are_read_back_and_are_not_user_headers() {
+        let limits = Config::default().topic_limits();
+        let message = Message::stamp(NewMessage::new(Topic::parse("t", limits).unwrap(), "x"));
+        let mut marked = headers(&message);
+        assert_eq!(prior_attempts(Some(&marked)), None);
+        mark_attempts(&mut marked, 2);
+        assert_eq!(prior_attempts(Some(&marked)), Some(2));
+        let back = decode("t".into(), message.payload_bytes(), Some(&marked), limits).unwrap();
+        assert!(back.headers().is_empty());
+        assert!(is_busy(Some(&busy())));
+        assert!(!is_busy(Some(&marked)));
+        assert!(!is_busy(None));
     }
 
     #[test]

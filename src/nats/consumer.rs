@@ -18,15 +18,19 @@
 //!   group's lease, and pulls, delivers, settles and extends only while the lease is valid. One
 //!   that goes gives back what it held before it hands the lease on, so the next one gets it first.
 //!
+//! - **Requests handed straight to a consumer** ([`direct`](super::direct)) come in beside the
+//!   pulls, each with a prefetch slot it took; they are settled here and go to the stream only
+//!   if they must be delivered again.
+//!
 //! A delivery id is `NODE.CONSUMER.SEQ.GROUP` (`GROUP` the JetStream consumer's name): only the
 //! node that made it holds its ack handle, and other nodes forward its settlement there
 //! ([`forward`](super::forward)). Its group says, on any node, which pattern settling it takes.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{
         Arc, Weak,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, SystemTime},
 };
@@ -40,7 +44,7 @@ use dashmap::DashMap;
 use futures_util::StreamExt;
 use parking_lot::Mutex;
 use tokio::{
-    sync::{OwnedSemaphorePermit, Semaphore},
+    sync::{Notify, OwnedSemaphorePermit, Semaphore},
     time::Instant,
 };
 use tokio_util::sync::CancellationToken;
@@ -49,7 +53,7 @@ use super::{
     Shared,
     ack::AckHandle,
     census::ConsumerCensus,
-    codec, forward,
+    codec, direct, forward,
     groups::{self, Known},
     leases::{self, Claim},
     publish, unavailable,
@@ -84,6 +88,9 @@ pub struct Consumers {
     id_base: u64,
     by_id: DashMap<u64, Arc<Attached>>,
     next_id: AtomicU64,
+    /// Where the search for a consumer with room for a direct request starts, so that they take
+    /// turns.
+    next_hand: AtomicUsize,
 }
 
 /// One consumer: its group, its terms and what it holds.
@@ -103,6 +110,44 @@ struct Attached {
     ended: CancellationToken,
     /// An exclusive consumer's hold on its group's lease.
     claim: Option<Arc<Claim>>,
+    /// Requests handed to it ([`direct`]) that it has not delivered yet.
+    handed: Mutex<Inbox>,
+    handed_ready: Notify,
+}
+
+/// What a consumer was handed and has not delivered yet.
+#[derive(Debug, Default)]
+struct Inbox {
+    /// Each with the free prefetch slot it took.
+    queue: VecDeque<Handed>,
+    /// While the consumer waits on a pull with a slot in hand, that slot may be lent to one
+    /// request: else a consumer with a prefetch of 1 would never have room for one.
+    lendable: bool,
+    /// The request the slot was lent to.
+    lent: Option<Message>,
+}
+
+/// A request handed straight to a consumer, with the prefetch slot it took.
+struct Handed {
+    message: Message,
+    permit: OwnedSemaphorePermit,
+}
+
+impl std::fmt::Debug for Handed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handed")
+            .field("message", &self.message.id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a delivery came from, and so how it is settled.
+#[derive(Debug)]
+enum Source {
+    /// Pulled from the group's JetStream consumer: settled there.
+    Stream(Arc<AckHandle>),
+    /// Handed straight to the consumer ([`direct`]): nothing else holds it.
+    Direct,
 }
 
 impl Attached {
@@ -114,7 +159,7 @@ impl Attached {
 
 /// A delivery not settled yet.
 struct Held {
-    acker: Arc<AckHandle>,
+    source: Source,
     message: Message,
     attempt: u32,
     deadline: Instant,
@@ -147,7 +192,50 @@ impl Consumers {
             id_base: mark << 32,
             by_id: DashMap::new(),
             next_id: AtomicU64::new(1),
+            next_hand: AtomicUsize::new(0),
         }
+    }
+
+    /// Hands a request to one of this node's consumers of the shared group whose JetStream
+    /// consumer is `group` with a free prefetch slot, or gives it back if none has one.
+    pub fn hand(&self, group: &str, message: Message) -> Result<(), Message> {
+        let candidates: Vec<Arc<Attached>> = self
+            .by_id
+            .iter()
+            .filter(|entry| entry.group.consumer == group && entry.claim.is_none())
+            .map(|entry| Arc::clone(entry.value()))
+            .collect();
+        if candidates.is_empty() {
+            return Err(message);
+        }
+        let start = self.next_hand.fetch_add(1, Ordering::Relaxed);
+        // A free slot first, anywhere; a lent one only if there is none.
+        for lending in [false, true] {
+            for turn in 0..candidates.len() {
+                let attached = &candidates[(start + turn) % candidates.len()];
+                let mut inbox = attached.handed.lock();
+                // One that goes takes what it was handed back under this lock, after it ended.
+                if attached.ended.is_cancelled() {
+                    continue;
+                }
+                if lending {
+                    if !inbox.lendable {
+                        continue;
+                    }
+                    inbox.lendable = false;
+                    inbox.lent = Some(message);
+                } else {
+                    let Ok(permit) = Arc::clone(&attached.window).try_acquire_owned() else {
+                        continue;
+                    };
+                    inbox.queue.push_back(Handed { message, permit });
+                }
+                drop(inbox);
+                attached.handed_ready.notify_one();
+                return Ok(());
+            }
+        }
+        Err(message)
     }
 
     /// The consumer and sequence a delivery id names, if this node made it.
@@ -244,6 +332,8 @@ pub async fn consume(
         next_seq: AtomicU64::new(1),
         ended: CancellationToken::new(),
         claim,
+        handed: Mutex::default(),
+        handed_ready: Notify::new(),
     });
     consumers.by_id.insert(local_id, Arc::clone(&attached));
     tokio::spawn(keep_deadlines(
@@ -255,9 +345,14 @@ pub async fn consume(
         attached,
         consumer,
         batch: None,
+        stashed: None,
         started: false,
         _slot: slot,
     };
+    // Once the consumer's `Drop` would close it, should this future be dropped meanwhile.
+    if state.attached.claim.is_none() {
+        direct::attach(shared, &state.attached.group.consumer).await;
+    }
     Ok(Box::pin(futures_util::stream::unfold(
         Some(state),
         |state| async move {
@@ -292,6 +387,8 @@ struct Pulling {
     consumer: PullConsumer,
     /// The pull under way: never for more messages than the window has room for.
     batch: Option<pull::Batch>,
+    /// A pulled message that waits for a slot, as its slot was lent to a request meanwhile.
+    stashed: Option<async_nats::jetstream::Message>,
     /// Whether an exclusive consumer has waited for its lease (and, after a lapse, for the old
     /// holder's deliveries to come back).
     started: bool,
@@ -358,17 +455,52 @@ impl Pulling {
         let attached = Arc::clone(&self.attached);
         self.start().await?;
         loop {
+            // A request handed straight to this consumer took its slot already: it goes first.
+            let handed = attached.handed.lock().queue.pop_front();
+            if let Some(handed) = handed {
+                return Ok(self.hold(Source::Direct, handed.message, 1, handed.permit));
+            }
             let window = Arc::clone(&attached.window);
-            let permit = self
-                .or_end(window.acquire_owned())
-                .await?
-                .map_err(|_| BrokerError::ShuttingDown)?;
-            let message = self.pulled().await?;
-            let attempt = message
+            let permit = tokio::select! {
+                biased;
+                () = attached.handed_ready.notified() => continue,
+                permit = self.or_end(window.acquire_owned()) => {
+                    permit?.map_err(|_| BrokerError::ShuttingDown)?
+                }
+            };
+            attached.handed.lock().lendable = true;
+            let pulled = self.pulled().await;
+            let lent = {
+                let mut inbox = attached.handed.lock();
+                inbox.lendable = false;
+                inbox.lent.take()
+            };
+            if let Some(request) = lent {
+                match pulled {
+                    // Delivered once a slot frees, before anything pulled later.
+                    Ok(Some(message)) => self.stashed = Some(message),
+                    Ok(None) => {}
+                    Err(error) => {
+                        // The consumer ends: what it was lent goes back with what it held.
+                        attached.handed.lock().lent = Some(request);
+                        return Err(error);
+                    }
+                }
+                return Ok(self.hold(Source::Direct, request, 1, permit));
+            }
+            let Some(message) = pulled? else {
+                // A request was handed meanwhile, with a slot of its own.
+                drop(permit);
+                continue;
+            };
+            let delivered = message
                 .info()
                 .map(|info| u32::try_from(info.delivered).unwrap_or(u32::MAX))
                 .unwrap_or(1)
                 .max(1);
+            // A request that was handed straight to a consumer before it was stored counts on.
+            let before = codec::prior_attempts(message.headers.as_ref()).unwrap_or(0);
+            let attempt = delivered.saturating_add(before);
             let Some(acker) = AckHandle::of(&shared.client, &message) else {
                 // Not a JetStream delivery: there is nothing to settle, nor to deliver.
                 continue;
@@ -402,7 +534,7 @@ impl Pulling {
                 shared.groups.count(&group.consumer, |c| c.exhausted += 1);
                 let letter = Letter {
                     message,
-                    acker,
+                    source: Source::Stream(acker),
                     reason: DeadLetterReason::MaxDeliveries,
                     attempts: attempt - 1,
                 };
@@ -411,37 +543,55 @@ impl Pulling {
             }
             // A lease that lapsed while the message was on its way: it is not this consumer's.
             self.fenced().await?;
-            shared.groups.count(&group.consumer, |c| {
-                c.delivered += 1;
-                c.redelivered += u64::from(attempt > 1);
-            });
-            let seq = attached.next_seq.fetch_add(1, Ordering::Relaxed);
-            let now = Instant::now();
-            attached.held.lock().insert(
-                seq,
-                Held {
-                    acker,
-                    message: message.clone(),
-                    attempt,
-                    deadline: now + attached.ack_deadline,
-                    progressed: now,
-                    permit: Some(permit),
-                },
-            );
-            return Ok(Delivery {
-                message,
-                delivery_id: format!(
-                    "{}.{}.{seq}.{}",
-                    shared.node, attached.local_id, group.consumer
-                ),
+            return Ok(self.hold(Source::Stream(acker), message, attempt, permit));
+        }
+    }
+
+    /// Holds a delivery until it is settled, and gives it its id.
+    fn hold(
+        &self,
+        source: Source,
+        message: Message,
+        attempt: u32,
+        permit: OwnedSemaphorePermit,
+    ) -> Delivery {
+        let (shared, attached) = (&self.shared, &self.attached);
+        let group = &attached.group;
+        shared.groups.count(&group.consumer, |c| {
+            c.delivered += 1;
+            c.redelivered += u64::from(attempt > 1);
+        });
+        let seq = attached.next_seq.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        attached.held.lock().insert(
+            seq,
+            Held {
+                source,
+                message: message.clone(),
                 attempt,
-            });
+                deadline: now + attached.ack_deadline,
+                progressed: now,
+                permit: Some(permit),
+            },
+        );
+        Delivery {
+            message,
+            delivery_id: format!(
+                "{}.{}.{seq}.{}",
+                shared.node, attached.local_id, group.consumer
+            ),
+            attempt,
         }
     }
 
     /// The next message of the pull under way, or of a new one for as many messages as the
-    /// window has room for (the one permit held, and those free).
-    async fn pulled(&mut self) -> Result<async_nats::jetstream::Message, BrokerError> {
+    /// window has room for (the one permit held, and those free); `None` as soon as a request is
+    /// handed to the consumer instead.
+    async fn pulled(&mut self) -> Result<Option<async_nats::jetstream::Message>, BrokerError> {
+        let attached = Arc::clone(&self.attached);
+        if let Some(message) = self.stashed.take() {
+            return Ok(Some(message));
+        }
         loop {
             if self.batch.is_none() {
                 self.fenced().await?;
@@ -471,10 +621,11 @@ impl Pulling {
                 () = ended.cancelled() => return Err(BrokerError::GroupDeleted {
                     group: self.attached.group.group.to_string(),
                 }),
+                () = attached.handed_ready.notified() => return Ok(None),
                 next = batch.next() => next,
             };
             match next {
-                Some(Ok(message)) => return Ok(message),
+                Some(Ok(message)) => return Ok(Some(message)),
                 // The pull is done (all delivered, or expired): make the next one.
                 None => self.batch = None,
                 Some(Err(error)) => {
@@ -501,20 +652,39 @@ impl Drop for Pulling {
         let attached = &self.attached;
         attached.ended.cancel();
         self.shared.consumers.by_id.remove(&attached.local_id);
+        if attached.claim.is_none() {
+            direct::detach(&self.shared, &attached.group.consumer);
+        }
+        // Taken under the lock `Consumers::hand` checks `ended` under: nothing comes after.
+        let (handed, lent) = {
+            let mut inbox = attached.handed.lock();
+            (inbox.queue.drain(..).collect::<Vec<_>>(), inbox.lent.take())
+        };
+        let handed: Vec<Message> = handed
+            .into_iter()
+            .map(|handed| handed.message)
+            .chain(lent)
+            .collect();
         let mut held: Vec<(u64, Held)> = attached.held.lock().drain().collect();
         // In delivery order: JetStream redelivers nacked messages in the order it hears of them.
         held.sort_by_key(|(seq, _)| *seq);
         // A pull still under way may yet deliver: its messages are taken and given back too,
         // or JetStream would hold them for this consumer until the group's AckWait passed.
         let batch = self.batch.take();
+        let stashed = self.stashed.take();
         let claim = attached.claim.clone();
-        if held.is_empty() && batch.is_none() && claim.is_none() {
+        if held.is_empty()
+            && handed.is_empty()
+            && batch.is_none()
+            && stashed.is_none()
+            && claim.is_none()
+        {
             return;
         }
         // An exclusive consumer whose lease is not valid is fenced: what it held comes back by
         // AckWait, to a holder that waits for it.
         let give_back = attached.may_settle();
-        let client = self.shared.client.clone();
+        let shared = Arc::clone(&self.shared);
         // Given back at once, as in memory: JetStream redelivers a nacked message now. The pull
         // is closed first (what it delivers meanwhile is taken, until it has been quiet for
         // DRAIN_QUIET), so that what is nacked is not redelivered to it. An exclusive consumer
@@ -522,7 +692,7 @@ impl Drop for Pulling {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             self.shared.give_backs.spawn_on(
                 async move {
-                    let mut drained = Vec::new();
+                    let mut drained: Vec<_> = stashed.into_iter().collect();
                     if let Some(mut batch) = batch {
                         while let Ok(Some(Ok(message))) =
                             tokio::time::timeout(DRAIN_QUIET, batch.next()).await
@@ -533,11 +703,16 @@ impl Drop for Pulling {
                     if give_back {
                         let confirmed = claim.is_some();
                         for (_, held) in held {
-                            give_back_one(held.acker.as_ref(), confirmed).await;
+                            give_back_one(&shared, held, confirmed).await;
+                        }
+                        for handed in handed {
+                            if let Err(error) = direct::store(&shared, &handed, 0).await {
+                                tracing::warn!(%error, "cannot store a request a consumer that went was handed; its requester times out");
+                            }
                         }
                         for message in drained {
-                            if let Some(acker) = AckHandle::of(&client, &message) {
-                                give_back_one(&acker, confirmed).await;
+                            if let Some(acker) = AckHandle::of(&shared.client, &message) {
+                                let _ = give_back_to_stream(&acker, confirmed).await;
                             }
                         }
                     }
@@ -551,12 +726,24 @@ impl Drop for Pulling {
     }
 }
 
-/// Nacks a delivery a consumer that goes held; `confirmed` waits for JetStream to have it.
-async fn give_back_one(acker: &AckHandle, confirmed: bool) {
-    let _ = match confirmed {
+/// Gives back a delivery a consumer that goes held: nacks it, where `confirmed` waits for
+/// JetStream to have the nack, or stores a request that was handed straight to it.
+async fn give_back_one(shared: &Shared, held: Held, confirmed: bool) {
+    let given = match &held.source {
+        Source::Stream(acker) => give_back_to_stream(acker, confirmed).await,
+        Source::Direct => direct::store(shared, &held.message, held.attempt).await,
+    };
+    if let Err(error) = given {
+        tracing::debug!(%error, "cannot give back a delivery; it comes back after the group's ack deadline, if it was stored");
+    }
+}
+
+/// Nacks a delivery; `confirmed` waits for JetStream to have it.
+async fn give_back_to_stream(acker: &AckHandle, confirmed: bool) -> Result<(), BrokerError> {
+    match confirmed {
         true => acker.confirm(AckKind::Nak(None)).await,
         false => acker.send(AckKind::Nak(None)).await,
-    };
+    }
 }
 
 /// Nacks a consumer's deliveries whose deadline passed, and keeps JetStream from redelivering
@@ -570,7 +757,7 @@ async fn keep_deadlines(shared: Weak<Shared>, attached: Weak<Attached>) {
     let mut ticks = tokio::time::interval(tick);
     loop {
         ticks.tick().await;
-        let (Some(_shared), Some(attached)) = (shared.upgrade(), attached.upgrade()) else {
+        let (Some(shared), Some(attached)) = (shared.upgrade(), attached.upgrade()) else {
             return;
         };
         if attached.ended.is_cancelled() {
@@ -590,9 +777,12 @@ async fn keep_deadlines(shared: Weak<Shared>, attached: Weak<Attached>) {
                 .map(|(seq, _)| *seq)
                 .collect();
             for held in held.values_mut() {
+                let Source::Stream(acker) = &held.source else {
+                    continue;
+                };
                 if held.deadline > now && now.duration_since(held.progressed) >= ack_wait / 2 {
                     held.progressed = now;
-                    progress.push(Arc::clone(&held.acker));
+                    progress.push(Arc::clone(acker));
                 }
             }
             due.iter().filter_map(|seq| held.remove(seq)).collect()
@@ -601,10 +791,9 @@ async fn keep_deadlines(shared: Weak<Shared>, attached: Weak<Attached>) {
         // reaches JetStream after it has queued the redelivery, which so comes before anything
         // newer, as in memory. (JetStream reads a consumer's acks and its pulls from two queues,
         // in no set order, so a nack merely sent first may be read after the pull.)
-        let nacked = expired.into_iter().map(|held| async move {
-            let _ = held.acker.confirm(AckKind::Nak(None)).await;
-            drop(held);
-        });
+        let nacked = expired
+            .into_iter()
+            .map(|held| give_back_one(&shared, held, true));
         futures_util::future::join_all(nacked).await;
         for acker in progress {
             tokio::spawn(async move { acker.send(AckKind::Progress).await });
@@ -697,10 +886,14 @@ pub async fn settle_own(
             let held = held.get_mut(&seq)?;
             held.deadline = now + attached.ack_deadline;
             held.progressed = now;
-            Some(Arc::clone(&held.acker))
+            // Only JetStream has a deadline of its own to put off.
+            Some(match &held.source {
+                Source::Stream(acker) => Some(Arc::clone(acker)),
+                Source::Direct => None,
+            })
         });
         match extended {
-            Some(acker) => progress.push(acker),
+            Some(acker) => progress.extend(acker),
             None => unknown.push(id),
         }
     }
@@ -741,7 +934,9 @@ async fn apply(
     match action {
         Action::Ack => {
             count(|c| c.acked += 1);
-            held.acker.confirm(AckKind::Ack).await?;
+            if let Source::Stream(acker) = &held.source {
+                acker.confirm(AckKind::Ack).await?;
+            }
             shared.groups.released(&group.consumer);
             Ok(())
         }
@@ -760,8 +955,24 @@ async fn apply(
         }
         Action::Nack(delay) => {
             count(|c| c.nacked += 1);
-            let delay = (!delay.is_zero()).then_some(delay);
-            held.acker.confirm(AckKind::Nak(delay)).await
+            match &held.source {
+                Source::Stream(acker) => {
+                    let delay = (!delay.is_zero()).then_some(delay);
+                    acker.confirm(AckKind::Nak(delay)).await
+                }
+                // Stored before its slot frees, as a nack is confirmed first (`keep_deadlines`).
+                Source::Direct if delay.is_zero() => {
+                    direct::store(&shared, &held.message, held.attempt).await
+                }
+                Source::Direct => {
+                    let Held {
+                        message, attempt, ..
+                    } = held;
+                    let later = direct::store_after(Arc::clone(&shared), message, attempt, delay);
+                    shared.give_backs.spawn(later);
+                    Ok(())
+                }
+            }
         }
         Action::Reject => {
             count(|c| c.rejected += 1);
@@ -774,7 +985,7 @@ async fn apply(
 /// A message leaving its group as a dead letter.
 struct Letter {
     message: Message,
-    acker: Arc<AckHandle>,
+    source: Source,
     reason: DeadLetterReason,
     /// Deliveries it had.
     attempts: u32,
@@ -784,7 +995,7 @@ impl Letter {
     fn of(held: Held, reason: DeadLetterReason) -> Self {
         Self {
             message: held.message,
-            acker: held.acker,
+            source: held.source,
             reason,
             attempts: held.attempt,
         }
@@ -824,7 +1035,9 @@ async fn dead_letter(
             return Err(error);
         }
     }
-    letter.acker.confirm(AckKind::Term).await?;
+    if let Source::Stream(acker) = &letter.source {
+        acker.confirm(AckKind::Term).await?;
+    }
     shared.groups.released(&group.consumer);
     Ok(())
 }

@@ -75,6 +75,10 @@ pub async fn subscribe(
                 else {
                     continue;
                 };
+                // A request stored after it was handed straight to a consumer: read already.
+                if codec::prior_attempts(message.headers.as_ref()).is_some() {
+                    continue;
+                }
                 match codec::decode(topic, message.payload, message.headers.as_ref(), limits) {
                     Ok(message) => queue.offer(&message, message.footprint()),
                     Err(error) => {

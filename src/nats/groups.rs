@@ -91,6 +91,16 @@ impl Groups {
         u32::try_from(count).unwrap_or(u32::MAX)
     }
 
+    /// The one group known to read `topic`, if there is exactly one and it is shared: a request to
+    /// it may be handed straight to one of its consumers (see `direct`).
+    pub fn sole_shared_reader(&self, topic: &Topic) -> Option<Arc<Known>> {
+        let known = self.known.read();
+        let mut matching = known.values().filter(|group| group.pattern.matches(topic));
+        let group = matching.next()?;
+        let shared = group.settings.mode == ConsumeMode::Shared;
+        (shared && matching.next().is_none()).then(|| Arc::clone(group))
+    }
+
     /// Counts a batch on `topics` into the groups it reaches, all or nothing: the groups each
     /// message reaches, or the first message that one would not have room for.
     pub fn admit(&self, topics: &[&Topic]) -> Result<Vec<u32>, Over> {

@@ -14,7 +14,8 @@
 //!   holds its ack handle until it is settled ([`consumer`]).
 //! - A request that no group can take goes on `P.r.TOPIC` as a core request, so NATS's
 //!   no-responders status answers at once; replies come back on the requesting node's inbox
-//!   subscription ([`requests`]).
+//!   subscription ([`requests`]). A request that one shared group reads is handed straight to a
+//!   node with a consumer of it that has room, and stored only if there is none ([`direct`]).
 //!
 //! docs/design/nats-backend.md gives the reasoning; the README's CLUSTERING section gives what
 //! differs from the in-memory broker.
@@ -23,6 +24,7 @@ mod ack;
 mod census;
 mod codec;
 mod consumer;
+mod direct;
 mod echo;
 mod fanout;
 mod forward;
@@ -130,6 +132,8 @@ struct Shared {
     /// Whether `groups` can say that no group reads a topic.
     view: Arc<View>,
     consumers: Consumers,
+    /// This node's queue subscriptions for requests handed straight to its consumers.
+    direct: direct::Routes,
     census_nodes: census::Nodes,
     echoes: echo::Echoes,
     /// Ended consumers giving back what they held, which shutdown waits for.
@@ -223,6 +227,7 @@ impl NatsBroker {
             groups: Groups::default(),
             view,
             consumers: Consumers::new(&node),
+            direct: direct::Routes::default(),
             census_nodes: census::Nodes::default(),
             echoes: echo::Echoes::default(),
             give_backs: tokio_util::task::TaskTracker::new(),
@@ -276,21 +281,23 @@ impl NatsBroker {
         let mut echoed = false;
         for (new, groups) in batch.into_iter().zip(reached) {
             let message = Message::stamp(new);
-            let headers = codec::headers(&message);
             let inbox = message.topic().is_inbox();
             echoed |= !to_stream && !inbox;
-            if to_stream && !inbox {
+            if inbox && requests::is_own(shared, message.topic()) {
+                // A reply to a request made on this node: it waits here.
+                shared.replies.deliver(&message);
+            } else if to_stream && !inbox {
                 stored.push(publish::Outgoing {
                     subject: shared.subjects.topic(message.topic()),
                     payload: message.payload_bytes(),
-                    headers,
+                    headers: codec::headers(&message),
                 });
             } else {
                 shared
                     .client
                     .publish_with_headers(
                         shared.subjects.core(message.topic()),
-                        headers,
+                        codec::headers(&message),
                         message.payload_bytes(),
                     )
                     .await

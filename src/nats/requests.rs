@@ -7,16 +7,19 @@
 //! is its inbox: with no subscriber on any node, the server sends a no-responders status there at
 //! once, and the request fails with `NO_RESPONDERS` without waiting for its timeout. (While this
 //! node may have missed a group change, every request goes through the stream, and one that
-//! nobody takes times out.)
+//! nobody takes times out.) A request that one shared group reads is handed straight to one of
+//! its consumers where one has room ([`direct`]), and stored in the stream only where none has.
 
 use std::{sync::Arc, time::Duration};
 
 use futures_util::StreamExt;
 
-use super::{Shared, codec, publish, unavailable};
+use tokio::time::Instant;
+
+use super::{Shared, codec, direct, publish, unavailable};
 use crate::{
     error::BrokerError,
-    memory::stats::RequestEnd,
+    memory::{replies::PendingReply, stats::RequestEnd},
     message::{Message, NewMessage},
     topic::{INBOX_PREFIX, Topic},
 };
@@ -41,7 +44,10 @@ pub async fn listen(shared: &Arc<Shared>) -> Result<(), async_nats::SubscribeErr
             let Some(topic) = shared.subjects.topic_of(message.subject.as_str()) else {
                 continue;
             };
-            if message.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+            // Nobody took the request: NATS found no subscriber, or the node had no room.
+            if message.status == Some(async_nats::StatusCode::NO_RESPONDERS)
+                || codec::is_busy(message.headers.as_ref())
+            {
                 let limits = shared.config.topic_limits();
                 if let Ok(inbox) = Topic::parse(&topic, limits) {
                     shared.replies.refuse(&inbox);
@@ -66,23 +72,74 @@ pub async fn request(
     mut request: NewMessage,
     timeout: Duration,
 ) -> Result<Message, BrokerError> {
+    let deadline = Instant::now() + timeout;
     let inbox = Topic::new_inbox_under(&shared.node);
     if request.correlation_id.is_empty() {
         request.correlation_id = uuid::Uuid::now_v7().to_string();
     }
+    let correlation_id = request.correlation_id.clone();
     request.reply_to = Some(inbox.clone());
     let topic = request.topic.clone();
     // Wait before publishing: a fast responder may answer before the publish returns.
     let mut pending = shared
         .replies
-        .wait_for(inbox.clone(), request.correlation_id.clone());
+        .wait_for(inbox.clone(), correlation_id.clone());
     let bytes = request.payload.len();
     let message = Message::stamp(request);
     let headers = codec::headers(&message);
-    if shared.groups.matching(&topic) > 0 || !shared.view.trusted() {
-        let subject = shared.subjects.topic(&topic);
+    let trusted = shared.view.trusted();
+    let reader = match trusted {
+        true => shared.groups.sole_shared_reader(&topic),
+        false => None,
+    };
+    let client = &shared.client;
+    let outcome = if let Some(group) = reader {
+        // Subscribers' copy, then the request for one consumer of the group (`direct`): one of
+        // this node's if it has room, as NATS prefers a queue subscriber on the same server.
+        client
+            .publish_with_headers(
+                shared.subjects.core(&topic),
+                headers.clone(),
+                message.payload_bytes(),
+            )
+            .await
+            .map_err(unavailable)?;
+        if shared
+            .consumers
+            .hand(&group.consumer, message.clone())
+            .is_ok()
+        {
+            shared.traffic.published(1, bytes);
+            return end(
+                shared,
+                wait(shared, &mut pending, deadline).await,
+                &topic,
+                timeout,
+            );
+        }
+        client
+            .publish_with_reply_and_headers(
+                shared.subjects.direct(&group.consumer, &topic),
+                shared.subjects.topic(&inbox),
+                headers,
+                message.payload_bytes(),
+            )
+            .await
+            .map_err(unavailable)?;
+        shared.traffic.published(1, bytes);
+        match wait(shared, &mut pending, deadline).await {
+            // No consumer had room: the group takes it from the stream.
+            Outcome::Refused => {
+                drop(pending);
+                pending = shared.replies.wait_for(inbox, correlation_id);
+                direct::store(shared, &message, 0).await?;
+                wait(shared, &mut pending, deadline).await
+            }
+            outcome => outcome,
+        }
+    } else if shared.groups.matching(&topic) > 0 || !trusted {
         let outgoing = publish::Outgoing {
-            subject,
+            subject: shared.subjects.topic(&topic),
             payload: message.payload_bytes(),
             headers,
         };
@@ -90,9 +147,10 @@ pub async fn request(
             .await?
             .stored(shared)
             .await?;
+        shared.traffic.published(1, bytes);
+        wait(shared, &mut pending, deadline).await
     } else {
-        shared
-            .client
+        client
             .publish_with_reply_and_headers(
                 shared.subjects.core(&topic),
                 shared.subjects.topic(&inbox),
@@ -101,25 +159,56 @@ pub async fn request(
             )
             .await
             .map_err(unavailable)?;
-    }
-    shared.traffic.published(1, bytes);
+        shared.traffic.published(1, bytes);
+        wait(shared, &mut pending, deadline).await
+    };
+    end(shared, outcome, &topic, timeout)
+}
+
+/// What the caller is told of a request that ended so, counted.
+fn end(
+    shared: &Shared,
+    outcome: Outcome,
+    topic: &Topic,
+    timeout: Duration,
+) -> Result<Message, BrokerError> {
     let traffic = &shared.traffic;
-    tokio::select! {
-        reply = pending.reply() => match reply {
-            Some(reply) => {
-                traffic.request_ended(RequestEnd::Answered);
-                Ok(reply)
-            }
-            None => {
-                traffic.request_ended(RequestEnd::NoResponders);
-                Err(BrokerError::NoResponders { topic: topic.to_string() })
-            }
-        },
-        () = tokio::time::sleep(timeout) => {
+    match outcome {
+        Outcome::Answered(reply) => {
+            traffic.request_ended(RequestEnd::Answered);
+            Ok(reply)
+        }
+        Outcome::Refused => {
+            traffic.request_ended(RequestEnd::NoResponders);
+            Err(BrokerError::NoResponders {
+                topic: topic.to_string(),
+            })
+        }
+        Outcome::TimedOut => {
             traffic.request_ended(RequestEnd::TimedOut);
             Err(BrokerError::RequestTimedOut(timeout))
         }
-        () = shared.shutdown.cancelled() => Err(BrokerError::ShuttingDown),
+        Outcome::ShuttingDown => Err(BrokerError::ShuttingDown),
+    }
+}
+
+/// How a wait for a reply ended.
+enum Outcome {
+    Answered(Message),
+    /// Nobody took the request: NATS said no responders, or the node it was handed to had no room.
+    Refused,
+    TimedOut,
+    ShuttingDown,
+}
+
+async fn wait(shared: &Shared, pending: &mut PendingReply, deadline: Instant) -> Outcome {
+    tokio::select! {
+        reply = pending.reply() => match reply {
+            Some(reply) => Outcome::Answered(reply),
+            None => Outcome::Refused,
+        },
+        () = tokio::time::sleep_until(deadline) => Outcome::TimedOut,
+        () = shared.shutdown.cancelled() => Outcome::ShuttingDown,
     }
 }
 
@@ -130,10 +219,19 @@ pub fn awaits_reply(shared: &Shared, inbox: &Topic) -> bool {
     if shared.replies.is_waiting(inbox) {
         return true;
     }
-    let node = inbox
+    node_of(inbox).is_some_and(|node| node != shared.node)
+}
+
+/// Whether `inbox` is one of this node's: a reply to it needs no trip through NATS.
+pub fn is_own(shared: &Shared, inbox: &Topic) -> bool {
+    node_of(inbox) == Some(shared.node.as_str())
+}
+
+/// The node whose request an inbox is for.
+fn node_of(inbox: &Topic) -> Option<&str> {
+    inbox
         .as_str()
         .strip_prefix(INBOX_PREFIX)
         .and_then(|rest| rest.split_once('.'))
-        .map(|(node, _)| node);
-    node.is_some_and(|node| node != shared.node)
+        .map(|(node, _)| node)
 }

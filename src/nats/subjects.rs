@@ -5,6 +5,8 @@
 //!   by subscribers;
 //! - `P.r.TOPIC`: messages and requests that no group reads, read by subscribers only: outside
 //!   the stream, and for a request NATS's no-responders status says at once that nobody listens;
+//! - `P.q.GROUP.TOPIC`: a request to `TOPIC` handed straight to a node with a consumer of the
+//!   shared group whose JetStream consumer is `GROUP` (see `direct`), outside the stream;
 //! - `P.i.NODE.ID`: replies, for the inbox `_INBOX.NODE.ID` of a request made on node `NODE`;
 //! - `P._n.*`: what nodes say to each other (a group changed; what each node counted).
 //!
@@ -22,6 +24,7 @@ pub struct Subjects {
     messages: String,
     requests: String,
     inboxes: String,
+    direct: String,
     nodes: String,
 }
 
@@ -32,6 +35,7 @@ impl Subjects {
             messages: format!("{prefix}.t."),
             requests: format!("{prefix}.r."),
             inboxes: format!("{prefix}.i."),
+            direct: format!("{prefix}.q."),
             nodes: format!("{prefix}._n."),
         }
     }
@@ -86,6 +90,25 @@ impl Subjects {
             Some(inbox) => format!("{}{inbox}", self.inboxes),
             None => format!("{}{topic}", self.requests),
         }
+    }
+
+    /// Where a request to `topic` goes to be handed straight to a consumer of the shared group
+    /// whose JetStream consumer is `group`.
+    pub fn direct(&self, group: &str, topic: &Topic) -> String {
+        format!("{}{group}.{topic}", self.direct)
+    }
+
+    /// What the nodes with consumers of that group read, as one queue group.
+    pub fn direct_group(&self, group: &str) -> String {
+        format!("{}{group}.>", self.direct)
+    }
+
+    /// The topic of a request handed straight to `group`, as text still to be parsed.
+    pub fn direct_topic_of<'a>(&self, group: &str, subject: &'a str) -> Option<&'a str> {
+        subject
+            .strip_prefix(&self.direct)?
+            .strip_prefix(group)?
+            .strip_prefix('.')
     }
 
     /// The one filter a subscriber to `pattern` reads: both paths a message may take. It matches
@@ -158,6 +181,12 @@ mod tests {
         assert_eq!(subjects.published_topic_of("sy.i.orders.eu"), None);
         assert_eq!(subjects.published_topic_of("sy._n.orders.eu"), None);
         assert_eq!(subjects.stream(), "sy.t.>");
+        let direct = subjects.direct("g1", &topic);
+        assert_eq!(direct, "sy.q.g1.orders.eu");
+        assert_eq!(subjects.direct_group("g1"), "sy.q.g1.>");
+        assert_eq!(subjects.direct_topic_of("g1", &direct), Some("orders.eu"));
+        assert_eq!(subjects.direct_topic_of("g", &direct), None);
+        assert_eq!(subjects.published_topic_of(&direct), None);
         assert_eq!(subjects.node_inboxes("n1"), "sy.i.n1.*");
     }
 }
