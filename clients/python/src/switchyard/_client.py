@@ -14,6 +14,7 @@ from switchyard._consumer import Consumer
 from switchyard._errors import SwitchyardError, Unavailable, unary
 from switchyard._pipeline import Publisher, Requester
 from switchyard._responder import Handler, Responder
+from switchyard._settler import Settler
 from switchyard._stream import Opens
 from switchyard._subscription import Subscription
 from switchyard._types import (
@@ -82,6 +83,7 @@ class Client(Opens):
         admin_stub = admin_pb2_grpc.AdminStub(self.channel)  # type: ignore[no-untyped-call]
         self.admin = Admin(admin_stub, timeout)
         """Group administration: declare, delete and list queue groups."""
+        self._settler = Settler(self.settle)
 
     async def connect(self, timeout: float = 10.0) -> None:
         """Waits until the broker accepts the connection; raises `Unavailable` after `timeout` s, with

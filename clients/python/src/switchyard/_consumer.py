@@ -20,38 +20,59 @@ class Delivery:
     `id` settles this delivery only (a redelivery of the message gets a new one); `attempt` is 1 on
     the message's first delivery, 2 on its first redelivery, and so on.
 
-    Each settling method is one Ack call and returns True if the broker still had the delivery
-    outstanding, False if not (it was settled already, its ack deadline passed, or its consumer's
-    stream ended; the message then goes, or went, to another delivery with a new id).
-    An unsettled delivery is redelivered when its ack deadline passes or its consumer closes.
+    Each settling method returns True if the broker still had the delivery outstanding, False if
+    not (it was settled already, its ack deadline passed, or its consumer's stream ended; the
+    message then goes, or went, to another delivery with a new id). The client batches them: what
+    is settled while an Ack call is in flight goes together in the next one.
+
+    An unsettled delivery is redelivered when its ack deadline passes or its consumer closes, and
+    at once when the Delivery is dropped (garbage-collected) unsettled, so a forgotten ack costs
+    one redelivery, not a stalled prefetch slot until the deadline. Reading `id` (to settle it by
+    id with `Client.settle`) hands that over to the caller: such a delivery is not nacked when
+    dropped.
     """
 
-    __slots__ = ("_client", "attempt", "id", "message")
+    __slots__ = ("_client", "_id", "_settled", "attempt", "message")
 
     def __init__(self, client: Client, message: Message, delivery_id: str, attempt: int) -> None:
         self.message = message
-        self.id = delivery_id
+        self._id = delivery_id
         self.attempt = attempt
         self._client = client
+        self._settled = False
+
+    @property
+    def id(self) -> str:
+        """The delivery's id, for `Client.settle`: whoever reads it settles it (see the class)."""
+        self._settled = True
+        return self._id
 
     def __repr__(self) -> str:
-        return f"Delivery(id={self.id!r}, attempt={self.attempt}, message={self.message!r})"
+        return f"Delivery(id={self._id!r}, attempt={self.attempt}, message={self.message!r})"
+
+    def __del__(self) -> None:
+        if not self._settled:
+            self._client._settler.nack_soon(self._id)
+
+    async def _settle(self, kind: str, delay: float = 0.0) -> bool:
+        self._settled = True
+        return await self._client._settler.settle(kind, self._id, delay)
 
     async def ack(self) -> bool:
         """Done: the group forgets the message."""
-        return not await self._client.settle(ack=[self.id])
+        return await self._settle("ack")
 
     async def nack(self, delay: float = 0.0) -> bool:
         """Failed: redeliver the message after `delay` seconds (0 = at once), with attempt + 1."""
-        return not await self._client.settle(nack=[self.id], nack_delay=delay)
+        return await self._settle("nack", delay)
 
     async def reject(self) -> bool:
         """Poison: dead-letter the message now (or discard it if the group has no dead-letter topic)."""
-        return not await self._client.settle(reject=[self.id])
+        return await self._settle("reject")
 
     async def extend(self) -> bool:
         """Still working: restart the ack deadline. Does not settle."""
-        return not await self._client.settle(extend=[self.id])
+        return await self._client._settler.settle("extend", self._id)
 
 
 class Consumer(ServerStream[broker_pb2.Delivery]):
