@@ -176,8 +176,10 @@ pub async fn listen(shared: &Arc<Shared>) -> Result<(), async_nats::SubscribeErr
 
 /// Says hello at once, asking every node to answer with its name, and takes the answers and
 /// hellos that come within [`GREET`]: so that a new node knows which nodes to expect from its
-/// first question to all of them, even those too busy to answer at once.
-pub async fn greet(shared: &Shared) {
+/// first question to all of them, even those too busy to answer at once. Runs beside the node's
+/// first second of serving: its questions to all nodes wait for it, and until it ends the node
+/// does not trust its copy of the groups ([`View`](super::view::View)).
+pub async fn greet(shared: Arc<Shared>) {
     let name = Bytes::copy_from_slice(shared.node.as_bytes());
     let client = &shared.client;
     let until = Instant::now() + GREET;
@@ -195,6 +197,10 @@ pub async fn greet(shared: &Shared) {
     // The whole round, answers or not: the others' hellos come meanwhile, and they hear of this
     // node from its own.
     tokio::time::sleep_until(until).await;
+    // Every node knows of this one now: a full read that begins after that is complete.
+    shared.view.introduced();
+    groups::refresh(&shared).await;
+    shared.greeted.cancel();
 }
 
 /// Watches for this node stalling, until the broker is gone: a tick of [`WATCH`] that comes
@@ -326,6 +332,8 @@ async fn ask_all(
     subject: String,
     payload: Bytes,
 ) -> Result<Vec<Bytes>, BrokerError> {
+    // Until then this node does not know how many answers to expect.
+    shared.greeted.cancelled().await;
     let client = &shared.client;
     let inbox = client.new_inbox();
     let mut answers = client.subscribe(inbox.clone()).await.map_err(unavailable)?;

@@ -135,6 +135,8 @@ struct Shared {
     /// This node's queue subscriptions for requests handed straight to its consumers.
     direct: direct::Routes,
     census_nodes: census::Nodes,
+    /// Cancelled once every node has heard of this one, and it of them (`census::greet`).
+    greeted: CancellationToken,
     echoes: echo::Echoes,
     /// Ended consumers giving back what they held, which shutdown waits for.
     give_backs: tokio_util::task::TaskTracker,
@@ -229,6 +231,7 @@ impl NatsBroker {
             consumers: Consumers::new(&node),
             direct: direct::Routes::default(),
             census_nodes: census::Nodes::default(),
+            greeted: CancellationToken::new(),
             echoes: echo::Echoes::default(),
             give_backs: tokio_util::task::TaskTracker::new(),
             node,
@@ -245,7 +248,7 @@ impl NatsBroker {
             reason: error.to_string(),
         })?;
         groups::refresh(&shared).await;
-        census::greet(&shared).await;
+        tokio::spawn(census::greet(Arc::clone(&shared)));
         tokio::spawn(groups::keep_up(Arc::downgrade(&shared)));
         tracing::info!(node = %shared.node, servers = %servers, stream = %shared.stream_name(), "cluster mode: connected to NATS");
         Ok(Self { shared })

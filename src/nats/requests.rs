@@ -73,6 +73,14 @@ pub async fn request(
     timeout: Duration,
 ) -> Result<Message, BrokerError> {
     let deadline = Instant::now() + timeout;
+    // In a node's first second it cannot tell that nobody listens (`census::greet`): a request
+    // waits for that rather than go through the stream and time out.
+    tokio::select! {
+        () = shared.greeted.cancelled() => {}
+        () = tokio::time::sleep_until(deadline) => {
+            return end(shared, Outcome::TimedOut, &request.topic, timeout);
+        }
+    }
     let inbox = Topic::new_inbox_under(&shared.node);
     if request.correlation_id.is_empty() {
         request.correlation_id = uuid::Uuid::now_v7().to_string();

@@ -8,12 +8,14 @@
 //!
 //! - the NATS connection was lost (a notice sent meanwhile never arrives);
 //! - the client dropped messages for a slow subscription (one may have been a notice);
-//! - this node stalled for longer than another node waits for its answer to a notice.
+//! - this node stalled for longer than another node waits for its answer to a notice;
+//! - this node has only just started: until every other node has heard of it (`census::greet`),
+//!   a change made on one of them is not told to it.
 //!
 //! Until then every message goes through the stream, which captures every topic: a group that
 //! this node does not know still gets what it publishes.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::Notify;
 
@@ -28,6 +30,8 @@ pub struct View {
     read_at: AtomicU64,
     /// Wakes the refresh loop to read the groups at once.
     stale: Notify,
+    /// Whether every other node has heard of this one.
+    introduced: AtomicBool,
 }
 
 impl Default for View {
@@ -36,6 +40,7 @@ impl Default for View {
             losses: AtomicU64::new(0),
             read_at: AtomicU64::new(NEVER),
             stale: Notify::new(),
+            introduced: AtomicBool::new(false),
         }
     }
 }
@@ -45,6 +50,13 @@ impl View {
     pub fn lost(&self) {
         self.losses.fetch_add(1, Ordering::SeqCst);
         self.stale.notify_one();
+    }
+
+    /// Every other node has heard of this one: from the next full read on, the copy can be
+    /// trusted.
+    pub fn introduced(&self) {
+        self.introduced.store(true, Ordering::SeqCst);
+        self.lost();
     }
 
     /// Asks for a full read soon, without distrusting the copy (the connection is back).
@@ -69,7 +81,8 @@ impl View {
 
     /// Whether no notice may have been missed since the last full read began.
     pub fn trusted(&self) -> bool {
-        self.read_at.load(Ordering::SeqCst) == self.losses.load(Ordering::SeqCst)
+        self.introduced.load(Ordering::SeqCst)
+            && self.read_at.load(Ordering::SeqCst) == self.losses.load(Ordering::SeqCst)
     }
 }
 
@@ -81,6 +94,14 @@ mod tests {
     fn only_a_read_begun_after_the_last_loss_makes_the_copy_trusted() {
         let view = View::default();
         assert!(!view.trusted(), "never read");
+        let began = view.begin_read();
+        view.read(began);
+        assert!(
+            !view.trusted(),
+            "read before the other nodes knew of this one"
+        );
+        view.introduced();
+        assert!(!view.trusted(), "the read began before the introduction");
         let began = view.begin_read();
         view.read(began);
         assert!(view.trusted());
