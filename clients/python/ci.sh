@@ -27,7 +27,9 @@ echo "== ruff, mypy"
 
 echo "== pytest"
 status=0
-.venv/bin/python -m pytest || status=$?
+# -v: every test's name and result on a line of its own, so the log says which passed, before
+# pytest's closing summary line.
+.venv/bin/python -m pytest -v || status=$?
 if [ "$status" -eq 5 ]; then
   echo "pytest collected no tests: that is a failure here" >&2
   exit 1
