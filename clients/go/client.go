@@ -12,6 +12,8 @@ import (
 type Client struct {
 	broker pb.BrokerClient
 	admin  pb.AdminClient
+	// settler batches the deliveries' settlements.
+	settler *settler
 	// conn is the connection Dial opened, closed by Close; nil when New was given one, which the
 	// caller owns.
 	conn *grpc.ClientConn
@@ -44,7 +46,8 @@ func Dial(target string, opts ...Option) (*Client, error) {
 
 // New makes a client over a connection the caller made and will close.
 func New(conn grpc.ClientConnInterface) *Client {
-	return &Client{broker: pb.NewBrokerClient(conn), admin: pb.NewAdminClient(conn)}
+	broker := pb.NewBrokerClient(conn)
+	return &Client{broker: broker, admin: pb.NewAdminClient(conn), settler: &settler{broker: broker}}
 }
 
 // Close closes the connection Dial opened, which ends every stream on it. It does nothing for a

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"iter"
-	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -161,7 +160,10 @@ func (c *Consumer) delivery(d *pb.Delivery) *Delivery {
 
 // Delivery is one message handed to one consumer. Settle it with exactly one of Ack, Nack or
 // Reject (Extend may come first, as often as needed) while its consumer is open; unsettled, it
-// goes back to the group when the ack deadline passes or the consumer ends.
+// goes back to the group when the ack deadline passes or the consumer ends. The client batches
+// settlements: what is settled while an Ack call is in flight goes together in the next, and an
+// id the broker does not hold is [ErrUnknownDelivery]. A Delivery dropped unsettled is not nacked
+// (its ID, a plain field, may have been kept to settle later through [Client.Broker]).
 type Delivery struct {
 	Message *Message
 	// ID settles this delivery only; a redelivery of the same message gets a new one.
@@ -174,35 +176,22 @@ type Delivery struct {
 
 // Ack settles the delivery as done: the group forgets the message.
 func (d *Delivery) Ack(ctx context.Context) error {
-	return d.settle(ctx, "ack", &pb.AckRequest{AckIds: []string{d.ID}})
+	return d.client.settler.settle(ctx, "ack", d.ID, 0)
 }
 
 // Nack gives the message back for redelivery after delay (0: at once), ahead of newer messages.
 // Once the group's max_deliveries is reached, the message goes to its dead-letter topic instead.
 func (d *Delivery) Nack(ctx context.Context, delay time.Duration) error {
-	return d.settle(ctx, "nack", &pb.AckRequest{NackIds: []string{d.ID}, NackDelayMs: millis(delay)})
+	return d.client.settler.settle(ctx, "nack", d.ID, delay)
 }
 
 // Reject settles the delivery as poison: the message goes to the group's dead-letter topic now,
 // or is dropped if the group has none.
 func (d *Delivery) Reject(ctx context.Context) error {
-	return d.settle(ctx, "reject", &pb.AckRequest{RejectIds: []string{d.ID}})
+	return d.client.settler.settle(ctx, "reject", d.ID, 0)
 }
 
 // Extend restarts the delivery's ack deadline, for work that takes longer.
 func (d *Delivery) Extend(ctx context.Context) error {
-	return d.settle(ctx, "extend", &pb.AckRequest{ExtendIds: []string{d.ID}})
-}
-
-// settle sends one Ack call. An id the broker does not hold is ErrUnknownDelivery: the call did
-// nothing to it (already settled, redelivered, or its consumer ended).
-func (d *Delivery) settle(ctx context.Context, op string, req *pb.AckRequest) error {
-	resp, err := d.client.broker.Ack(ctx, req)
-	if err != nil {
-		return wrap(op, err)
-	}
-	if slices.Contains(resp.GetUnknownIds(), d.ID) {
-		return unknownDelivery(op, d.ID)
-	}
-	return nil
+	return d.client.settler.settle(ctx, "extend", d.ID, 0)
 }
