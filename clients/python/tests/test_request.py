@@ -83,3 +83,29 @@ async def test_a_responder_ends_with_its_group(client: Client, ns: str) -> None:
         await client.admin.delete_group(f"{ns}.svc", "doomed")
         with pytest.raises(NotFound):
             await within(responder.wait())
+
+
+async def test_closing_a_responder_finishes_the_requests_in_hand(client: Client, ns: str) -> None:
+    """`close` takes no more requests, lets the one being handled finish, reply and ack, and only
+    then returns: the requester gets its answer and the group holds nothing for redelivery."""
+    topic = f"{ns}.svc.slow"
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(request: Message) -> str:
+        started.set()
+        await release.wait()
+        return request.text.upper()
+
+    responder = await client.serve(topic, "slow", slow)
+    asked = asyncio.ensure_future(client.request(topic, "busy", timeout=5))
+    await within(started.wait())
+    closing = asyncio.ensure_future(responder.close())
+    await asyncio.sleep(0.2)
+    assert not closing.done(), "close waits for the request in hand"
+    release.set()
+    assert (await within(asked)).text == "BUSY"
+    await within(closing)
+    (info,) = [g for g in await client.admin.list_groups() if (g.topic, g.group) == (topic, "slow")]
+    assert (info.acked, info.in_flight, info.ready) == (1, 0, 0)
+    with pytest.raises(TimedOut):
+        await client.request(topic, "after", timeout=0.3)
