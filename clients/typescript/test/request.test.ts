@@ -143,3 +143,35 @@ test(
     await responder.close();
   },
 );
+
+/// Closing a responder takes no more requests and lets the one in hand finish: its reply reaches
+/// the requester and its ack the group, before `close` settles.
+test("closing a responder finishes the request in hand", { timeout: 30_000 }, async () => {
+  const topic = unique("svc.slow");
+  let started!: () => void;
+  const handling = new Promise<void>((resolve) => (started = resolve));
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const responder = await broker.client.serve(topic, "slow", async (request) => {
+    started();
+    await released;
+    return request.payload.toString().toUpperCase();
+  });
+  const asked = broker.client.request({ topic, payload: "busy" }, { timeoutMs: 5_000 });
+  await within(handling, 5_000, "the handler to start");
+  let closed = false;
+  const closing = responder.close().then(() => (closed = true));
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(closed, false, "close waits for the request in hand");
+  release();
+  assert.equal((await within(asked, 5_000, "the reply")).payload.toString(), "BUSY");
+  await within(closing, 5_000, "close to settle");
+  const group = (await broker.client.admin.listGroups()).find(
+    (g) => g.topic === topic && g.group === "slow",
+  );
+  assert.deepEqual([group?.acked, group?.inFlight, group?.ready], [1, 0, 0]);
+  await assert.rejects(
+    broker.client.request({ topic, payload: "after" }, { timeoutMs: 300 }),
+    TimedOutError,
+  );
+});
