@@ -84,26 +84,58 @@ export class Consumer extends ServerStream<Delivery> {
   }
 }
 
+/** What a delivery's finalizer needs, kept apart from the delivery so as not to hold it. */
+interface Unsettled {
+  readonly id: string;
+  readonly settler: Settler;
+  /** Settled, or its id handed to the caller: the finalizer leaves it alone. */
+  done: boolean;
+}
+
+/**
+ * Nacks a delivery collected unsettled: JavaScript says so only when the collector runs, so this
+ * is sooner than the ack deadline, not at once. A failure (the broker gone) is the deadline's to
+ * mend.
+ */
+const forgotten = new FinalizationRegistry<Unsettled>((state) => {
+  if (!state.done) {
+    state.settler.settle("nack", state.id, 0).catch(() => {});
+  }
+});
+
 /**
  * One message handed to this consumer. Settle it with one of `ack`, `nack` or `reject`; `extend`
  * buys time. Each returns whether the broker still had the delivery outstanding: `false` means it
  * had already been settled, had expired and gone back to the group, or its consumer had left.
- * A delivery never settled goes back to the group at its ack deadline, or when its consumer leaves.
+ * A delivery never settled goes back to the group at its ack deadline, or when its consumer leaves;
+ * one garbage-collected unsettled is nacked when the collector finds it, unless its `id` was read
+ * (to settle it by id elsewhere).
  */
 export class Delivery {
   #settled = false;
   readonly #settler: Settler;
+  readonly #state: Unsettled;
 
   /** @internal Made by `Consumer`. */
   constructor(
     readonly message: Message,
-    /** The id that settles this delivery; a redelivery of the same message has a new one. */
-    readonly id: string,
+    id: string,
     /** 1 on the first delivery, 2 on the first redelivery, and so on. */
     readonly attempt: number,
     settler: Settler,
   ) {
     this.#settler = settler;
+    this.#state = { id, settler, done: false };
+    forgotten.register(this, this.#state);
+  }
+
+  /**
+   * The id that settles this delivery; a redelivery of the same message has a new one. Whoever
+   * reads it settles the delivery: it is not nacked when collected.
+   */
+  get id(): string {
+    this.#state.done = true;
+    return this.#state.id;
   }
 
   /** Whether `ack`, `nack` or `reject` was called (and its call has not failed). */
@@ -131,7 +163,7 @@ export class Delivery {
     if (this.#settled) {
       return Promise.resolve(false);
     }
-    return this.#settler.settle("extend", this.id, 0);
+    return this.#settler.settle("extend", this.#state.id, 0);
   }
 
   private finish(action: Exclude<Action, "extend">, delayMs: number): Promise<boolean> {
@@ -148,7 +180,8 @@ export class Delivery {
     // Marked at once, so a second settlement in the same turn is not sent; unmarked if the call
     // fails (the broker refused it, or it never arrived), since then nothing was settled.
     this.#settled = true;
-    return this.#settler.settle(action, this.id, delay).catch((error: unknown) => {
+    this.#state.done = true;
+    return this.#settler.settle(action, this.#state.id, delay).catch((error: unknown) => {
       this.#settled = false;
       throw error;
     });
