@@ -20,6 +20,22 @@ fi
 echo "== stubs match proto/"
 .venv/bin/python scripts/generate.py --check
 
+echo "== the wheel: the package and its licence metadata"
+wheels=$(mktemp -d)
+trap 'rm -rf "$wheels"' EXIT
+.venv/bin/python -m pip wheel --quiet --no-deps --wheel-dir "$wheels" .
+.venv/bin/python - "$wheels" <<'PY'
+import pathlib, sys, zipfile
+
+(wheel,) = pathlib.Path(sys.argv[1]).glob("switchyard_client-*.whl")
+names = zipfile.ZipFile(wheel).namelist()
+metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+text = zipfile.ZipFile(wheel).read(metadata).decode()
+assert "License-Expression: Apache-2.0" in text, "no licence in the wheel's metadata"
+assert "switchyard/_client.py" in names and "switchyard/v1/broker_pb2.py" in names, names
+print(f"{wheel.name}: {len(names)} files, License-Expression: Apache-2.0")
+PY
+
 echo "== ruff, mypy"
 .venv/bin/python -m ruff format --check
 .venv/bin/python -m ruff check
