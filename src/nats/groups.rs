@@ -61,8 +61,9 @@ pub struct Groups {
     /// a full read that such a change overtook must not undo it.
     changes: AtomicU64,
     counters: Mutex<HashMap<String, GroupCounters>>,
-    /// What each group holds, as JetStream last said plus what this node published to it since:
-    /// how `max_length` is checked without a round trip per publish.
+    /// What each group holds, at least: as JetStream last said plus what this node published to it
+    /// since, less what it settled here. How `max_length` is checked without a round trip per
+    /// publish; it errs high, so a refusal is checked against JetStream first.
     held: Mutex<HashMap<String, u64>>,
 }
 
@@ -602,10 +603,19 @@ async fn read_all(shared: &Shared) -> Result<Vec<(Known, consumer::Info)>, Broke
         .map(|(known, _)| (known.consumer.clone(), Arc::new(known.clone())))
         .collect();
     shared.groups.replace(copy, changes);
-    *shared.groups.held.lock() = found
+    // Never lowered here: JetStream's counts lag its stream by a few milliseconds, so a read made
+    // just after a publish can miss it, and a lowered estimate would admit past `max_length`.
+    // A refusal by the estimate is checked against JetStream first (`reread_held`), which waits
+    // out that lag; that is where an estimate comes down.
+    let mut held = shared.groups.held.lock();
+    *held = found
         .iter()
-        .map(|(known, info)| (known.consumer.clone(), held_by(info)))
+        .map(|(known, info)| {
+            let estimate = held.get(&known.consumer).copied().unwrap_or(0);
+            (known.consumer.clone(), held_by(info).max(estimate))
+        })
         .collect();
+    drop(held);
     shared.view.read(began);
     Ok(found)
 }
