@@ -39,6 +39,28 @@ fn reply_to(request: &pb::Message, payload: &str, correlation_id: &str) -> pb::M
     }
 }
 
+/// Answers the request `delivery` carries with `payload`, then acks it, as a responder does.
+async fn answer(responder: &mut Broker, delivery: pb::Delivery, payload: &str) {
+    let request = delivery
+        .message
+        .clone()
+        .expect("a delivery carries a message");
+    publish_ok(
+        responder,
+        vec![reply_to(&request, payload, &request.correlation_id)],
+    )
+    .await;
+    ack_all(responder, &[delivery]).await;
+}
+
+/// The reply to a request made in the background, which must succeed.
+async fn completed(pending: JoinHandle<Result<pb::Message, Status>>) -> pb::Message {
+    within("the request to complete", pending)
+        .await
+        .expect("the request task did not panic")
+        .expect("Request succeeds")
+}
+
 /// A responder subscribed to `pattern` (active when this returns) that echoes every request's payload
 /// to its reply inbox and reports each request it saw.
 async fn spawn_echo(
@@ -149,10 +171,7 @@ async fn replies_with_another_correlation_id_are_ignored_counting_subscribers_ex
         counted_subscribers(1),
         "the waiting requester counts as a subscriber"
     );
-    let reply = within("the request to complete", pending)
-        .await
-        .expect("the request task did not panic")
-        .expect("Request succeeds");
+    let reply = completed(pending).await;
     assert_eq!(&reply.payload[..], b"right");
 }
 
@@ -204,16 +223,8 @@ async fn a_queue_group_can_answer_requests() {
         "reply_to {:?}",
         seen.reply_to
     );
-    publish_ok(
-        &mut responder,
-        vec![reply_to(&seen, "done", &seen.correlation_id)],
-    )
-    .await;
-    ack_all(&mut responder, &[delivery]).await;
-    let reply = within("the request to complete", pending)
-        .await
-        .expect("the request task did not panic")
-        .expect("Request succeeds");
+    answer(&mut responder, delivery, "done").await;
+    let reply = completed(pending).await;
     assert_eq!(&reply.payload[..], b"done");
 }
 
@@ -333,10 +344,7 @@ async fn a_request_a_consumer_gives_back_comes_back_and_subscribers_see_it_once(
         vec![reply_to(&third, "done", &third.correlation_id)],
     )
     .await;
-    let reply = within("the request to complete", pending)
-        .await
-        .expect("the request task did not panic")
-        .expect("Request succeeds");
+    let reply = completed(pending).await;
     assert_eq!(&reply.payload[..], b"done");
 
     let seen = next_message(&mut watching).await;
@@ -368,17 +376,8 @@ async fn a_request_nacked_with_a_delay_comes_back_after_it() {
         nacked_at.elapsed()
     );
     assert_eq!(second.attempt, 2);
-    let seen = second.message.clone().unwrap();
-    publish_ok(
-        &mut responder,
-        vec![reply_to(&seen, "done", &seen.correlation_id)],
-    )
-    .await;
-    ack_all(&mut responder, &[second]).await;
-    let reply = within("the request to complete", pending)
-        .await
-        .expect("the request task did not panic")
-        .expect("Request succeeds");
+    answer(&mut responder, second, "done").await;
+    let reply = completed(pending).await;
     assert_eq!(&reply.payload[..], b"done");
 }
 
@@ -398,18 +397,9 @@ async fn a_request_held_by_a_consumer_that_leaves_goes_to_another() {
     drop(left);
     let again = next_delivery(&mut stays).await;
     assert_eq!(again.attempt, 2);
-    let seen = again.message.clone().unwrap();
-    assert_eq!(seen.id, held.message.unwrap().id);
-    publish_ok(
-        &mut staying,
-        vec![reply_to(&seen, "done", &seen.correlation_id)],
-    )
-    .await;
-    ack_all(&mut staying, &[again]).await;
-    let reply = within("the request to complete", pending)
-        .await
-        .expect("the request task did not panic")
-        .expect("Request succeeds");
+    assert_eq!(again.message.as_ref().unwrap().id, held.message.unwrap().id);
+    answer(&mut staying, again, "done").await;
+    let reply = completed(pending).await;
     assert_eq!(&reply.payload[..], b"done");
 }
 
@@ -477,18 +467,10 @@ async fn requests_through_any_connection_reach_the_group() {
         let delivery = next_delivery(&mut deliveries).await;
         let seen = delivery.message.clone().unwrap();
         assert_eq!(&seen.payload[..], asked.as_bytes());
-        let answer = format!("{asked} done");
-        publish_ok(
-            &mut responder,
-            vec![reply_to(&seen, &answer, &seen.correlation_id)],
-        )
-        .await;
-        ack_all(&mut responder, &[delivery]).await;
-        let reply = within("the request to complete", pending)
-            .await
-            .expect("the request task did not panic")
-            .expect("Request succeeds");
-        assert_eq!(&reply.payload[..], answer.as_bytes());
+        let answered = format!("{asked} done");
+        answer(&mut responder, delivery, &answered).await;
+        let reply = completed(pending).await;
+        assert_eq!(&reply.payload[..], answered.as_bytes());
         assert_eq!(
             &next_message(&mut watching).await.payload[..],
             asked.as_bytes()
