@@ -71,6 +71,21 @@ async def test_a_publisher_waits_for_room_when_asked(client: Client, ns: str) ->
             assert (await within(waiting)).groups == 1
 
 
+async def stopped(pid: int) -> None:
+    """Waits until every thread of process `pid` is stopped: a signal only asks, and a broker still
+    running for a moment would answer what the test expects to stay unanswered."""
+    while not all(state == "T" for state in thread_states(pid)):
+        await asyncio.sleep(0.01)
+
+
+def thread_states(pid: int) -> list[str]:
+    """The state letter of each thread of process `pid` (`T`: stopped), from /proc."""
+    return [
+        (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        for task in Path(f"/proc/{pid}/task").iterdir()
+    ]
+
+
 async def test_a_publisher_holds_back_when_the_broker_stops_answering(tmp_path: Path) -> None:
     """One frame in flight and one message of queue: with the broker stopped (SIGSTOP), a few
     messages are taken (in flight, with the sender, queued), the next publish waits, and all of them
@@ -83,6 +98,7 @@ async def test_a_publisher_holds_back_when_the_broker_stops_answering(tmp_path: 
             await client.publish("pub.warm", "x")
             await within(await publisher.publish("pub.warm", "stream open"))
             os.kill(broker.process.pid, signal.SIGSTOP)
+            await within(stopped(broker.process.pid))
             try:
                 taken = [await within(publisher.publish("pub.held", str(i))) for i in range(3)]
                 with pytest.raises(TimeoutError):
