@@ -95,11 +95,14 @@ async fn run_serve(serve: Serve) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error}");
-            // A data directory that is not a writable directory, or is another broker's, and an
-            // OTLP endpoint the exporter cannot use, are configurations that cannot be used.
+            // A data directory that is not a writable directory, or is another broker's, an OTLP
+            // endpoint the exporter cannot use, and TLS files that cannot serve, are
+            // configurations that cannot be used.
             match error {
                 ServeError::Server(
-                    ServerError::DataDir(OpenError::DataDir(_)) | ServerError::Telemetry(_),
+                    ServerError::DataDir(OpenError::DataDir(_))
+                    | ServerError::Telemetry(_)
+                    | ServerError::Tls(_),
                 ) => ExitCode::from(BAD_CONFIGURATION),
                 _ => ExitCode::FAILURE,
             }

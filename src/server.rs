@@ -43,7 +43,8 @@ pub enum ServerError {
     Tls(#[from] TlsFileError),
     #[error("reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
-    #[error("transport: {0}")]
+    /// tonic's own words are only "transport error": its causes say what failed.
+    #[error("transport: {}", with_causes(.0))]
     Transport(#[from] tonic::transport::Error),
     #[error(transparent)]
     DataDir(#[from] crate::durable::OpenError),
@@ -63,6 +64,18 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// `error` and each of its sources, joined by ": ".
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(source) = cause {
+        text.push_str(": ");
+        text.push_str(&source.to_string());
+        cause = source.source();
+    }
+    text
 }
 
 /// Serves the broker the configuration asks for on `listener` until `shutdown` resolves: in memory,

@@ -168,3 +168,97 @@ async fn a_silent_connection_is_closed_after_the_handshake_timeout() {
         "expected the connection closed, got {closed:?}"
     );
 }
+
+/// `key` (a P-256 key's PKCS#8 DER, as rcgen writes it, with the public key) rewritten as Java's
+/// `PrivateKey.getEncoded()` writes it: the same private scalar without the public key, which
+/// ring cannot load.
+fn without_public_key(pkcs8: &[u8]) -> String {
+    use base64::Engine;
+    // ECPrivateKey: version 1, then the 32-byte scalar as an OCTET STRING.
+    const SCALAR: [u8; 5] = [0x02, 0x01, 0x01, 0x04, 0x20];
+    let at = pkcs8
+        .windows(SCALAR.len())
+        .position(|window| window == SCALAR)
+        .expect("a P-256 ECPrivateKey")
+        + SCALAR.len();
+    let mut der = vec![
+        0x30, 0x41, 0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02,
+        0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x04, 0x27, 0x30, 0x25,
+    ];
+    der.extend_from_slice(&SCALAR);
+    der.extend_from_slice(&pkcs8[at..at + 32]);
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    format!("-----BEGIN PRIVATE KEY-----\n{text}\n-----END PRIVATE KEY-----\n")
+}
+
+/// TLS files that cannot serve stop the start with status 2, an error naming the setting and the
+/// file, and a hint where one helps; the broker never serves.
+#[tokio::test]
+async fn tls_files_that_cannot_serve_are_refused_naming_the_setting() {
+    use rustls::pki_types::pem::PemObject;
+    let pki = pki();
+    let dir = pki.dir.path();
+    let server_key = std::fs::read_to_string(pki.path("server.key")).expect("the server key");
+    let server_der =
+        rustls::pki_types::PrivateKeyDer::from_pem_slice(server_key.as_bytes()).expect("a PEM key");
+    let files = [
+        ("no-public.key", without_public_key(server_der.secret_der())),
+        ("client.key", pki.client.key.clone()),
+        ("garbage.pem", "not a PEM file\n".to_owned()),
+    ];
+    for (name, text) in &files {
+        std::fs::write(dir.join(name), text).expect("write a PEM file");
+    }
+    let server_pem = pki.path("server.pem");
+    let server_pem = server_pem.to_str().expect("a UTF-8 path");
+    let path = |name: &str| dir.join(name).to_str().expect("a UTF-8 path").to_owned();
+    for (cert, key, needles) in [
+        (
+            server_pem.to_owned(),
+            path("no-public.key"),
+            &["tls_key", "no-public.key", "openssl pkey"][..],
+        ),
+        (
+            server_pem.to_owned(),
+            path("client.key"),
+            &[
+                "tls_key",
+                "client.key",
+                "not the key of the first certificate",
+            ][..],
+        ),
+        (
+            server_pem.to_owned(),
+            path("garbage.pem"),
+            &["tls_key", "garbage.pem", "no PEM private key"][..],
+        ),
+        (
+            path("garbage.pem"),
+            pki.path("server.key")
+                .to_str()
+                .expect("a UTF-8 path")
+                .to_owned(),
+            &["tls_cert", "garbage.pem", "no PEM certificate"][..],
+        ),
+    ] {
+        let command = process::switchyard([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ]);
+        let output = process::run(command, None).await;
+        let stderr = output.stderr.join("\n");
+        assert_eq!(output.status.code(), Some(2), "{key}: {stderr}");
+        for needle in needles {
+            assert!(stderr.contains(needle), "{key}: no {needle:?} in {stderr}");
+        }
+        assert!(
+            !stderr.contains("serving"),
+            "{key}: it must not serve: {stderr}"
+        );
+    }
+}
