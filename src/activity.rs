@@ -1,5 +1,5 @@
 //! What the gRPC edge counts for monitoring: the connections open, the streams open by RPC, and how
-//! publishes ended by status code. The broker behind the seam knows none of this; the transport and
+//! publishes and Ack calls ended by status code. The broker behind the seam knows none of this; the transport and
 //! the connection limiter bump these counters, and the HTTP listener reads them.
 //!
 //! Everything here is touched once per connection, stream or call, never per message.
@@ -47,12 +47,40 @@ impl StreamKind {
 /// gRPC status codes run from 0 (OK) to 16 (UNAUTHENTICATED).
 const CODES: usize = 17;
 
+/// Calls counted by the gRPC status code they ended with.
+#[derive(Debug, Default)]
+struct ByCode([AtomicU64; CODES]);
+
+impl ByCode {
+    fn count(&self, code: i32) {
+        // A code gRPC does not define counts as UNKNOWN (2).
+        let index = usize::try_from(code)
+            .ok()
+            .filter(|&code| code < CODES)
+            .unwrap_or(2);
+        self.0[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The codes seen so far, with their counts.
+    fn seen(&self) -> Vec<(i32, u64)> {
+        (0..CODES)
+            .filter_map(|code| {
+                let count = self.0[code].load(Ordering::Relaxed);
+                (count > 0).then_some((code as i32, count))
+            })
+            .collect()
+    }
+}
+
 /// The edge's counters, shared by the transport, the connection limiter and the HTTP listener.
 #[derive(Debug)]
 pub struct Activity {
     streams: [AtomicU64; StreamKind::ALL.len()],
     /// Publish calls (and PublishStream batches) by the status code they ended with.
-    publishes: [AtomicU64; CODES],
+    publishes: ByCode,
+    /// Ack calls by the status code they ended with: beside the groups' settlement counts, how well
+    /// clients batch their settlements.
+    acks: ByCode,
     connections: Mutex<HashMap<u64, Arc<Connection>>>,
     /// By peer address, to find a stream's connection.
     peers: Mutex<HashMap<SocketAddr, Arc<Connection>>>,
@@ -66,7 +94,8 @@ impl Default for Activity {
     fn default() -> Self {
         Self {
             streams: Default::default(),
-            publishes: Default::default(),
+            publishes: ByCode::default(),
+            acks: ByCode::default(),
             connections: Mutex::default(),
             peers: Mutex::default(),
             accepted: AtomicU64::new(0),
@@ -180,12 +209,12 @@ impl Activity {
 
     /// Counts a publish call (or PublishStream batch) that ended with status `code` (0 is OK).
     pub fn publish_ended(&self, code: i32) {
-        // A code gRPC does not define counts as UNKNOWN (2).
-        let index = usize::try_from(code)
-            .ok()
-            .filter(|&code| code < CODES)
-            .unwrap_or(2);
-        self.publishes[index].fetch_add(1, Ordering::Relaxed);
+        self.publishes.count(code);
+    }
+
+    /// Counts an Ack call that ended with status `code`.
+    pub fn ack_ended(&self, code: i32) {
+        self.acks.count(code);
     }
 
     /// Streams open now, by RPC.
@@ -198,12 +227,12 @@ impl Activity {
 
     /// Publishes by status code, the codes seen so far only.
     pub fn publishes(&self) -> Vec<(i32, u64)> {
-        (0..CODES)
-            .filter_map(|code| {
-                let count = self.publishes[code].load(Ordering::Relaxed);
-                (count > 0).then_some((code as i32, count))
-            })
-            .collect()
+        self.publishes.seen()
+    }
+
+    /// Ack calls by status code, the codes seen so far only.
+    pub fn acks(&self) -> Vec<(i32, u64)> {
+        self.acks.seen()
     }
 
     /// The connections open now, oldest first.
@@ -257,5 +286,8 @@ mod tests {
         activity.publish_ended(8);
         activity.publish_ended(99);
         assert_eq!(activity.publishes(), [(0, 2), (2, 1), (8, 1)]);
+        assert!(activity.acks().is_empty(), "acks are counted apart");
+        activity.ack_ended(5);
+        assert_eq!(activity.acks(), [(5, 1)]);
     }
 }

@@ -137,6 +137,8 @@ async fn metrics_follow_traffic_and_a_deleted_group_leaves_no_series() {
             && body.contains(&format!("switchyard_group_ready{LABELS} 0"))
             && body.contains(&format!("switchyard_group_in_flight{LABELS} 0"))
             && body.contains(&format!("switchyard_group_consumers{LABELS} 1"))
+            // One Ack call settled the 25.
+            && body.contains(r#"switchyard_ack_requests_total{code="OK"} 1"#)
     })
     .await;
     drop(stream);

@@ -348,16 +348,15 @@ fn broker_wide(scrape: &mut Scrape, snapshot: &Snapshot) {
         "Payload bytes of the messages accepted",
         stats.published_bytes,
     );
-    let codes = snapshot.publishes.iter().map(|&(code, count)| {
-        let labels = CodeLabels {
-            code: code_name(code),
-        };
-        (labels, count)
-    });
     scrape.counters(
         "switchyard_publish_requests",
         "Publish calls and PublishStream frames, by the gRPC status they ended with",
-        codes,
+        by_code(&snapshot.publishes),
+    );
+    scrape.counters(
+        "switchyard_ack_requests",
+        "Ack calls (each settles a batch of deliveries), by the gRPC status they ended with",
+        by_code(&snapshot.acks),
     );
     scrape.gauge(
         "switchyard_memory_used_bytes",
@@ -464,4 +463,14 @@ fn journal(scrape: &mut Scrape, snapshot: &Snapshot) {
         "How long opening the data directory and replaying its log took at start",
         journal.recovery.as_secs_f64(),
     );
+}
+
+/// One series per status code seen, labelled with the code's name.
+fn by_code(counts: &[(i32, u64)]) -> impl Iterator<Item = (CodeLabels, u64)> + '_ {
+    counts.iter().map(|&(code, count)| {
+        let labels = CodeLabels {
+            code: code_name(code),
+        };
+        (labels, count)
+    })
 }

@@ -24,6 +24,8 @@ pub struct Snapshot {
     pub streams: Vec<(StreamKind, u64)>,
     /// Publish calls by status code.
     pub publishes: Vec<(i32, u64)>,
+    /// Ack calls by status code.
+    pub acks: Vec<(i32, u64)>,
     pub connections: Vec<Arc<Connection>>,
     /// Connections accepted and refused since the start.
     pub connection_totals: (u64, u64),
@@ -43,6 +45,7 @@ impl Snapshot {
             stats: broker.stats(),
             streams: activity.streams(),
             publishes: activity.publishes(),
+            acks: activity.acks(),
             connections: activity.connections(),
             connection_totals: activity.connection_totals(),
         })

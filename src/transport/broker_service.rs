@@ -93,6 +93,38 @@ impl<B: Broker> BrokerService<B> {
             published: published.into_iter().map(convert::published).collect(),
         }))
     }
+
+    async fn ack_once(
+        &self,
+        request: Request<pb::AckRequest>,
+    ) -> Result<Response<pb::AckResponse>, Status> {
+        let caller = auth::caller(&request)?;
+        let settlement =
+            convert::settlement(request.into_inner(), &self.config).map_err(convert::status)?;
+        let ids = [
+            ("ack_ids", &settlement.ack),
+            ("nack_ids", &settlement.nack),
+            ("reject_ids", &settlement.reject),
+            ("extend_ids", &settlement.extend),
+        ];
+        let ids = ids
+            .into_iter()
+            .flat_map(|(field, ids)| ids.iter().map(move |id| (field, id.as_str())));
+        caller.may_settle(ids, &self.broker)?;
+        let spans = self.telemetry.settling(&settlement, &self.broker);
+        let unknown_ids = spans
+            .around_settle(self.broker.settle(settlement))
+            .await
+            .map_err(convert::status)?;
+        Ok(Response::new(pb::AckResponse { unknown_ids }))
+    }
+}
+
+/// The gRPC status code a call's `outcome` ends it with, as counted in [`Activity`].
+fn code_of<T>(outcome: &Result<T, Status>) -> i32 {
+    outcome
+        .as_ref()
+        .map_or_else(|status| status.code(), |_| tonic::Code::Ok) as i32
 }
 
 /// Reads the `grpc-timeout` header: up to eight digits and a unit (H, M, S, m, u, n).
@@ -123,10 +155,7 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
         request: Request<pb::PublishRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
         let outcome = self.publish_once(request).await;
-        let code = outcome
-            .as_ref()
-            .map_or_else(|status| status.code(), |_| tonic::Code::Ok);
-        self.activity.publish_ended(code as i32);
+        self.activity.publish_ended(code_of(&outcome));
         outcome
     }
 
@@ -186,25 +215,9 @@ impl<B: Broker> pb::broker_server::Broker for BrokerService<B> {
         &self,
         request: Request<pb::AckRequest>,
     ) -> Result<Response<pb::AckResponse>, Status> {
-        let caller = auth::caller(&request)?;
-        let settlement =
-            convert::settlement(request.into_inner(), &self.config).map_err(convert::status)?;
-        let ids = [
-            ("ack_ids", &settlement.ack),
-            ("nack_ids", &settlement.nack),
-            ("reject_ids", &settlement.reject),
-            ("extend_ids", &settlement.extend),
-        ];
-        let ids = ids
-            .into_iter()
-            .flat_map(|(field, ids)| ids.iter().map(move |id| (field, id.as_str())));
-        caller.may_settle(ids, &self.broker)?;
-        let spans = self.telemetry.settling(&settlement, &self.broker);
-        let unknown_ids = spans
-            .around_settle(self.broker.settle(settlement))
-            .await
-            .map_err(convert::status)?;
-        Ok(Response::new(pb::AckResponse { unknown_ids }))
+        let outcome = self.ack_once(request).await;
+        self.activity.ack_ended(code_of(&outcome));
+        outcome
     }
 
     async fn request(

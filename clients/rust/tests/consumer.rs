@@ -481,3 +481,84 @@ async fn a_refused_nack_does_not_lose_acks() {
         "the refused nack left its delivery in flight"
     );
 }
+
+/// Settlements made together go to the broker in few Ack calls, as its own count of Ack calls
+/// (`switchyard_ack_requests_total` on its metrics endpoint) shows: with the default batching, 40
+/// acks made in a row are not 40 calls.
+#[tokio::test]
+async fn settlements_made_together_go_in_few_ack_calls() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let ready = dir.path().join("ready.json");
+    let server = TestServer::with_config(switchyard::config::Config {
+        http: switchyard::config::HttpListen(Some(([127, 0, 0, 1], 0).into())),
+        ready_file: Some(ready.clone()),
+        ..test_config()
+    })
+    .await;
+    let client = server.client().await;
+    let topic = unique("batched");
+    let mut consumer = client
+        .consume(topic.clone(), "workers")
+        .prefetch(40)
+        .subscribe()
+        .await
+        .expect("consume");
+    let batch = (0..40)
+        .map(|n| OutgoingMessage::new(topic.clone(), format!("job{n}")))
+        .collect();
+    client.publish_batch(batch).await.expect("publish_batch");
+    let mut deliveries = Vec::new();
+    for _ in 0..40 {
+        deliveries.push(next_delivery(&mut consumer).await);
+    }
+    for delivery in deliveries {
+        delivery.ack();
+    }
+    wait_for_group(&client, &topic, "workers", "forty acks", |info| {
+        info.acked == 40
+    })
+    .await;
+
+    let http = within("the ready file", read_ready(&ready))
+        .await
+        .http
+        .expect("the ready file names the HTTP listener");
+    let metrics = within("GET /metrics", http_get(http, "/metrics")).await;
+    let calls: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(r#"switchyard_ack_requests_total{code="OK"} "#))
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no OK Ack calls counted in {metrics}"));
+    assert!((1..40).contains(&calls), "40 acks took {calls} Ack calls");
+}
+
+/// The ready file at `path` once the server has written it.
+async fn read_ready(path: &std::path::Path) -> switchyard::ready::Ready {
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && let Ok(ready) = serde_json::from_str(&text)
+        {
+            return ready;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The body of `GET path` from the HTTP listener at `addr` (HTTP/1.1, one request per connection).
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the HTTP listener");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send the request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("read the response");
+    response
+}
