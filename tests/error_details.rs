@@ -102,6 +102,11 @@ async fn a_bad_field_a_full_group_and_no_responders_carry_their_reasons() {
         .await
         .expect_err("the group is full");
     assert_eq!(frame.reason().as_deref(), Some("GROUP_FULL"), "{frame:?}");
+    // The frame's metadata too, as the unary call's status carries it.
+    let Error::Status(status) = &frame else {
+        panic!("a refused frame is a status: {frame:?}");
+    };
+    assert_eq!(reason(status).1, reason(&full).1, "{frame:?}");
 }
 
 #[tokio::test]

@@ -212,6 +212,12 @@ async fn request_stream_pipelines_and_matches_replies_by_sequence() {
     let (code, text) = stream_error(&answer);
     assert_eq!(code, Code::Unavailable);
     assert!(text.contains("no responders"), "{text}");
+    // With the reason and the metadata a unary call's ErrorInfo would carry.
+    let Some(request_stream_response::Result::Error(error)) = &answer.result else {
+        panic!("an error frame: {answer:?}");
+    };
+    assert_eq!(error.reason, "NO_RESPONDERS");
+    assert_eq!(error.metadata.get("topic"), Some(&nobody), "{error:?}");
 
     // A responder that stays silent: DEADLINE_EXCEEDED once the request's timeout passes.
     frames

@@ -5,6 +5,7 @@ package switchyard
 import (
 	"context"
 	"errors"
+	"maps"
 	"math"
 	"testing"
 	"time"
@@ -14,6 +15,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	pb "github.com/switchyard/switchyard/clients/go/gen/switchyard/v1"
 )
 
 // withReason is a status as the broker sends it: an ErrorInfo in the broker's domain, and any
@@ -138,6 +141,42 @@ func TestFieldAndRetryAfterFromDetails(t *testing.T) {
 	errors.As(wrap("op", status.Error(codes.InvalidArgument, "topic: is empty")), &e)
 	if e.Field != "" {
 		t.Errorf("a field %q was read from the message", e.Field)
+	}
+}
+
+// A refused stream frame is the *Error a unary call's status would be: its sentinels, its reason
+// and the reason's metadata, which its status also carries as the broker's ErrorInfo.
+func TestStreamErrorCarriesMetadata(t *testing.T) {
+	metadata := map[string]string{"group": "small", "index": "1", "max_length": "2"}
+	err := streamError("publish", &pb.StreamError{Code: int32(codes.ResourceExhausted), Message: "full",
+		Reason: "GROUP_FULL", Metadata: metadata})
+	var e *Error
+	if !errors.Is(err, ErrGroupFull) || !errors.Is(err, ErrResourceExhausted) || !errors.As(err, &e) {
+		t.Fatalf("a GROUP_FULL frame became %#v", err)
+	}
+	if e.Op != "publish" || e.Code != codes.ResourceExhausted || e.Reason != "GROUP_FULL" ||
+		e.Message != "full" || !maps.Equal(e.Metadata, metadata) || e.Field != "" || e.RetryAfter != 0 {
+		t.Errorf("a GROUP_FULL frame became %#v", e)
+	}
+	metadata["group"] = "changed"
+	if e.Metadata["group"] != "small" {
+		t.Error("the error shares its metadata map with the frame")
+	}
+	if d := detailsOf(status.Convert(err)); d.reason != "GROUP_FULL" || d.metadata["max_length"] != "2" {
+		t.Errorf("the status of %v carries %+v, not the frame's ErrorInfo", err, d)
+	}
+
+	err = streamError("request", &pb.StreamError{Code: int32(codes.Unavailable), Message: "nobody",
+		Reason: "NO_RESPONDERS", Metadata: map[string]string{"topic": "svc.x"}})
+	if !errors.Is(err, ErrNoResponders) || !errors.As(err, &e) || e.Metadata["topic"] != "svc.x" {
+		t.Errorf("a NO_RESPONDERS frame became %#v", err)
+	}
+
+	// Without a reason, the code alone picks the sentinel, and there is no metadata.
+	err = streamError("request", &pb.StreamError{Code: int32(codes.Unavailable), Message: "nobody"})
+	if errors.Is(err, ErrNoResponders) || !errors.Is(err, ErrUnavailable) || !errors.As(err, &e) ||
+		e.Reason != "" || len(e.Metadata) != 0 || len(status.Convert(err).Details()) != 0 {
+		t.Errorf("a frame without a reason became %#v", err)
 	}
 }
 

@@ -7,8 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -366,11 +368,19 @@ func (f *frames) end(err error) {
 	}
 }
 
-// streamError is the *Error of a refused frame of op: its code and reason, as a unary call's
-// would be.
+// streamError is the *Error of a refused frame of op: its code, reason and the reason's metadata,
+// as a unary call's would be (a frame has no BadRequest or RetryInfo, so no Field or RetryAfter).
+// Its status carries the reason and metadata as the broker's ErrorInfo, as a unary call's does.
 func streamError(op string, se *pb.StreamError) error {
 	code := codes.Code(se.GetCode())
-	return &Error{Op: op, Code: code, Reason: se.GetReason(), Message: se.GetMessage(),
-		kind: kindOf(code, se.GetReason()), family: codeKind(code),
-		status: status.New(code, se.GetMessage())}
+	reason, metadata := se.GetReason(), maps.Clone(se.GetMetadata())
+	st := status.New(code, se.GetMessage())
+	if reason != "" {
+		info := &errdetails.ErrorInfo{Reason: reason, Domain: reasonDomain, Metadata: metadata}
+		if withInfo, err := st.WithDetails(info); err == nil {
+			st = withInfo
+		}
+	}
+	return &Error{Op: op, Code: code, Reason: reason, Metadata: metadata, Message: se.GetMessage(),
+		kind: kindOf(code, reason), family: codeKind(code), status: st}
 }

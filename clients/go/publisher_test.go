@@ -213,9 +213,10 @@ func TestPublisherWaitsForRoom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := refused.Wait(ctx); !errors.Is(err, switchyard.ErrGroupFull) {
-		t.Fatalf("without WaitForRoom: %v, want ErrGroupFull", err)
-	}
+	_, err = refused.Wait(ctx)
+	// The frame's refusal names what a unary call's would: the group, the message, the limit.
+	expectReason(t, "without WaitForRoom", err, "GROUP_FULL", switchyard.ErrGroupFull,
+		map[string]string{"group": "capped", "index": "0", "max_length": "1"})
 
 	patient := client.Publisher(&switchyard.PublisherOptions{WaitForRoom: true})
 	defer patient.Close(ctx)

@@ -348,11 +348,11 @@ func TestScenario_no_responders_by_reason(t *testing.T) {
 	if errors.Is(err, switchyard.ErrTimedOut) || reqCtx.Err() != nil {
 		t.Fatalf("the request waited for its timeout: %v", err)
 	}
-	// The pipelined path says the same.
+	// The pipelined path says the same, its refused frame naming the topic too.
 	requester := client.Requester()
 	defer requester.Close()
 	_, err = requester.Request(reqCtx, switchyard.Message{Topic: "scn.nobody"})
-	expectReason(t, "pipelined request", err, "NO_RESPONDERS", switchyard.ErrNoResponders, nil)
+	expectReason(t, "pipelined request", err, "NO_RESPONDERS", switchyard.ErrNoResponders, map[string]string{"topic": "scn.nobody"})
 	if reqCtx.Err() != nil {
 		t.Fatalf("the pipelined request waited for its timeout: %v", err)
 	}

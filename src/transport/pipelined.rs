@@ -179,13 +179,14 @@ pub fn until_shutdown<T: Send + 'static>(
 
 /// The status a unary call would have ended with, as one answer frame.
 fn stream_error(status: Status) -> pb::StreamError {
-    let reason = status
+    let (reason, metadata) = status
         .get_details_error_info()
-        .map(|info| info.reason)
+        .map(|info| (info.reason, info.metadata.into_iter().collect()))
         .unwrap_or_default();
     pb::StreamError {
         code: status.code() as i32,
         message: status.message().to_string(),
         reason,
+        metadata,
     }
 }

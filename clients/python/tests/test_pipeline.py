@@ -59,8 +59,10 @@ async def test_a_publisher_waits_for_room_when_asked(client: Client, ns: str) ->
     await client.admin.declare_group(f"{ns}.room", "capped", max_length=1)
     await client.publish(f"{ns}.room", "fills it")
     async with client.publisher() as impatient:
-        with pytest.raises(GroupFull):
+        with pytest.raises(GroupFull) as refused:
             await within(await impatient.publish(f"{ns}.room", "refused"))
+        # The frame's refusal names what a unary call's would: the group, the message, the limit.
+        assert refused.value.metadata == {"group": "capped", "index": "0", "max_length": "1"}
     async with client.publisher(wait_for_room=True) as patient:
         waiting = await patient.publish(f"{ns}.room", "waits")
         await asyncio.sleep(0.3)

@@ -252,6 +252,7 @@ async def test_scenario_no_responders_by_reason(client: Client, ns: str) -> None
         with pytest.raises(NoResponders) as refused:
             await within(requester.request(f"{ns}.nobody", "?", timeout=30))
         assert refused.value.reason == "NO_RESPONDERS"
+        assert refused.value.metadata == {"topic": f"{ns}.nobody"}
 
 
 async def test_scenario_tls_and_token(certificates: Certificates, tls_address: str, ns: str) -> None:

@@ -82,7 +82,10 @@ pub(crate) fn frame_status(error: crate::pb::StreamError) -> tonic::Status {
             let details = ErrorDetails::with_error_info(
                 error.reason,
                 REASON_DOMAIN,
-                std::collections::HashMap::new(),
+                error
+                    .metadata
+                    .into_iter()
+                    .collect::<std::collections::HashMap<_, _>>(),
             );
             tonic::Status::with_error_details(code, error.message, details)
         }

@@ -163,10 +163,15 @@ export function fromGrpcError(error: unknown): Error {
 
 /**
  * The error of one refused PublishStream or RequestStream frame, for callers of those RPCs through
- * `pb`: the frame carries the reason but no other details.
+ * `pb`: the frame carries the reason and its metadata (`ErrorInfo`'s), but no `BadRequest` or
+ * `RetryInfo`, so `field` and `retryAfterMs` stay undefined.
  */
 export function fromStreamError(error: StreamError): SwitchyardError {
-  return refusal(error.code, error.message, error.reason ? { reason: error.reason } : {});
+  return refusal(error.code, error.message, {
+    ...(error.reason ? { reason: error.reason } : {}),
+    // A copy: the error's metadata is its own, not the decoded frame's.
+    metadata: { ...error.metadata },
+  });
 }
 
 export function isServiceError(error: unknown): error is ServiceError {

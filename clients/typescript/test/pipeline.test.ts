@@ -70,7 +70,12 @@ test("a publisher waits for room when asked", { timeout: 30_000 }, async () => {
     const impatient = broker.client.publisher();
     await assert.rejects(
       (await impatient.publish({ topic, payload: "refused" })).published,
-      FullError,
+      (error: unknown) => {
+        assert.ok(error instanceof FullError, `expected a FullError, got ${String(error)}`);
+        // The frame's refusal names what a unary call's would: the group, the message, the limit.
+        assert.deepEqual(error.metadata, { group: "capped", index: "0", max_length: "1" });
+        return true;
+      },
     );
     await impatient.close();
 

@@ -11,6 +11,7 @@ import {
   NotFoundError,
   Status,
   SwitchyardError,
+  TimedOutError,
   fromStreamError,
 } from "@switchyard/client";
 import { brokerForThisFile } from "./support/broker.js";
@@ -104,23 +105,61 @@ test("UNKNOWN_GROUP is a NotFoundError", { timeout: 30_000 }, async () => {
   );
 });
 
-/// A refused stream frame is classed by its StreamError.reason; without one, by its code where the
-/// code means one thing.
+/// A refused stream frame is classed by its StreamError.reason, with its metadata; without a reason,
+/// by its code where the code means one thing.
 test("a stream frame's error is classed by its reason, else its code", () => {
+  const metadata = { group: "small", index: "1", max_length: "2" };
   const full = fromStreamError({
     code: Status.RESOURCE_EXHAUSTED,
     message: "full",
     reason: "GROUP_FULL",
+    metadata,
   });
   assert.ok(full instanceof FullError);
   assert.equal(full.reason, "GROUP_FULL");
-  const bare = fromStreamError({ code: Status.NOT_FOUND, message: "gone", reason: "" });
+  assert.deepEqual(full.metadata, { group: "small", index: "1", max_length: "2" });
+  assert.notEqual(full.metadata, metadata, "the error's metadata is a copy of the frame's");
+  assert.equal(full.field, undefined);
+  assert.equal(full.retryAfterMs, undefined);
+  const nobody = fromStreamError({
+    code: Status.UNAVAILABLE,
+    message: "no responders",
+    reason: "NO_RESPONDERS",
+    metadata: { topic: "jobs.resize" },
+  });
+  assert.ok(nobody instanceof NoRespondersError);
+  assert.equal(nobody.topic, "jobs.resize");
+  const late = fromStreamError({
+    code: Status.DEADLINE_EXCEEDED,
+    message: "no reply",
+    reason: "REQUEST_TIMED_OUT",
+    metadata: { timeout_ms: "250" },
+  });
+  assert.ok(late instanceof TimedOutError);
+  assert.equal(late.timeoutMs, 250);
+  const bare = fromStreamError({
+    code: Status.NOT_FOUND,
+    message: "gone",
+    reason: "",
+    metadata: {},
+  });
   assert.ok(bare instanceof NotFoundError);
   assert.equal(bare.reason, undefined);
+  assert.deepEqual(bare.metadata, {});
   // UNAVAILABLE is also a dropped connection: without the reason it is not NoResponders.
-  const unavailable = fromStreamError({ code: Status.UNAVAILABLE, message: "?", reason: "" });
+  const unavailable = fromStreamError({
+    code: Status.UNAVAILABLE,
+    message: "?",
+    reason: "",
+    metadata: {},
+  });
   assert.equal(unavailable.constructor, SwitchyardError);
-  const odd = fromStreamError({ code: Status.ABORTED, message: "?", reason: "toString" });
+  const odd = fromStreamError({
+    code: Status.ABORTED,
+    message: "?",
+    reason: "toString",
+    metadata: {},
+  });
   assert.equal(odd.constructor, SwitchyardError, "an unknown reason is a plain SwitchyardError");
   assert.equal(odd.reason, "toString");
 });

@@ -388,14 +388,17 @@ test("scenario_no_responders_by_reason", { timeout: 30_000 }, async () => {
       assert.equal(error.topic, topic);
     }),
   );
-  // A refused frame of the stream carries the reason (and code), not the status's metadata.
+  // A refused frame of the stream carries the reason, the code and the reason's metadata, as the
+  // unary call's status does.
   const requester = broker.client.requester();
   try {
     await assert.rejects(
       within(requester.request({ topic }, { timeoutMs: 30_000 }), 5_000, "the refusal"),
-      refusedWith(NoRespondersError, "NO_RESPONDERS", (error) =>
-        assert.equal(error.code, Status.UNAVAILABLE),
-      ),
+      refusedWith(NoRespondersError, "NO_RESPONDERS", (error) => {
+        assert.equal(error.code, Status.UNAVAILABLE);
+        assert.equal(error.topic, topic);
+        assert.equal(error.metadata["topic"], topic);
+      }),
     );
   } finally {
     requester.close();

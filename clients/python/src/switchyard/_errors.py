@@ -119,12 +119,12 @@ def error_from_status(
 
 
 def error_from_stream(error: Any) -> SwitchyardError:
-    """The exception for a refused frame of a stream that goes on (a `StreamError`: the code, message
-    and reason a unary call's status would carry)."""
+    """The exception for a refused frame of a stream that goes on (a `StreamError`: the code, message,
+    reason and reason's metadata a unary call's status would carry)."""
     code = next((c for c in grpc.StatusCode if c.value[0] == error.code), grpc.StatusCode.UNKNOWN)
     reason = error.reason or None
     kind = _BY_REASON.get(reason or "") or _BY_CODE.get(code, SwitchyardError)
-    return kind(code, error.message, Details(reason=reason))
+    return kind(code, error.message, Details(reason=reason, metadata=dict(error.metadata)))
 
 
 def error_from_rpc(error: grpc.aio.AioRpcError) -> SwitchyardError:

@@ -1171,7 +1171,9 @@ type StreamError struct {
 	Code    int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"` // a gRPC status code
 	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	// The ErrorInfo reason a unary call's status would carry (README "Errors"), e.g. GROUP_FULL.
-	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// That ErrorInfo's metadata: the topic, group, limit, ... the reason's table row names.
+	Metadata      map[string]string `protobuf:"bytes,4,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1225,6 +1227,13 @@ func (x *StreamError) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *StreamError) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
 }
 
 var File_switchyard_v1_broker_proto protoreflect.FileDescriptor
@@ -1309,11 +1318,15 @@ const file_switchyard_v1_broker_proto_rawDesc = "" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12.\n" +
 	"\x05reply\x18\x02 \x01(\v2\x16.switchyard.v1.MessageH\x00R\x05reply\x122\n" +
 	"\x05error\x18\x03 \x01(\v2\x1a.switchyard.v1.StreamErrorH\x00R\x05errorB\b\n" +
-	"\x06result\"S\n" +
+	"\x06result\"\xd6\x01\n" +
 	"\vStreamError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason*`\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12D\n" +
+	"\bmetadata\x18\x04 \x03(\v2(.switchyard.v1.StreamError.MetadataEntryR\bmetadata\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*`\n" +
 	"\vConsumeMode\x12\x1c\n" +
 	"\x18CONSUME_MODE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13CONSUME_MODE_SHARED\x10\x01\x12\x1a\n" +
@@ -1340,7 +1353,7 @@ func file_switchyard_v1_broker_proto_rawDescGZIP() []byte {
 }
 
 var file_switchyard_v1_broker_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_switchyard_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_switchyard_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_switchyard_v1_broker_proto_goTypes = []any{
 	(ConsumeMode)(0),              // 0: switchyard.v1.ConsumeMode
 	(*Message)(nil),               // 1: switchyard.v1.Message
@@ -1362,11 +1375,12 @@ var file_switchyard_v1_broker_proto_goTypes = []any{
 	(*RequestStreamResponse)(nil), // 17: switchyard.v1.RequestStreamResponse
 	(*StreamError)(nil),           // 18: switchyard.v1.StreamError
 	nil,                           // 19: switchyard.v1.Message.HeadersEntry
-	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	nil,                           // 20: switchyard.v1.StreamError.MetadataEntry
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
 }
 var file_switchyard_v1_broker_proto_depIdxs = []int32{
 	19, // 0: switchyard.v1.Message.headers:type_name -> switchyard.v1.Message.HeadersEntry
-	20, // 1: switchyard.v1.Message.published_at:type_name -> google.protobuf.Timestamp
+	21, // 1: switchyard.v1.Message.published_at:type_name -> google.protobuf.Timestamp
 	1,  // 2: switchyard.v1.PublishRequest.messages:type_name -> switchyard.v1.Message
 	4,  // 3: switchyard.v1.PublishResponse.published:type_name -> switchyard.v1.Published
 	1,  // 4: switchyard.v1.SubscribeResponse.message:type_name -> switchyard.v1.Message
@@ -1381,25 +1395,26 @@ var file_switchyard_v1_broker_proto_depIdxs = []int32{
 	1,  // 13: switchyard.v1.RequestStreamRequest.message:type_name -> switchyard.v1.Message
 	1,  // 14: switchyard.v1.RequestStreamResponse.reply:type_name -> switchyard.v1.Message
 	18, // 15: switchyard.v1.RequestStreamResponse.error:type_name -> switchyard.v1.StreamError
-	2,  // 16: switchyard.v1.Broker.Publish:input_type -> switchyard.v1.PublishRequest
-	5,  // 17: switchyard.v1.Broker.Subscribe:input_type -> switchyard.v1.SubscribeRequest
-	8,  // 18: switchyard.v1.Broker.Consume:input_type -> switchyard.v1.ConsumeRequest
-	10, // 19: switchyard.v1.Broker.Ack:input_type -> switchyard.v1.AckRequest
-	12, // 20: switchyard.v1.Broker.Request:input_type -> switchyard.v1.RequestRequest
-	14, // 21: switchyard.v1.Broker.PublishStream:input_type -> switchyard.v1.PublishStreamRequest
-	16, // 22: switchyard.v1.Broker.RequestStream:input_type -> switchyard.v1.RequestStreamRequest
-	3,  // 23: switchyard.v1.Broker.Publish:output_type -> switchyard.v1.PublishResponse
-	6,  // 24: switchyard.v1.Broker.Subscribe:output_type -> switchyard.v1.SubscribeResponse
-	9,  // 25: switchyard.v1.Broker.Consume:output_type -> switchyard.v1.Delivery
-	11, // 26: switchyard.v1.Broker.Ack:output_type -> switchyard.v1.AckResponse
-	13, // 27: switchyard.v1.Broker.Request:output_type -> switchyard.v1.RequestResponse
-	15, // 28: switchyard.v1.Broker.PublishStream:output_type -> switchyard.v1.PublishStreamResponse
-	17, // 29: switchyard.v1.Broker.RequestStream:output_type -> switchyard.v1.RequestStreamResponse
-	23, // [23:30] is the sub-list for method output_type
-	16, // [16:23] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	20, // 16: switchyard.v1.StreamError.metadata:type_name -> switchyard.v1.StreamError.MetadataEntry
+	2,  // 17: switchyard.v1.Broker.Publish:input_type -> switchyard.v1.PublishRequest
+	5,  // 18: switchyard.v1.Broker.Subscribe:input_type -> switchyard.v1.SubscribeRequest
+	8,  // 19: switchyard.v1.Broker.Consume:input_type -> switchyard.v1.ConsumeRequest
+	10, // 20: switchyard.v1.Broker.Ack:input_type -> switchyard.v1.AckRequest
+	12, // 21: switchyard.v1.Broker.Request:input_type -> switchyard.v1.RequestRequest
+	14, // 22: switchyard.v1.Broker.PublishStream:input_type -> switchyard.v1.PublishStreamRequest
+	16, // 23: switchyard.v1.Broker.RequestStream:input_type -> switchyard.v1.RequestStreamRequest
+	3,  // 24: switchyard.v1.Broker.Publish:output_type -> switchyard.v1.PublishResponse
+	6,  // 25: switchyard.v1.Broker.Subscribe:output_type -> switchyard.v1.SubscribeResponse
+	9,  // 26: switchyard.v1.Broker.Consume:output_type -> switchyard.v1.Delivery
+	11, // 27: switchyard.v1.Broker.Ack:output_type -> switchyard.v1.AckResponse
+	13, // 28: switchyard.v1.Broker.Request:output_type -> switchyard.v1.RequestResponse
+	15, // 29: switchyard.v1.Broker.PublishStream:output_type -> switchyard.v1.PublishStreamResponse
+	17, // 30: switchyard.v1.Broker.RequestStream:output_type -> switchyard.v1.RequestStreamResponse
+	24, // [24:31] is the sub-list for method output_type
+	17, // [17:24] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_v1_broker_proto_init() }
@@ -1425,7 +1440,7 @@ func file_switchyard_v1_broker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchyard_v1_broker_proto_rawDesc), len(file_switchyard_v1_broker_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

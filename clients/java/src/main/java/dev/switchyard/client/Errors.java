@@ -51,7 +51,8 @@ final class Errors {
   static SwitchyardException fromStreamError(StreamError error) {
     Status status = Status.fromCodeValue(error.getCode()).withDescription(error.getMessage());
     String reason = error.getReason().isEmpty() ? null : error.getReason();
-    return Reasons.exceptionFor(new ErrorDetails(status, reason, Map.of(), null, null));
+    return Reasons.exceptionFor(
+        new ErrorDetails(status, reason, Map.copyOf(error.getMetadataMap()), null, null));
   }
 
   /** A stream that ended under a call, with the status it ended with. */

@@ -350,7 +350,7 @@ class ScenariosTest {
 
   /**
    * A request nobody can answer fails at once, matched by its reason, not by waiting it out. (It
-   * comes on the RequestStream, whose StreamError carries the reason but no metadata.)
+   * comes on the RequestStream, whose StreamError carries the reason and its metadata.)
    */
   @Test
   void scenario_no_responders_by_reason() throws Exception {
@@ -359,6 +359,7 @@ class ScenariosTest {
     NoRespondersException e =
         Await.failure(client.request("svc.nobody", "?", Duration.ofSeconds(60)), NoRespondersException.class);
     assertEquals("NO_RESPONDERS", e.reason().orElseThrow());
+    assertEquals("svc.nobody", e.metadata().get("topic"));
     assertEquals(Status.Code.UNAVAILABLE, e.code());
     assertInstanceOf(UnavailableException.class, e);
   }
