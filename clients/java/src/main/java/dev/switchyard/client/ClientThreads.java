@@ -1,8 +1,9 @@
-// The threads every client shares: one timer, and a pool for callbacks that must leave the
-// caller's thread.
+// The threads every client shares: one timer, a pool for callbacks that must leave the caller's
+// thread, and the cleaner that nacks deliveries collected unsettled.
 
 package dev.switchyard.client;
 
+import java.lang.ref.Cleaner;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -22,6 +23,13 @@ final class ClientThreads {
 
   /** Completions that must not run on the thread (or under the locks) of whoever triggered them. */
   static final ExecutorService CALLBACKS = Executors.newCachedThreadPool(daemons("switchyard-callback"));
+
+  /**
+   * Runs the action of each {@link Delivery} the collector found unsettled (it nacks it). One for
+   * every delivery of every client: a Cleaner costs a thread, a delivery only a phantom reference.
+   * Its actions only queue a nack, so one thread keeps up.
+   */
+  static final Cleaner CLEANER = Cleaner.create(daemons("switchyard-cleaner"));
 
   private ClientThreads() {}
 

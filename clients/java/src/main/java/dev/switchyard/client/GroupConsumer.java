@@ -23,8 +23,11 @@ import switchyard.v1.BrokerOuterClass.ConsumeRequest;
  * <p><b>Closing</b> sends the settlements already made (waiting at most the client's call timeout),
  * then leaves the group. What is still unsettled then goes back to the group, as a {@code nack()}
  * of each would, and is redelivered to the group's other consumers with the next attempt; settling
- * it afterwards fails with {@link ClosedException}. No finalizer does this for a forgotten consumer:
- * close it (try-with-resources), or its unsettled deliveries wait for their ack deadline.
+ * it afterwards fails with {@link ClosedException}. Nothing closes a forgotten consumer (its
+ * stream stays open and keeps receiving), so close it (try-with-resources), or what it received and
+ * nobody took waits for its ack deadline. A {@link Delivery} taken and dropped unsettled, though,
+ * is nacked when the garbage collector finds it, unless its id was read: a forgotten settlement
+ * costs a redelivery, not a prefetch slot held until the deadline.
  *
  * <pre>{@code
  * try (GroupConsumer workers = client.consume("images.resize", "resizers",
@@ -90,6 +93,8 @@ public final class GroupConsumer extends EventStream<Delivery> {
       return null;
     }
     BrokerOuterClass.Delivery d = received.value();
+    // Made here, once the caller takes it: only then can the caller drop it, and the Delivery
+    // registers itself with the cleaner that nacks it if it is collected unsettled.
     return new Delivery(Wire.fromPb(d.getMessage()), d.getDeliveryId(), d.getAttempt(), settler);
   }
 

@@ -69,6 +69,25 @@ final class Settler {
     return done;
   }
 
+  /**
+   * Nacks, without delay, a delivery the collector found unsettled, batched like any settlement.
+   * Called on the cleaner's thread, so it never throws, and nobody waits for its outcome: if it
+   * fails (the broker gone, the delivery redelivered already), the ack deadline mends it. Once the
+   * consumer or its client is closed it does nothing: closing handed the delivery back already.
+   */
+  void nackForgotten(String id) {
+    try {
+      synchronized (this) {
+        if (closed || client.isClosed()) {
+          return;
+        }
+      }
+      settle(Action.NACK, id, 0);
+    } catch (RuntimeException ignored) {
+      // Nobody to tell: the cleaner's thread would drop it anyway.
+    }
+  }
+
   /** A future that completes once every settlement queued before it is answered; never fails. */
   CompletableFuture<Void> flush() {
     return CompletableFuture.allOf(outstanding.toArray(CompletableFuture[]::new))
