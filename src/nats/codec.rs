@@ -1,7 +1,13 @@
 //! A Switchyard message as a NATS message: the payload as is, everything else in headers.
 //!
-//! - `Sy-Id` and `Sy-At` carry the id and publish time (nanoseconds since the Unix epoch), so
-//!   every node and every redelivery shows the message as it was published;
+//! - `Sy` carries the id and the publish time, so every node and every redelivery shows the
+//!   message as it was published: the id's 16 bytes in unpadded base64url (22 characters), then
+//!   the nanoseconds since the Unix epoch in hex. Short, because every message carries it and
+//!   JetStream stores, replicates and scans the header block of each message several times over:
+//!   in the queue benchmark, leaving out the 73 bytes of the two headers it replaced (`Sy-Id`,
+//!   the id's hyphenated text, and `Sy-At`, decimal nanoseconds) took the cluster from 56 to
+//!   47.5 µs of CPU per message. A message stored with those older headers reads as a plain NATS
+//!   message's would;
 //! - `Sy-Key`, `Sy-Reply-To` and `Sy-Correlation-Id` carry the optional fields;
 //! - each user header `NAME: VALUE` travels as `Sy-H-NAME: VALUE`;
 //! - `Sy-Attempts` marks a request that was handed straight to a consumer (see `direct`) and
@@ -18,6 +24,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::HeaderMap;
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use bytes::Bytes;
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
@@ -26,8 +33,9 @@ use crate::{
     topic::{Topic, TopicLimits},
 };
 
-const ID: &str = "Sy-Id";
-const AT: &str = "Sy-At";
+const STAMP: &str = "Sy";
+/// The length of an id in unpadded base64.
+const ID_LENGTH: usize = 22;
 const KEY: &str = "Sy-Key";
 const REPLY_TO: &str = "Sy-Reply-To";
 const CORRELATION_ID: &str = "Sy-Correlation-Id";
@@ -43,14 +51,7 @@ const NAME: &AsciiSet = &VALUE.add(b':').add(b' ');
 /// The headers that carry `message` (all but its topic and payload).
 pub fn headers(message: &Message) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    let mut id = [0; uuid::fmt::Hyphenated::LENGTH];
-    headers.insert(ID, message.id().write_text(&mut id));
-    let at = message
-        .published_at()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    headers.insert(AT, at.to_string());
+    headers.insert(STAMP, stamp(message));
     let optional = [
         (KEY, message.key()),
         (CORRELATION_ID, message.correlation_id()),
@@ -122,16 +123,10 @@ pub fn decode(
         let name = name.as_ref();
         let text = value.as_str();
         match name {
-            ID => {
-                let parsed = uuid::Uuid::parse_str(text)
-                    .map_err(|_| DecodeError::Value(ID, text.to_owned()))?;
-                id = Some(MessageId::from_bytes(parsed.into_bytes()));
-            }
-            AT => {
-                let nanos: u64 = text
-                    .parse()
-                    .map_err(|_| DecodeError::Value(AT, text.to_owned()))?;
-                at = Some(UNIX_EPOCH + Duration::from_nanos(nanos));
+            STAMP => {
+                let (parsed_id, parsed_at) =
+                    unstamp(text).ok_or_else(|| DecodeError::Value(STAMP, text.to_owned()))?;
+                (id, at) = (Some(parsed_id), Some(parsed_at));
             }
             KEY => new.key = unescape(name, text)?,
             CORRELATION_ID => new.correlation_id = unescape(name, text)?,
@@ -155,6 +150,33 @@ pub fn decode(
         at.unwrap_or_else(SystemTime::now),
         None,
     ))
+}
+
+/// The `Sy` header's value: the id in unpadded base64url, then the publish time's nanoseconds
+/// since the Unix epoch in hex.
+fn stamp(message: &Message) -> String {
+    let nanos = message
+        .published_at()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let mut text = URL_SAFE_NO_PAD.encode(message.id().as_bytes());
+    text.push_str(&format!("{nanos:x}"));
+    text
+}
+
+/// The id and publish time a `Sy` header's value holds.
+fn unstamp(text: &str) -> Option<(MessageId, SystemTime)> {
+    let (id, nanos) = (text.get(..ID_LENGTH)?, text.get(ID_LENGTH..)?);
+    let mut bytes = [0; 16];
+    let decoded = URL_SAFE_NO_PAD.decode_slice(id, &mut bytes).ok()?;
+    let nanos = u64::from_str_radix(nanos, 16).ok()?;
+    (decoded == bytes.len()).then(|| {
+        (
+            MessageId::from_bytes(bytes),
+            UNIX_EPOCH + Duration::from_nanos(nanos),
+        )
+    })
 }
 
 fn escape(text: &str, set: &'static AsciiSet) -> String {
@@ -218,6 +240,30 @@ mod tests {
         assert!(is_busy(Some(&busy())));
         assert!(!is_busy(Some(&marked)));
         assert!(!is_busy(None));
+    }
+
+    #[test]
+    fn the_stamp_is_one_short_header_and_a_bad_one_is_refused() {
+        let limits = Config::default().topic_limits();
+        let message = Message::stamp(NewMessage::new(Topic::parse("t", limits).unwrap(), "x"));
+        let headers = headers(&message);
+        let stamp = headers.get(STAMP).expect("the stamp").as_str().to_owned();
+        assert!(stamp.len() <= ID_LENGTH + 16, "{stamp}");
+        assert_eq!(headers.iter().count(), 1, "nothing but the stamp");
+        for bad in [
+            "",
+            "short",
+            &stamp[..ID_LENGTH],
+            &format!("{}zz", &stamp[..ID_LENGTH]),
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert(STAMP, bad);
+            let decoded = decode("t".into(), Bytes::new(), Some(&headers), limits);
+            assert!(
+                matches!(decoded, Err(DecodeError::Value(STAMP, _))),
+                "{bad:?}: {decoded:?}"
+            );
+        }
     }
 
     #[test]

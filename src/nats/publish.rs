@@ -18,7 +18,10 @@
 //! more when the message comes back. Ordinary publishes carry none, and the stream keeps no
 //! duplicate-window entry for them.
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
 
 use async_nats::{
     HeaderMap,
@@ -46,6 +49,10 @@ pub const MAX_ATOMIC_BATCH: usize = 1000;
 /// stream holding as many batches as it may.
 const BATCH_INCOMPLETE: u64 = 10176;
 const TOO_MANY_BATCHES: u64 = 10210;
+
+/// The number of this process's next atomic batch, in its id after the node's name (which is
+/// new at each start).
+static NEXT_BATCH: AtomicU64 = AtomicU64::new(0);
 
 /// One message for the stream.
 #[derive(Debug, Clone)]
@@ -86,7 +93,13 @@ impl Batch {
                 .await
                 .map_err(unavailable);
         }
-        let batch_id = uuid::Uuid::new_v4().simple().to_string();
+        // Unique among the batches the stream holds at once, and short: each of its messages
+        // carries it, and JetStream scans every message's headers for its own several times.
+        let batch_id = format!(
+            "{}{:x}",
+            shared.node,
+            NEXT_BATCH.fetch_add(1, Ordering::Relaxed)
+        );
         let with_batch = |message: &Outgoing, sequence: usize| {
             let mut headers = message.headers.clone();
             headers.insert(NATS_BATCH_ID, batch_id.as_str());
