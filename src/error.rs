@@ -1,7 +1,7 @@
 //! The errors a broker reports to its callers. They name what was wrong; the transport maps each kind
 //! to a status code in one table (`transport::status`).
 
-use std::time::Duration;
+use std::{error::Error as StdError, time::Duration};
 
 /// Why a broker operation failed. Nothing here names a transport.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,4 +108,28 @@ impl BrokerError {
             reason: reason.to_string(),
         }
     }
+}
+
+/// `error` and each of its causes, joined by ": " on one line.
+pub fn with_causes(error: &dyn StdError) -> String {
+    let text = error.to_string();
+    match error.source() {
+        Some(cause) => append_causes(text, cause),
+        None => text,
+    }
+}
+
+/// Appends each cause in the chain, skipping one the text already ends with (many errors print
+/// their source as part of their own message).
+pub fn append_causes(mut text: String, first: &dyn StdError) -> String {
+    let mut cause = Some(first);
+    while let Some(error) = cause {
+        let line = error.to_string();
+        if !line.is_empty() && !text.ends_with(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        cause = error.source();
+    }
+    text.replace('\n', " ")
 }

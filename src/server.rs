@@ -44,7 +44,7 @@ pub enum ServerError {
     #[error("reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     /// tonic's own words are only "transport error": its causes say what failed.
-    #[error("transport: {}", with_causes(.0))]
+    #[error("transport: {}", crate::error::with_causes(.0))]
     Transport(#[from] tonic::transport::Error),
     #[error(transparent)]
     DataDir(#[from] crate::durable::OpenError),
@@ -66,18 +66,6 @@ pub enum ServerError {
     },
 }
 
-/// `error` and each of its sources, joined by ": ".
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(source) = cause {
-        text.push_str(": ");
-        text.push_str(&source.to_string());
-        cause = source.source();
-    }
-    text
-}
-
 /// Serves the broker the configuration asks for on `listener` until `shutdown` resolves: in memory,
 /// durable in `data_dir`, or a cluster-mode node over the NATS servers of `nats`.
 pub async fn run(
@@ -86,6 +74,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     config.validate()?;
+    // Before the backend: connecting to NATS or recovering a journal can take long, and a bad
+    // TLS file should stop the start at once. `serve` reads them again for itself.
+    server_tls(&config)?;
     if config.nats.is_some() {
         let broker = crate::nats::NatsBroker::connect(config.clone()).await?;
         return serve(listener, broker, config, shutdown).await;

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use rustls::{
-    InconsistentKeys,
+    InconsistentKeys, RootCertStore,
     crypto::ring::default_provider,
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
     sign::CertifiedKey,
@@ -43,9 +43,9 @@ pub enum TlsFileError {
 /// What an unusable key is most often, said beside rustls's own words: PKCS#8 EC keys written
 /// without their public key (as Java's `PrivateKey.getEncoded()` writes them), which ring
 /// cannot load.
-const KEY_HINT: &str = "RSA, ECDSA (P-256, P-384, with its public key inside) and Ed25519 keys \
-                        are supported; `openssl pkey -in KEY -out NEW_KEY` rewrites an EC key \
-                        that lacks its public key";
+const KEY_HINT: &str = "RSA (2048 to 8192 bits), ECDSA (P-256, P-384, with its public key \
+                        inside) and Ed25519 keys are supported; `openssl pkey -in KEY -out \
+                        NEW_KEY` rewrites an EC key that lacks its public key";
 
 /// The TLS configuration `config` asks for; `None` serves plaintext. The files are parsed here, and
 /// the key is loaded and matched against the certificate, so a bad file stops the start with an
@@ -62,7 +62,7 @@ pub fn server_tls(config: &Config) -> Result<Option<ServerTlsConfig>, TlsFileErr
         .timeout(config.tls_handshake_timeout);
     if let Some(client_ca_path) = &config.tls_client_ca {
         let client_ca = read("tls_client_ca", client_ca_path)?;
-        certificates("tls_client_ca", client_ca_path, &client_ca)?;
+        check_client_ca(client_ca_path, &client_ca)?;
         tls = tls.client_ca_root(Certificate::from_pem(client_ca));
     }
     Ok(Some(tls))
@@ -86,18 +86,32 @@ fn check_identity(
         cert: cert_path.to_owned(),
         reason,
     };
-    let provider = default_provider();
-    let signing_key = provider
-        .key_provider
-        .load_private_key(private_key)
-        .map_err(|error| unusable(format!("{error}; {KEY_HINT}")))?;
-    match CertifiedKey::new(chain, signing_key).keys_match() {
-        // Unknown: the key cannot tell its public half, so the handshake is left to find out.
-        Ok(()) | Err(rustls::Error::InconsistentKeys(InconsistentKeys::Unknown)) => Ok(()),
+    match CertifiedKey::from_der(chain, private_key, &default_provider()) {
+        Ok(_) => Ok(()),
         Err(rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => Err(unusable(
             "it is not the key of the first certificate in tls_cert".to_owned(),
         )),
-        Err(error) => Err(unusable(error.to_string())),
+        Err(rustls::Error::InvalidCertificate(error)) => Err(TlsFileError::NoCertificate {
+            setting: "tls_cert",
+            path: cert_path.to_owned(),
+            reason: format!("its first certificate does not parse: {error}"),
+        }),
+        Err(error) => Err(unusable(format!("{error}; {KEY_HINT}"))),
+    }
+}
+
+/// Checks that a client CA file holds certificates rustls can verify clients with.
+fn check_client_ca(path: &Path, pem: &[u8]) -> Result<(), TlsFileError> {
+    let mut roots = RootCertStore::empty();
+    let (added, ignored) =
+        roots.add_parsable_certificates(certificates("tls_client_ca", path, pem)?);
+    match added {
+        0 => Err(TlsFileError::NoCertificate {
+            setting: "tls_client_ca",
+            path: path.to_owned(),
+            reason: format!("none of its {ignored} certificates parses"),
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -261,4 +261,30 @@ async fn tls_files_that_cannot_serve_are_refused_naming_the_setting() {
             "{key}: it must not serve: {stderr}"
         );
     }
+
+    // A client CA whose certificate does not parse.
+    std::fs::write(
+        dir.join("bad-ca.pem"),
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .expect("write a PEM file");
+    let key = pki.path("server.key");
+    let command = process::switchyard([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        server_pem,
+        "--tls-key",
+        key.to_str().expect("a UTF-8 path"),
+        "--tls-client-ca",
+        &path("bad-ca.pem"),
+    ]);
+    let output = process::run(command, None).await;
+    let stderr = output.stderr.join("\n");
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("tls_client_ca") && stderr.contains("bad-ca.pem"),
+        "{stderr}"
+    );
 }

@@ -18,6 +18,8 @@ use std::{error::Error as StdError, fmt::Display, io::Write, path::Path};
 use secrecy::ExposeSecret;
 use switchyard_client::{Client, Error};
 
+use switchyard::error::{append_causes, with_causes};
+
 use crate::cli::{ClientArgs, ClientCommand};
 
 /// Why a command stopped early.
@@ -111,29 +113,6 @@ fn status_text(status: &tonic::Status) -> String {
         Some(cause) => append_causes(text, cause),
         None => text,
     }
-}
-
-fn with_causes(error: &dyn StdError) -> String {
-    let text = error.to_string();
-    match error.source() {
-        Some(cause) => append_causes(text, cause),
-        None => text,
-    }
-}
-
-/// Appends each cause in the chain, skipping one the text already ends with (many errors print
-/// their source as part of their own message).
-fn append_causes(mut text: String, first: &dyn StdError) -> String {
-    let mut cause = Some(first);
-    while let Some(error) = cause {
-        let line = error.to_string();
-        if !line.is_empty() && !text.ends_with(&line) {
-            text.push_str(": ");
-            text.push_str(&line);
-        }
-        cause = error.source();
-    }
-    text.replace('\n', " ")
 }
 
 /// A note for the person at the terminal (subscribed, reconnecting), on stderr so stdout stays data.

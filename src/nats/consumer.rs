@@ -909,16 +909,20 @@ pub async fn settle_own(
             futures_util::future::join_all(progressed),
         )
         .await;
-        let sent = settled
+        let progressed = progressed
             .into_iter()
-            .chain(progressed)
-            .collect::<Result<Vec<()>, _>>()?;
+            .map(|sent| sent.map(|()| Sent::Unconfirmed));
+        let sent: Vec<_> = settled.into_iter().chain(progressed).collect();
         // Acks and AckProgress are sent unconfirmed: the answer waits until they are written to
-        // the server, so a node that dies after answering has not lost them.
-        if !sent.is_empty() {
+        // the server, so a node that dies after answering has not lost them, whatever else
+        // failed.
+        if sent
+            .iter()
+            .any(|sent| matches!(sent, Ok(Sent::Unconfirmed)))
+        {
             shared.client.flush().await.map_err(unavailable)?;
         }
-        Ok::<_, BrokerError>(())
+        sent.into_iter().try_for_each(|sent| sent.map(drop))
     };
     match tokio::time::timeout(SETTLE_TIMEOUT, work).await {
         Ok(result) => result.map(|()| unknown),
@@ -928,7 +932,31 @@ pub async fn settle_own(
     }
 }
 
+/// What settling a delivery sent to JetStream.
+enum Sent {
+    /// Nothing, or only what JetStream confirmed.
+    Confirmed,
+    /// A message sent without waiting for JetStream, which must be flushed before the answer.
+    Unconfirmed,
+}
+
+/// Settles one delivery.
 async fn apply(
+    shared: Arc<Shared>,
+    attached: Arc<Attached>,
+    held: Held,
+    action: Action,
+) -> Result<Sent, BrokerError> {
+    if let (Action::Ack, Source::Stream(_)) = (action, &held.source) {
+        settle_one(shared, attached, held, action).await?;
+        return Ok(Sent::Unconfirmed);
+    }
+    settle_one(shared, attached, held, action)
+        .await
+        .map(|()| Sent::Confirmed)
+}
+
+async fn settle_one(
     shared: Arc<Shared>,
     attached: Arc<Attached>,
     held: Held,
@@ -942,7 +970,7 @@ async fn apply(
             count(|c| c.acked += 1);
             // Sent, not confirmed, as NATS clients' `ack()` sends it: a confirmation per ack was
             // about a tenth of the cluster's CPU per message. `settle_own` flushes before it
-            // answers. One lost in a leader change brings the message back after AckWait: a
+            // answers (`Sent::Unconfirmed`). One lost in a leader change brings the message back after AckWait: a
             // duplicate, never a loss. What is outstanding is decided here, not by JetStream.
             if let Source::Stream(acker) = &held.source {
                 acker.send(AckKind::Ack).await?;

@@ -3,6 +3,10 @@
 //! before it leaves, and exclusive groups with a standby that takes over.
 
 mod common;
+// The broker's own tests' HTTP requests, for its metrics.
+#[path = "../../../tests/common/http.rs"]
+#[allow(dead_code)]
+mod http;
 
 use std::time::Duration;
 
@@ -523,7 +527,8 @@ async fn settlements_made_together_go_in_few_ack_calls() {
         .await
         .http
         .expect("the ready file names the HTTP listener");
-    let metrics = within("GET /metrics", http_get(http, "/metrics")).await;
+    let (status, metrics) = http::http_request(http, "GET", "/metrics", "").await;
+    assert_eq!(status, 200, "{metrics}");
     let calls: u64 = metrics
         .lines()
         .find_map(|line| line.strip_prefix(r#"switchyard_ack_requests_total{code="OK"} "#))
@@ -542,23 +547,4 @@ async fn read_ready(path: &std::path::Path) -> switchyard::ready::Ready {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// The body of `GET path` from the HTTP listener at `addr` (HTTP/1.1, one request per connection).
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect to the HTTP listener");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .expect("send the request");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .await
-        .expect("read the response");
-    response
 }
