@@ -947,38 +947,46 @@ async fn apply(
     held: Held,
     action: Action,
 ) -> Result<Sent, BrokerError> {
-    if let (Action::Ack, Source::Stream(_)) = (action, &held.source) {
-        settle_one(shared, attached, held, action).await?;
-        return Ok(Sent::Unconfirmed);
-    }
-    settle_one(shared, attached, held, action)
+    let group = Arc::clone(&attached.group);
+    let nack = match action {
+        Action::Ack => return ack(&shared, &group, &held).await,
+        Action::Nack(delay) => Some(delay),
+        Action::Reject => None,
+    };
+    refuse(shared, group, held, nack)
         .await
         .map(|()| Sent::Confirmed)
 }
 
-async fn settle_one(
+/// Acks one delivery. Sent, not confirmed, as NATS clients' `ack()` sends it: a confirmation per
+/// ack was about a tenth of the cluster's CPU per message. `settle_own` flushes it before it
+/// answers. One lost in a leader change brings the message back after AckWait: a duplicate, never
+/// a loss. What is outstanding is decided here, not by JetStream.
+async fn ack(shared: &Shared, group: &Known, held: &Held) -> Result<Sent, BrokerError> {
+    shared.groups.count(&group.consumer, |c| c.acked += 1);
+    let sent = match &held.source {
+        Source::Stream(acker) => {
+            acker.send(AckKind::Ack).await?;
+            Sent::Unconfirmed
+        }
+        Source::Direct => Sent::Confirmed,
+    };
+    shared.groups.released(&group.consumer);
+    Ok(sent)
+}
+
+/// Nacks one delivery after `nack`'s delay, or with `None` rejects it: back to its group, or out
+/// as a dead letter.
+async fn refuse(
     shared: Arc<Shared>,
-    attached: Arc<Attached>,
+    group: Arc<Known>,
     held: Held,
-    action: Action,
+    nack: Option<Duration>,
 ) -> Result<(), BrokerError> {
-    let group = Arc::clone(&attached.group);
     let count =
         |add: fn(&mut crate::broker::GroupCounters)| shared.groups.count(&group.consumer, add);
-    match action {
-        Action::Ack => {
-            count(|c| c.acked += 1);
-            // Sent, not confirmed, as NATS clients' `ack()` sends it: a confirmation per ack was
-            // about a tenth of the cluster's CPU per message. `settle_own` flushes before it
-            // answers (`Sent::Unconfirmed`). One lost in a leader change brings the message back after AckWait: a
-            // duplicate, never a loss. What is outstanding is decided here, not by JetStream.
-            if let Source::Stream(acker) = &held.source {
-                acker.send(AckKind::Ack).await?;
-            }
-            shared.groups.released(&group.consumer);
-            Ok(())
-        }
-        Action::Nack(_)
+    match nack {
+        Some(_)
             if group
                 .settings
                 .max_deliveries
@@ -991,7 +999,7 @@ async fn settle_one(
             let letter = Letter::of(held, DeadLetterReason::MaxDeliveries);
             dead_letter(Arc::clone(&shared), group, letter).await
         }
-        Action::Nack(delay) => {
+        Some(delay) => {
             count(|c| c.nacked += 1);
             match &held.source {
                 Source::Stream(acker) => {
@@ -1012,7 +1020,7 @@ async fn settle_one(
                 }
             }
         }
-        Action::Reject => {
+        None => {
             count(|c| c.rejected += 1);
             let letter = Letter::of(held, DeadLetterReason::Rejected);
             dead_letter(Arc::clone(&shared), group, letter).await
