@@ -201,7 +201,7 @@ async fn ending_a_consumer_stream_hands_its_deliveries_to_another() {
 }
 
 /// Messages published while a group has no consumer wait in it, for a declared group and for one
-/// created by an earlier Consume.
+/// created by an earlier Consume, and are first deliveries when a consumer comes.
 #[tokio::test]
 async fn messages_wait_in_a_group_without_consumers() {
     let server = TestServer::start().await;
@@ -234,6 +234,8 @@ async fn messages_wait_in_a_group_without_consumers() {
     let mut stream = consume_ok(&mut broker, consume_request(&created, "again")).await;
     let got = next_deliveries(&mut stream, 3).await;
     assert_eq!(sorted_numbers(&got), vec![0, 1, 2]);
+    // The consumer that went took none of them on its way out.
+    assert!(got.iter().all(|d| d.attempt == 1), "{got:?}");
     ack_all(&mut broker, &got).await;
 }
 

@@ -35,13 +35,8 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use async_nats::jetstream::{
-    AckKind,
-    consumer::{PullConsumer, pull},
-    context::ConsumerInfoErrorKind,
-};
+use async_nats::jetstream::{AckKind, consumer::PullConsumer, context::ConsumerInfoErrorKind};
 use dashmap::DashMap;
-use futures_util::StreamExt;
 use parking_lot::Mutex;
 use tokio::{
     sync::{Notify, OwnedSemaphorePermit, Semaphore},
@@ -56,7 +51,9 @@ use super::{
     codec, direct, forward,
     groups::{self, Known},
     leases::{self, Claim},
-    publish, unavailable,
+    publish,
+    pull::Pull,
+    unavailable,
 };
 use crate::{
     broker::{ConsumeMode, ConsumeSpec, Delivery, EventStream, Outstanding, Settlement},
@@ -67,11 +64,12 @@ use crate::{
 };
 
 /// How long one pull waits at the server for messages before it is made again. Pulls ask for no
-/// idle heartbeats (async-nats 0.51's batches stall on them), so this also bounds how long a pull
-/// lost to a leader change or a reconnect leaves a consumer waiting.
+/// idle heartbeats, so this also bounds how long a pull lost to a leader change or a reconnect
+/// leaves a consumer waiting.
 const PULL_EXPIRES: Duration = Duration::from_secs(5);
-/// How long a consumer that goes keeps reading its last pull before it closes it.
-const DRAIN_QUIET: Duration = Duration::from_millis(50);
+/// How long a consumer that goes waits for the server to close its last pull, reading what the
+/// pull still delivers meanwhile.
+const CLOSE_PULL_WITHIN: Duration = Duration::from_millis(500);
 /// How long a settlement's round trip to JetStream may take.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// What an exclusive consumer that took a lapsed lease waits beyond the group's AckWait, for
@@ -366,27 +364,13 @@ pub async fn consume(
 }
 
 /// Asks for `count` messages, delivered as they come, for at most `expires`.
-async fn pull(
-    consumer: &PullConsumer,
-    count: usize,
-    expires: Duration,
-) -> Result<pull::Batch, BrokerError> {
-    consumer
-        .batch()
-        .max_messages(count)
-        .expires(expires)
-        .messages()
-        .await
-        .map_err(unavailable)
-}
-
 /// A consumer's stream while it runs. Dropping it detaches the consumer and nacks what it held.
 struct Pulling {
     shared: Arc<Shared>,
     attached: Arc<Attached>,
     consumer: PullConsumer,
     /// The pull under way: never for more messages than the window has room for.
-    batch: Option<pull::Batch>,
+    batch: Option<Pull>,
     /// A pulled message that waits for a slot, as its slot was lent to a request meanwhile.
     stashed: Option<async_nats::jetstream::Message>,
     /// Whether an exclusive consumer has waited for its lease (and, after a lapse, for the old
@@ -600,7 +584,15 @@ impl Pulling {
                     Some(_) => leases::PULL_EXPIRES,
                     None => PULL_EXPIRES,
                 };
-                match self.or_end(pull(&self.consumer, room, expires)).await? {
+                let shared = &self.shared;
+                let pull = Pull::start(
+                    &shared.client,
+                    &shared.jetstream,
+                    &self.consumer,
+                    room,
+                    expires,
+                );
+                match self.or_end(pull).await? {
                     Ok(batch) => self.batch = Some(batch),
                     Err(error) => {
                         tracing::debug!(%error, group = %self.attached.group.group, "cannot pull; trying again");
@@ -686,19 +678,15 @@ impl Drop for Pulling {
         let give_back = attached.may_settle();
         let shared = Arc::clone(&self.shared);
         // Given back at once, as in memory: JetStream redelivers a nacked message now. The pull
-        // is closed first (what it delivers meanwhile is taken, until it has been quiet for
-        // DRAIN_QUIET), so that what is nacked is not redelivered to it. An exclusive consumer
-        // has each nack confirmed before it hands its lease on.
+        // is closed at the server first (what it delivered meanwhile is taken), so that neither
+        // what is nacked nor what is published next goes to it. An exclusive consumer has each
+        // nack confirmed before it hands its lease on.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             self.shared.give_backs.spawn_on(
                 async move {
                     let mut drained: Vec<_> = stashed.into_iter().collect();
-                    if let Some(mut batch) = batch {
-                        while let Ok(Some(Ok(message))) =
-                            tokio::time::timeout(DRAIN_QUIET, batch.next()).await
-                        {
-                            drained.push(message);
-                        }
+                    if let Some(batch) = batch {
+                        drained.extend(batch.close(CLOSE_PULL_WITHIN).await);
                     }
                     if give_back {
                         let confirmed = claim.is_some();

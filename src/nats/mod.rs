@@ -31,6 +31,7 @@ mod forward;
 mod groups;
 mod leases;
 mod publish;
+mod pull;
 mod requests;
 mod subjects;
 mod view;
