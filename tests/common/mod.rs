@@ -3,8 +3,9 @@
 //! Child processes (the broker, the command line, anything else) are started only through
 //! [`child`] and [`process`].
 //!
-//! Every wait in here is bounded: a helper that reads from a stream gives up after [`WAIT`] and panics
-//! with what it was waiting for, so a broken server fails a test instead of hanging the suite.
+//! Every wait in here is bounded: a helper that reads from a stream gives up after [`step_limit`]
+//! and panics with what it was waiting for, so a broken server fails a test instead of hanging the
+//! suite.
 
 // Each test file is its own crate and uses a different subset of these helpers.
 #![allow(dead_code)]
@@ -293,9 +294,17 @@ impl Drop for TestServer {
     }
 }
 
-/// Awaits `future` for at most [`WAIT`], panicking with `what` if it takes longer.
+/// Awaits `future` for at most [`step_limit`], panicking with `what` if it takes longer.
 pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
-    within_for(WAIT, what, future).await
+    within_for(step_limit(), what, future).await
+}
+
+/// How long one call or awaited event may take: [`WAIT`], or three times that in cluster mode.
+/// There a call may have JetStream create a replicated consumer, which has taken more than 5 s
+/// on a fresh cluster that a whole test binary's servers start on at once (two busy cores): the
+/// meta leader's proposals queue, and each new consumer elects a leader of its own.
+pub fn step_limit() -> Duration {
+    if cluster_mode() { WAIT * 3 } else { WAIT }
 }
 
 /// Awaits `future` for at most `limit`, panicking with `what` if it takes longer.
@@ -649,7 +658,7 @@ pub async fn group_info(admin: &mut Admin, topic: &str, group: &str) -> Option<p
         .find(|info| info.topic == topic && info.group == group)
 }
 
-/// Polls ListGroups until the group's state satisfies `expected`, for at most [`WAIT`].
+/// Polls ListGroups until the group's state satisfies `expected`, for at most [`step_limit`].
 pub async fn wait_for_group(
     admin: &mut Admin,
     topic: &str,
@@ -657,7 +666,7 @@ pub async fn wait_for_group(
     what: &str,
     expected: impl Fn(&pb::GroupInfo) -> bool,
 ) -> pb::GroupInfo {
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + step_limit();
     loop {
         let info = group_info(admin, topic, group).await;
         match info {
