@@ -236,6 +236,31 @@ async fn idle_groups_created_by_consume_are_removed() {
     );
 }
 
+/// However short `group_idle_timeout` is, a group that Consume makes is not removed as idle
+/// before its consumer has joined it: each of many Consumes at once (which keeps the broker busy
+/// between making a group and joining it) succeeds and gets what is published.
+#[tokio::test]
+async fn a_consume_keeps_the_group_it_makes_however_short_the_idle_timeout() {
+    let config = Config {
+        group_idle_timeout: Duration::from_millis(1),
+        ..test_config()
+    };
+    let server = TestServer::with_config(config).await;
+    let rounds = (0..24).map(|round| {
+        let server = &server;
+        async move {
+            let mut broker = server.broker().await;
+            let topic = unique("admin.fresh");
+            let mut stream = consume_ok(&mut broker, consume_request(&topic, "casual")).await;
+            publish_ok(&mut broker, vec![numbered(&topic, round, 8)]).await;
+            let delivery = next_delivery(&mut stream).await;
+            assert_eq!(delivery_number(&delivery), round, "consumer {round}");
+            ack_all(&mut broker, &[delivery]).await;
+        }
+    });
+    futures_util::future::join_all(rounds).await;
+}
+
 /// Deleting a group that does not exist is NOT_FOUND.
 #[tokio::test]
 async fn deleting_an_unknown_group_is_not_found() {

@@ -60,6 +60,9 @@ pub struct NodeCensus {
 pub struct GroupCensus {
     pub counters: GroupCounters,
     pub consumers: Vec<ConsumerCensus>,
+    /// Consumes on their way to the group: it may not be made yet, or they are not attached.
+    #[serde(default)]
+    pub joining: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,6 +96,9 @@ impl From<&ConsumerCensus> for ConsumerInfo {
 #[derive(Debug, Default)]
 pub struct Census {
     pub groups: HashMap<String, GroupCensus>,
+    /// Whether every node present answered: a census without a slow node's answer lists fewer
+    /// consumers than there are, which is enough for a listing but not to find a group idle.
+    pub complete: bool,
 }
 
 /// The nodes heard from lately, by name, with when.
@@ -321,15 +327,21 @@ async fn reach_probe(shared: &Shared, probe: String) -> bool {
 /// Asks every node for its census and sums the answers.
 pub async fn gather(shared: &Shared) -> Result<Census, BrokerError> {
     let answers = ask_all(shared, shared.subjects.census(), Bytes::new(), SETTLE).await?;
-    let mut census = Census::default();
+    let mut census = Census {
+        complete: answers.len() >= shared.census_nodes.present(),
+        ..Census::default()
+    };
     for answer in answers {
         let Ok(node) = serde_json::from_slice::<NodeCensus>(&answer) else {
+            // An answer this node cannot read counts as none.
+            census.complete = false;
             continue;
         };
         for (name, group) in node.groups {
             let sum = census.groups.entry(name).or_default();
             sum.counters.add(&group.counters);
             sum.consumers.extend(group.consumers);
+            sum.joining = sum.joining.saturating_add(group.joining);
         }
     }
     Ok(census)
@@ -383,13 +395,16 @@ impl Shared {
             .map(|(name, counters)| {
                 let group = GroupCensus {
                     counters,
-                    consumers: Vec::new(),
+                    ..GroupCensus::default()
                 };
                 (name, group)
             })
             .collect();
         for (name, consumer) in self.consumers.census() {
             groups.entry(name).or_default().consumers.push(consumer);
+        }
+        for (name, joining) in self.consumers.joining() {
+            groups.entry(name).or_default().joining = joining;
         }
         NodeCensus { groups }
     }

@@ -77,6 +77,8 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 const LAPSE_SLACK: Duration = Duration::from_millis(500);
 /// How long a consumer waits before pulling again after its pull failed.
 const RETRY_PULL: Duration = Duration::from_millis(500);
+/// How many times a Consume makes its group again if it goes while it is joined.
+const JOIN_TRIES: u32 = 3;
 
 /// The consumers attached on this node.
 #[derive(Debug)]
@@ -89,6 +91,28 @@ pub struct Consumers {
     /// Where the search for a consumer with room for a direct request starts, so that they take
     /// turns.
     next_hand: AtomicUsize,
+    /// Consumes on their way to their group, by its consumer name ([`Joining`]).
+    joining: Mutex<HashMap<String, u32>>,
+}
+
+/// A Consume on its way to its group, counted in the census from before it makes the group until
+/// its consumer is attached: a group that Consume has just made has neither consumers nor
+/// messages yet, and no node may remove it as idle meanwhile (groups.rs, `keep_up`).
+struct Joining<'a> {
+    consumers: &'a Consumers,
+    name: String,
+}
+
+impl Drop for Joining<'_> {
+    fn drop(&mut self) {
+        let mut joining = self.consumers.joining.lock();
+        if let Some(count) = joining.get_mut(&self.name) {
+            *count -= 1;
+            if *count == 0 {
+                joining.remove(&self.name);
+            }
+        }
+    }
 }
 
 /// One consumer: its group, its terms and what it holds.
@@ -191,7 +215,26 @@ impl Consumers {
             by_id: DashMap::new(),
             next_id: AtomicU64::new(1),
             next_hand: AtomicUsize::new(0),
+            joining: Mutex::default(),
         }
+    }
+
+    /// Counts a Consume on its way to the group whose consumer name is `name`, until dropped.
+    fn join(&self, name: String) -> Joining<'_> {
+        *self.joining.lock().entry(name.clone()).or_default() += 1;
+        Joining {
+            consumers: self,
+            name,
+        }
+    }
+
+    /// The Consumes on their way to each group, by its consumer name.
+    pub fn joining(&self) -> Vec<(String, u32)> {
+        let joining = self.joining.lock();
+        joining
+            .iter()
+            .map(|(name, count)| (name.clone(), *count))
+            .collect()
     }
 
     /// Hands a request to one of this node's consumers of the shared group whose JetStream
@@ -296,12 +339,10 @@ pub async fn consume(
     spec: ConsumeSpec,
     slot: OwnedSemaphorePermit,
 ) -> Result<EventStream<Delivery>, BrokerError> {
-    let group = groups::for_consumer(shared, &spec.pattern, &spec.group, spec.mode).await?;
-    let consumer: PullConsumer = shared
-        .stream
-        .get_consumer(&group.consumer)
-        .await
-        .map_err(unavailable)?;
+    let joining = shared
+        .consumers
+        .join(groups::consumer_name(&spec.pattern, &spec.group));
+    let (group, consumer) = join_group(shared, &spec).await?;
     let prefetch = spec
         .prefetch
         .unwrap_or(shared.config.default_prefetch)
@@ -334,6 +375,8 @@ pub async fn consume(
         handed_ready: Notify::new(),
     });
     consumers.by_id.insert(local_id, Arc::clone(&attached));
+    // Counted by `by_id` from here on.
+    drop(joining);
     tokio::spawn(keep_deadlines(
         Arc::downgrade(shared),
         Arc::downgrade(&attached),
@@ -363,7 +406,32 @@ pub async fn consume(
     )))
 }
 
-/// Asks for `count` messages, delivered as they come, for at most `expires`.
+/// `spec`'s group (made with the defaults if there is none) and its JetStream consumer. A group
+/// removed between the two reads, as idle by a node that did not count this Consume (one of an
+/// earlier version) or by its owner, is made again.
+async fn join_group(
+    shared: &Shared,
+    spec: &ConsumeSpec,
+) -> Result<(Arc<Known>, PullConsumer), BrokerError> {
+    let mut tries = 0;
+    loop {
+        let group = groups::for_consumer(shared, &spec.pattern, &spec.group, spec.mode).await?;
+        let error = match shared.stream.get_consumer(&group.consumer).await {
+            Ok(consumer) => return Ok((group, consumer)),
+            Err(error) => error,
+        };
+        tries += 1;
+        let gone = matches!(
+            shared.stream.consumer_info(&group.consumer).await,
+            Err(info) if info.kind() == ConsumerInfoErrorKind::NotFound
+        );
+        if !gone || tries >= JOIN_TRIES {
+            return Err(unavailable(error));
+        }
+        tracing::debug!(group = %group.group, "a group went while it was joined: making it again");
+    }
+}
+
 /// A consumer's stream while it runs. Dropping it detaches the consumer and nacks what it held.
 struct Pulling {
     shared: Arc<Shared>,
@@ -1074,4 +1142,25 @@ async fn dead_letter(
     }
     shared.groups.released(&group.consumer);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_counts_its_joining_consumes_until_each_is_dropped() {
+        let consumers = Consumers::new("node-a");
+        let first = consumers.join("sy-1".into());
+        let second = consumers.join("sy-1".into());
+        let other = consumers.join("sy-2".into());
+        let mut joining = consumers.joining();
+        joining.sort();
+        assert_eq!(joining, [("sy-1".to_owned(), 2), ("sy-2".to_owned(), 1)]);
+        drop(first);
+        drop(other);
+        assert_eq!(consumers.joining(), [("sy-1".to_owned(), 1)]);
+        drop(second);
+        assert!(consumers.joining().is_empty());
+    }
 }

@@ -630,7 +630,8 @@ pub async fn refresh(shared: &Shared) {
 /// Refreshes this node's copy of the groups, and removes groups made by Consume that have had
 /// neither consumers (on any node) nor messages for `group_idle_timeout`, until the broker is gone
 /// or shut down. Every node keeps watch; whichever sees a group idle long enough deletes it, and
-/// the others' deletes find it gone.
+/// the others' deletes find it gone. Only a census that every node answered can find a group
+/// idle, and a Consume counts from before it makes its group (`Joining`, consumer.rs).
 pub async fn keep_up(shared: Weak<Shared>) {
     let Some((timeout, view)) = shared
         .upgrade()
@@ -668,17 +669,19 @@ pub async fn keep_up(shared: Weak<Shared>) {
             idle_since.clear();
             continue;
         }
-        let Ok(census) = census::gather(&shared).await else {
-            continue;
+        // Without every node's answer, a group may have consumers no one counted: none is idle.
+        let census = match census::gather(&shared).await {
+            Ok(census) if census.complete => census,
+            _ => continue,
         };
         let now = tokio::time::Instant::now();
         let mut still_idle = HashMap::new();
         for known in idle {
-            let consumers = census
+            let busy = census
                 .groups
                 .get(&known.consumer)
-                .map_or(0, |group| group.consumers.len());
-            if consumers > 0 {
+                .is_some_and(|group| !group.consumers.is_empty() || group.joining > 0);
+            if busy {
                 continue;
             }
             let since = idle_since.get(&known.consumer).copied().unwrap_or(now);
