@@ -1,7 +1,8 @@
 //! Cluster mode under faults, with real processes killed by SIGKILL: the NATS JetStream cluster
 //! as the test harness starts it (tests/common/nats.rs), a Switchyard node killed while it holds
-//! deliveries (and one stopped gracefully), a NATS server killed under load, the whole NATS cluster restarted, and the holder of
-//! an exclusive group's lease killed or frozen (SIGSTOP) past its lease, then thawed. Each fault
+//! deliveries (and one stopped gracefully), a NATS server killed under load or under an idle
+//! consumer's node, the whole NATS cluster restarted, and the holder of an exclusive group's
+//! lease killed or frozen (SIGSTOP) past its lease, then thawed. Each fault
 //! test checks what was acknowledged against what arrived: nothing lost, nothing unexpected,
 //! duplicates counted.
 //!
@@ -440,6 +441,113 @@ async fn a_restarted_nats_cluster_keeps_declared_groups_and_queued_messages() {
     let all: BTreeSet<usize> = (0..20).collect();
     drain(&mut broker, &mut stream, &mut received, &all).await;
     assert_eq!(received.check(&all, &all), 0);
+}
+
+/// The servers that lead stream `stream` or one of its consumers, once each has a leader, as
+/// node `node` sees them.
+async fn stream_leaders(
+    cluster: &NatsCluster,
+    node: usize,
+    stream: &str,
+) -> Option<BTreeSet<String>> {
+    let path = "/jsz?accounts=true&streams=true&consumers=true";
+    let (status, body) = try_get(cluster.monitor(node), path).await.ok()?;
+    if status != 200 {
+        return None;
+    }
+    let jsz: Value = serde_json::from_str(&body).ok()?;
+
+    let detail = jsz["account_details"]
+        .as_array()?
+        .iter()
+        .filter_map(|account| account["stream_detail"].as_array())
+        .flatten()
+        .find(|detail| detail["name"] == stream)?;
+    let consumers = detail["consumer_detail"].as_array()?;
+    let mut leaders = BTreeSet::new();
+    for led in std::iter::once(detail).chain(consumers) {
+        let leader = led["cluster"]["leader"]
+            .as_str()
+            .filter(|leader| !leader.is_empty())?;
+        leaders.insert(leader.to_owned());
+    }
+    (!consumers.is_empty()).then_some(leaders)
+}
+
+/// A node whose NATS server dies reconnects to another, and its consumer pulls again as soon as
+/// it has, rather than once the pull it had made would have expired (5 s): JetStream may have
+/// dropped that pull with the old connection. The server killed leads neither the stream nor the
+/// group, so nothing waits for an election.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server 2.14+: bash .ci/run installs it"]
+async fn a_consumer_pulls_again_once_its_node_reconnects_to_another_nats_server() {
+    let mut cluster = within_for(CLUSTER_START, "a 3-node cluster", NatsCluster::start(3)).await;
+    let deployment = Deployment::new(&cluster.urls().join(","));
+    let _stream = OwnedDeployment(deployment.clone());
+    let publishing = TestServer::nodes_of(test_config(), &deployment, 1).await;
+    let topic = unique("cluster.reconnect");
+    let mut admin = publishing.admin().await;
+    declare_ok(&mut admin, declaration(&topic, "workers")).await;
+    let leaders = within_for(RECOVERY, "the stream's and the group's leaders", async {
+        loop {
+            if let Some(leaders) = stream_leaders(&cluster, 0, &deployment.prefix).await {
+                return leaders;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let doomed = (0..3)
+        .find(|node| !leaders.contains(&format!("n{node}")))
+        .expect("three servers, at most two leaders");
+    // The consuming node is given the doomed server alone, and learns the others from it.
+    let consuming_deployment = Deployment {
+        urls: cluster.urls()[doomed].clone(),
+        ..deployment.clone()
+    };
+    let consuming = TestServer::nodes_of(test_config(), &consuming_deployment, 1).await;
+    let mut publisher = publishing.broker().await;
+    let mut broker = consuming.broker().await;
+    let mut stream = consume_ok(&mut broker, consume_request(&topic, "workers")).await;
+    publish_ok(&mut publisher, vec![numbered(&topic, 0, 8)]).await;
+    let first = next_delivery(&mut stream).await;
+    ack_all(&mut broker, &[first]).await;
+    // The consumer's next pull is waiting at the server.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    cluster.kill(doomed).await;
+    let killed_at = Instant::now();
+    // Time for the node to reconnect. What is published while its pull cannot take it (the pull
+    // was dropped, or its interest is not back yet) would wait out the group's AckWait: that is
+    // not what this test is about.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    within_for(RECOVERY, "a publish after the kill", async {
+        loop {
+            let request = pb::PublishRequest {
+                messages: vec![numbered(&topic, 1, 8)],
+                wait_for_room: false,
+            };
+            if let Ok(Ok(_)) = tokio::time::timeout(WAIT, publisher.publish(request)).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let published_after = killed_at.elapsed();
+    let second = within_for(
+        RECOVERY,
+        "the delivery after the kill",
+        next_delivery(&mut stream),
+    )
+    .await;
+    let delivered_after = killed_at.elapsed();
+    println!("after the kill: published at {published_after:?}, delivered at {delivered_after:?}");
+    assert_eq!(delivery_number(&second), 1);
+    assert!(
+        delivered_after < Duration::from_millis(2_500),
+        "delivered {delivered_after:?} after the kill: the consumer waited for its old pull to expire"
+    );
 }
 
 /// Sends `signal` (`STOP`, `CONT`) to the process `pid`.

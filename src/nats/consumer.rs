@@ -52,7 +52,7 @@ use super::{
     groups::{self, Known},
     leases::{self, Claim},
     publish,
-    pull::Pull,
+    pull::{Pull, PullEnded},
     unavailable,
 };
 use crate::{
@@ -386,7 +386,7 @@ pub async fn consume(
         attached,
         consumer,
         batch: None,
-        stashed: None,
+        stashed: VecDeque::new(),
         started: false,
         _slot: slot,
     };
@@ -439,8 +439,9 @@ struct Pulling {
     consumer: PullConsumer,
     /// The pull under way: never for more messages than the window has room for.
     batch: Option<Pull>,
-    /// A pulled message that waits for a slot, as its slot was lent to a request meanwhile.
-    stashed: Option<async_nats::jetstream::Message>,
+    /// Pulled messages that wait for a slot each, in order: one whose slot was lent to a
+    /// request meanwhile, or what reached a pull closed as lost (`PullEnded::Lost`).
+    stashed: VecDeque<async_nats::jetstream::Message>,
     /// Whether an exclusive consumer has waited for its lease (and, after a lapse, for the old
     /// holder's deliveries to come back).
     started: bool,
@@ -530,7 +531,7 @@ impl Pulling {
             if let Some(request) = lent {
                 match pulled {
                     // Delivered once a slot frees, before anything pulled later.
-                    Ok(Some(message)) => self.stashed = Some(message),
+                    Ok(Some(message)) => self.stashed.push_front(message),
                     Ok(None) => {}
                     Err(error) => {
                         // The consumer ends: what it was lent goes back with what it held.
@@ -641,7 +642,7 @@ impl Pulling {
     /// handed to the consumer instead.
     async fn pulled(&mut self) -> Result<Option<async_nats::jetstream::Message>, BrokerError> {
         let attached = Arc::clone(&self.attached);
-        if let Some(message) = self.stashed.take() {
+        if let Some(message) = self.stashed.pop_front() {
             return Ok(Some(message));
         }
         loop {
@@ -659,6 +660,7 @@ impl Pulling {
                     &self.consumer,
                     room,
                     expires,
+                    shared.reconnects.subscribe(),
                 );
                 match self.or_end(pull).await? {
                     Ok(batch) => self.batch = Some(batch),
@@ -688,6 +690,14 @@ impl Pulling {
                 Some(Ok(message)) => return Ok(Some(message)),
                 // The pull is done (all delivered, or expired): make the next one.
                 None => self.batch = None,
+                // The connection came back and the pull stayed quiet: it is closed at the server
+                // (what reached it meanwhile waits its turn) and made again at once.
+                Some(Err(PullEnded::Lost)) => {
+                    tracing::debug!(group = %self.attached.group.group, "a pull may be lost with the old connection: pulling again");
+                    if let Some(batch) = self.batch.take() {
+                        self.stashed.extend(batch.close(CLOSE_PULL_WITHIN).await);
+                    }
+                }
                 Some(Err(error)) => {
                     self.batch = None;
                     // A lost pull (a leader change, a reconnect), or the group is gone.
@@ -731,12 +741,12 @@ impl Drop for Pulling {
         // A pull still under way may yet deliver: its messages are taken and given back too,
         // or JetStream would hold them for this consumer until the group's AckWait passed.
         let batch = self.batch.take();
-        let stashed = self.stashed.take();
+        let stashed = std::mem::take(&mut self.stashed);
         let claim = attached.claim.clone();
         if held.is_empty()
             && handed.is_empty()
             && batch.is_none()
-            && stashed.is_none()
+            && stashed.is_empty()
             && claim.is_none()
         {
             return;

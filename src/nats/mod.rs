@@ -132,6 +132,8 @@ struct Shared {
     groups: Groups,
     /// Whether `groups` can say that no group reads a topic.
     view: Arc<View>,
+    /// How many times the NATS connection was made: pulls watch it (pull.rs).
+    reconnects: tokio::sync::watch::Sender<u64>,
     consumers: Consumers,
     /// This node's queue subscriptions for requests handed straight to its consumers.
     direct: direct::Routes,
@@ -156,6 +158,8 @@ impl NatsBroker {
         let node = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         let view = Arc::new(View::default());
         let watched = Arc::clone(&view);
+        let reconnects = tokio::sync::watch::Sender::new(0u64);
+        let reconnected = reconnects.clone();
         let mut options = async_nats::ConnectOptions::new()
             .name(format!("switchyard {node}"))
             .connection_timeout(CALL_TIMEOUT)
@@ -163,13 +167,18 @@ impl NatsBroker {
             .max_reconnects(None)
             .event_callback(move |event| {
                 let view = Arc::clone(&watched);
+                let reconnected = reconnected.clone();
                 async move {
                     match event {
                         // A group change told meanwhile, or dropped, is missed.
                         async_nats::Event::Disconnected | async_nats::Event::SlowConsumer(_) => {
                             view.lost()
                         }
-                        async_nats::Event::Connected => view.wake(),
+                        async_nats::Event::Connected => {
+                            view.wake();
+                            // Pulls made before may be lost with the old connection (pull.rs).
+                            reconnected.send_modify(|count| *count += 1);
+                        }
                         _ => {}
                     }
                 }
@@ -229,6 +238,7 @@ impl NatsBroker {
             replies: Arc::default(),
             groups: Groups::default(),
             view,
+            reconnects,
             consumers: Consumers::new(&node),
             direct: direct::Routes::default(),
             census_nodes: census::Nodes::default(),

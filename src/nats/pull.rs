@@ -9,6 +9,13 @@
 //! for a while, taken by the pace it was delivering at, and only then unsubscribes. An idle pull
 //! is closed at once, so that what is published next is not delivered to a consumer that went;
 //! one that was busy is read on, so that nothing on its way is lost.
+//!
+//! A pull made before the connection came back (to the same server or another) may have been
+//! forgotten with the old connection, and it would be noticed only once it should have expired.
+//! So a pull that has heard nothing for [`LOST_AFTER`] since a reconnect ends as
+//! [`PullEnded::Lost`], and its consumer closes it as above and pulls again at once. One that
+//! survived and has messages delivers on; one that survived with nothing to deliver is idle, and
+//! closing it is safe.
 
 use std::time::Duration;
 
@@ -17,18 +24,27 @@ use async_nats::{
     jetstream::{self, consumer::PullConsumer, consumer::pull::BatchConfig},
 };
 use futures_util::StreamExt;
-use tokio::time::{Instant, timeout_at};
+use tokio::{
+    sync::watch,
+    time::{Instant, timeout_at},
+};
 
 use crate::error::BrokerError;
 
 use super::unavailable;
 
-/// What a pull ended with other than its messages: a status JetStream answered it with.
+/// What a pull ended with other than its messages.
 #[derive(Debug, thiserror::Error)]
-#[error("the pull ended with status {status}: {description}")]
-pub struct PullEnded {
-    status: StatusCode,
-    description: String,
+pub enum PullEnded {
+    /// A status JetStream answered it with.
+    #[error("the pull ended with status {status}: {description}")]
+    Status {
+        status: StatusCode,
+        description: String,
+    },
+    /// Nothing came for [`LOST_AFTER`] since the connection came back.
+    #[error("the pull was quiet since the connection came back, and may be lost with the old one")]
+    Lost,
 }
 
 /// How long past its expiry a pull is given up without the server's word that it expired: a
@@ -40,6 +56,9 @@ const QUIET_GAPS: u32 = 16;
 /// The least and the most a closing pull must have been quiet for.
 const QUIET_LEAST: Duration = Duration::from_millis(5);
 const QUIET_MOST: Duration = Duration::from_millis(100);
+/// How long a pull may hear nothing after the connection came back before it counts as lost:
+/// time for the client to subscribe again and a surviving pull's next delivery to arrive.
+const LOST_AFTER: Duration = Duration::from_millis(250);
 
 /// A pull under way: at most `remaining` more messages, until `expires` passes at the server.
 #[derive(Debug)]
@@ -54,19 +73,26 @@ pub struct Pull {
     delivered: u32,
     /// When the last message came, or the pull started.
     last: Instant,
+    /// How many times the connection was made, seen as of the pull's start; `None` once the
+    /// broker that counts them is gone.
+    reconnects: Option<watch::Receiver<u64>>,
+    /// Since when the connection is back with nothing heard from the pull.
+    quiet_since_reconnect: Option<Instant>,
 }
 
 impl Pull {
     /// Asks `consumer` for up to `count` messages, waiting at the server for up to `expires`.
-    /// Pulls ask for no idle heartbeats: a pull that is lost (a leader change, a reconnect) is
-    /// noticed when it expires.
+    /// Pulls ask for no idle heartbeats: a pull that is lost to a leader change is noticed when
+    /// it expires, and one lost to a reconnect once `reconnects` counts one (the module's doc).
     pub async fn start(
         client: &Client,
         context: &jetstream::Context,
         consumer: &PullConsumer,
         count: usize,
         expires: Duration,
+        mut reconnects: watch::Receiver<u64>,
     ) -> Result<Self, BrokerError> {
+        reconnects.mark_unchanged();
         let started = Instant::now();
         let given_up = started + expires + EXPIRY_SLACK;
         let inbox = client.new_inbox();
@@ -89,6 +115,8 @@ impl Pull {
             started,
             delivered: 0,
             last: started,
+            reconnects: Some(reconnects),
+            quiet_since_reconnect: None,
         })
     }
 
@@ -97,10 +125,39 @@ impl Pull {
     /// Cancel-safe: a message is taken from the subscription only when it is returned.
     pub async fn next(&mut self) -> Option<Result<jetstream::Message, PullEnded>> {
         while !self.ended && self.remaining > 0 {
-            let Ok(Some(message)) = timeout_at(self.given_up, self.subscriber.next()).await else {
+            let until = match self.quiet_since_reconnect {
+                Some(since) => (since + LOST_AFTER).min(self.given_up),
+                None => self.given_up,
+            };
+            let watching = match (self.reconnects.as_mut(), self.quiet_since_reconnect) {
+                (Some(reconnects), None) => Some(reconnects),
+                _ => None,
+            };
+            let reconnected = async move {
+                match watching {
+                    Some(reconnects) => reconnects.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            let subscriber = &mut self.subscriber;
+            let heard = tokio::select! {
+                heard = timeout_at(until, subscriber.next()) => heard,
+                counting = reconnected => {
+                    match counting {
+                        true => self.quiet_since_reconnect = Some(Instant::now()),
+                        false => self.reconnects = None,
+                    }
+                    continue;
+                }
+            };
+            let Ok(Some(message)) = heard else {
+                if self.quiet_since_reconnect.is_some() && Instant::now() < self.given_up {
+                    return Some(Err(PullEnded::Lost));
+                }
                 self.ended = true;
                 break;
             };
+            self.quiet_since_reconnect = None;
             match message.status.unwrap_or(StatusCode::OK) {
                 StatusCode::OK => {
                     self.remaining -= 1;
@@ -114,7 +171,7 @@ impl Pull {
                 status => {
                     self.ended = true;
                     let description = message.description.unwrap_or_default();
-                    return Some(Err(PullEnded {
+                    return Some(Err(PullEnded::Status {
                         status,
                         description,
                     }));
@@ -133,9 +190,10 @@ impl Pull {
             let quiet_until = (self.last + self.quiet()).min(until);
             match timeout_at(quiet_until, self.next()).await {
                 Ok(Some(Ok(message))) => delivered.push(message),
+                // Quiet since a reconnect: the server may still have it.
+                Ok(Some(Err(PullEnded::Lost))) | Err(_) => break,
                 // The server ended the pull: nothing more comes to it.
                 Ok(_) => return delivered,
-                Err(_) => break,
             }
         }
         if self.subscriber.drain().await.is_err() {

@@ -49,8 +49,31 @@ async fn exchange(
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| io::Error::other(format!("no status line in {response:?}")))?;
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = match chunked {
+        true => {
+            unchunked(body).ok_or_else(|| io::Error::other(format!("bad chunks in {body:?}")))?
+        }
+        false => body.to_owned(),
+    };
     Ok(match status {
-        200..300 => (status, body.to_owned()),
+        200..300 => (status, body),
         _ => (status, format!("{head}\r\n\r\n{body}")),
     })
+}
+
+/// A body sent in chunks (as Go's HTTP server sends one of more than a few KiB), joined.
+fn unchunked(mut chunks: &str) -> Option<String> {
+    let mut body = String::new();
+    loop {
+        let (size, rest) = chunks.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(body);
+        }
+        body.push_str(rest.get(..size)?);
+        chunks = rest.get(size..)?.strip_prefix("\r\n")?;
+    }
 }
