@@ -6,7 +6,9 @@ package switchyard_test
 import (
 	"context"
 	"errors"
+	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -109,9 +111,7 @@ func TestPublisherBackpressure(t *testing.T) {
 	if _, err := client.Publish(ctx, switchyard.Message{Topic: "pub.warm"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Kill(b.pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	stop(t, b.pid)
 	continued := false
 	resume := func() {
 		if !continued {
@@ -171,9 +171,7 @@ func TestPublisherCloseKeepsToItsContext(t *testing.T) {
 	if _, err := first.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Kill(b.pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	stop(t, b.pid)
 	defer func() { _ = syscall.Kill(b.pid, syscall.SIGCONT) }()
 	var taken []*switchyard.PendingPublish
 	for range 3 {
@@ -240,5 +238,30 @@ func TestPublisherWaitsForRoom(t *testing.T) {
 	}
 	if published, err := waiting.Wait(ctx); err != nil || published.Groups != 1 {
 		t.Fatalf("once there was room: %+v, %v", published, err)
+	}
+}
+
+// stop sends SIGSTOP to pid and waits until the process is stopped: the signal is delivered
+// asynchronously, and a broker still running for a moment would answer what comes next.
+func stop(t *testing.T, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The state follows the command's closing parenthesis: "T" once stopped.
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(fields) > 0 && fields[0] == "T" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d not stopped after 5 s: %s", pid, stat)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
